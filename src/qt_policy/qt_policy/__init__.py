@@ -1,0 +1,1 @@
+"""qt_policy: Q-Transformer offline RL policy for robot arms, with ROS 2 nodes."""

@@ -1,0 +1,67 @@
+"""ament_python setup for qt_policy.
+
+Besides the package itself this installs, into share/qt_policy, the repo-level
+launch/, config/ and models/ directories (they live at the repository root,
+two levels above this file). Missing directories are skipped.
+"""
+import os
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'qt_policy'
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.normpath(os.path.join(HERE, '..', '..'))
+
+
+def _tree(src_dir, dest_dir):
+    """data_files entries for every file under REPO_ROOT/src_dir (recursive), paths relative to HERE."""
+    root = os.path.join(REPO_ROOT, src_dir)
+    entries = {}
+    if not os.path.isdir(root):
+        return []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.') and d != '__pycache__')
+        files = [
+            os.path.relpath(os.path.join(dirpath, f), HERE)
+            for f in sorted(filenames)
+            if not f.startswith('.') and not f.endswith('.pyc')
+        ]
+        if files:
+            rel = os.path.relpath(dirpath, root)
+            target = dest_dir if rel == '.' else os.path.join(dest_dir, rel)
+            entries.setdefault(target, []).extend(files)
+    return sorted(entries.items())
+
+
+share = os.path.join('share', package_name)
+data_files = [
+    ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+    (share, ['package.xml']),
+]
+data_files += _tree('launch', os.path.join(share, 'launch'))
+data_files += _tree('config', os.path.join(share, 'config'))
+data_files += _tree('models', os.path.join(share, 'models'))
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=data_files,
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='qt_ros developers',
+    maintainer_email='dev@example.com',
+    description='Q-Transformer offline RL policy for robot arms (ROS 2).',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            # ------------------------------------------------------------------
+            # Node / tool executables go here, one per line, e.g.
+            #   'policy_node = qt_policy.policy_node:main',
+            # Installed into lib/qt_policy so `ros2 run qt_policy <name>` finds them.
+            # ------------------------------------------------------------------
+        ],
+    },
+)
