@@ -1,0 +1,1 @@
+"""Q-Transformer core: plain PyTorch, no ROS. Discretization, model, decoding, losses, data, training."""

@@ -1,0 +1,55 @@
+"""Checkpoints: weights as safetensors, the configs as JSON beside them, optimizer state for resume."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import ModelConfig, from_dict, to_dict
+from .model import QTransformer
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+TRAINING_STATE = "training_state.pt"
+
+
+def save_checkpoint(directory, model: QTransformer, metadata: dict | None = None, training_state: dict | None = None) -> Path:
+    """Write atomically (temp file + rename) so a crash never leaves a half-written checkpoint."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    _atomic(directory / WEIGHTS, lambda p: save_file(tensors, str(p)))
+    config = {"model": to_dict(model.cfg), **(metadata or {})}
+    _atomic(directory / CONFIG, lambda p: p.write_text(json.dumps(config, indent=2)))
+    if training_state is not None:
+        _atomic(directory / TRAINING_STATE, lambda p: torch.save(training_state, p))
+    return directory
+
+
+def _atomic(path: Path, write):
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def read_config(directory) -> dict:
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"no {CONFIG} in checkpoint directory {directory}")
+    return json.loads(path.read_text())
+
+
+def load_model(directory, device: str | torch.device = "cpu") -> QTransformer:
+    directory = Path(directory)
+    cfg = from_dict(ModelConfig, read_config(directory)["model"])
+    model = QTransformer(cfg)
+    model.load_state_dict(load_file(str(directory / WEIGHTS), device="cpu"))
+    return model.to(device).eval()
+
+
+def load_training_state(directory) -> dict | None:
+    path = Path(directory) / TRAINING_STATE
+    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None

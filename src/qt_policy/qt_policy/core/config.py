@@ -1,0 +1,86 @@
+"""Configuration dataclasses: the one source of truth for the model, the loss and training.
+
+The CLI builds its flags from these fields and the ROS nodes declare their parameters from them,
+so a default changed here changes everywhere. Each config round-trips through a plain dict (JSON /
+YAML) and is saved next to the weights it describes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Type, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class ModelConfig:
+    """Q-Transformer network. Defaults are sized to train and act on 2 CPU cores."""
+
+    action_dim: int = 4
+    num_bins: int = 256
+    action_low: list[float] = field(default_factory=lambda: [-1.0, -1.0, -1.0, -1.0])
+    action_high: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])
+    action_names: list[str] = field(default_factory=lambda: ["dx", "dy", "dz", "gripper"])
+    image_size: int = 64  # square RGB input; 0 means no camera (state-only model, used in tests)
+    frames: int = 2  # frame history length
+    conv_channels: list[int] = field(default_factory=lambda: [32, 64, 96])  # stride-2 FiLM conv blocks
+    tokens_per_frame: int = 8  # TokenLearner output tokens per frame
+    text_dim: int = 384  # instruction embedding size (all-MiniLM-L6-v2)
+    state_dim: int = 0  # proprioceptive state size; 0 means none
+    d_model: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
+            raise ValueError("action_low/action_high must have action_dim entries")
+        if len(self.action_names) != self.action_dim:
+            raise ValueError("action_names must have action_dim entries")
+        if self.d_model % self.num_heads:
+            raise ValueError("d_model must be divisible by num_heads")
+        if self.image_size == 0 and self.state_dim == 0:
+            raise ValueError("the model needs a camera (image_size > 0) or a state (state_dim > 0)")
+
+
+@dataclass
+class LossConfig:
+    """Q-Transformer loss. Each of the three method components can be switched off for ablations."""
+
+    gamma: float = 0.98
+    n_step: int = 4  # n-step return across time steps; 1 disables
+    conservative_weight: float = 1.0  # alpha: pushes Q of non-dataset bins toward 0; 0 disables
+    use_mc_lower_bound: bool = True  # target = max(MC return-to-go, bootstrapped target)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping for one training run."""
+
+    steps: int = 20000
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    target_tau: float = 0.005  # Polyak rate of the target network
+    seed: int = 0
+    algo: str = "qt"  # qt | bc
+    log_every: int = 100
+    checkpoint_every: int = 2000
+    num_workers: int = 0
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: Type[T], data: dict[str, Any] | None) -> T:
+    """Build a config from a dict, rejecting unknown keys with a clear message."""
+    data = dict(data or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {unknown}; known: {sorted(names)}")
+    return cls(**data)

@@ -1,0 +1,66 @@
+"""Q-Transformer loss (Chebotar et al. 2023, Sec. 4): per-dimension Bellman targets, the
+conservative regularizer toward the minimal return (0), the Monte-Carlo lower bound, n-step returns.
+Also the behaviour-cloning loss used by the baselines, on the same backbone.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .batch import TransitionBatch
+from .config import LossConfig
+from .model import QTransformer
+
+
+def bellman_targets(target_q: torch.Tensor, next_first_q: torch.Tensor, reward_sum: torch.Tensor,
+                    discount: torch.Tensor, mc_return: torch.Tensor | None) -> torch.Tensor:
+    """Per-dimension regression targets, (B, d).
+
+    target_q: target-network Q at s_t with the dataset bins fed in, (B, d, bins).
+    next_first_q: target-network Q of the first dimension at s_{t+n}, (B, bins).
+    For i < d: max over the bins of dimension i+1 of the same step.
+    For i = d: reward_sum + discount * max_b Q(s_{t+n}, a^1 = b); discount is 0 past the episode end.
+    mc_return, when given, bounds every target from below (it lower-bounds the optimal Q of any
+    prefix of the dataset action).
+    """
+    within_step = target_q[:, 1:].max(dim=-1).values
+    last = reward_sum + discount * next_first_q.max(dim=-1).values
+    targets = torch.cat([within_step, last[:, None]], dim=1)
+    if mc_return is not None:
+        targets = torch.maximum(targets, mc_return[:, None])
+    return targets
+
+
+def conservative_penalty(q: torch.Tensor, action_bins: torch.Tensor) -> torch.Tensor:
+    """Mean over non-dataset bins of Q^2 (Q, not logits: a logit of 0 is Q = 0.5), (B, d)."""
+    unseen = torch.ones_like(q).scatter_(-1, action_bins[..., None], 0.0)
+    return (q.pow(2) * unseen).sum(-1) / (q.shape[-1] - 1)
+
+
+def q_transformer_loss(model: QTransformer, target_model: QTransformer, batch: TransitionBatch,
+                       cfg: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    context = model.encode_context(batch.obs.images, batch.obs.text, batch.obs.state)
+    q = model.q_values(context, batch.action_bins)  # (B, d, bins)
+    with torch.no_grad():
+        t_context = target_model.encode_context(batch.obs.images, batch.obs.text, batch.obs.state)
+        target_q = target_model.q_values(t_context, batch.action_bins)
+        n = batch.next_obs
+        next_first_q = target_model.first_dim_q(target_model.encode_context(n.images, n.text, n.state))
+        mc = batch.mc_return if cfg.use_mc_lower_bound else None
+        targets = bellman_targets(target_q, next_first_q, batch.reward_sum, batch.discount, mc)
+    q_data = q.gather(-1, batch.action_bins[..., None])[..., 0]
+    td = 0.5 * (q_data - targets).pow(2).mean()
+    penalty = conservative_penalty(q, batch.action_bins).mean()
+    loss = td + 0.5 * cfg.conservative_weight * penalty
+    info = {"loss": loss.item(), "td_loss": td.item(), "conservative_penalty": penalty.item(),
+            "q_data": q_data.mean().item(), "target": targets.mean().item(), "q_unseen_rms": penalty.sqrt().item()}
+    return loss, info
+
+
+def behaviour_cloning_loss(model: QTransformer, batch: TransitionBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy of the dataset bin at every dimension; decoding then takes the most likely bin."""
+    context = model.encode_context(batch.obs.images, batch.obs.text, batch.obs.state)
+    logits = model.action_logits(context, batch.action_bins[:, : model.cfg.action_dim - 1])
+    loss = F.cross_entropy(logits.flatten(0, 1), batch.action_bins.flatten())
+    acc = (logits.argmax(-1) == batch.action_bins).float().mean()
+    return loss, {"loss": loss.item(), "bin_accuracy": acc.item()}

@@ -1,0 +1,167 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from qt_policy.core.checkpoint import load_model, save_checkpoint
+from qt_policy.core.config import ModelConfig
+from qt_policy.core.decoding import decode_from_context, greedy_decode
+from qt_policy.core.model import QTransformer
+
+
+def state_model(action_dim=3, num_bins=5, seed=0, **kw) -> QTransformer:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(action_dim=action_dim, num_bins=num_bins, action_low=[-1.0] * action_dim, action_high=[1.0] * action_dim,
+                      action_names=[f"a{i}" for i in range(action_dim)], image_size=0, state_dim=6, text_dim=8,
+                      d_model=32, num_layers=2, num_heads=4, **kw)
+    model = QTransformer(cfg).eval()
+    with torch.no_grad():  # spread the head so argmaxes are well separated and ties impossible
+        model.head_weight.mul_(4.0)
+    return model
+
+
+def image_model(action_dim=4, seed=0) -> QTransformer:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(action_dim=action_dim, action_low=[-1.0] * action_dim, action_high=[1.0] * action_dim,
+                      action_names=[f"a{i}" for i in range(action_dim)], image_size=32, frames=2, conv_channels=[8, 16],
+                      tokens_per_frame=4, text_dim=16, d_model=32, num_layers=2, num_heads=2)
+    return QTransformer(cfg).eval()
+
+
+def random_context(model, batch=4, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    cfg = model.cfg
+    text = torch.randn(batch, cfg.text_dim, generator=g)
+    state = torch.randn(batch, cfg.state_dim, generator=g) if cfg.state_dim else None
+    images = None
+    if cfg.image_size:
+        images = torch.randint(0, 256, (batch, cfg.frames, cfg.image_size, cfg.image_size, 3), generator=g, dtype=torch.uint8)
+    return images, text, state
+
+
+def test_decoding_equals_exhaustive_search_over_the_chain():
+    model = state_model(action_dim=3, num_bins=5)
+    images, text, state = random_context(model, batch=3)
+    ctx = model.encode_context(images, text, state)
+    b, d, n = 3, 3, 5
+    # Q of every dimension for every one of the n^d full actions, by teacher forcing
+    table = {}
+    for combo in itertools.product(range(n), repeat=d):
+        bins = torch.tensor([combo] * b)
+        table[combo] = model.q_values(ctx, bins).detach()  # (b, d, n)
+    out = greedy_decode(model, images, text, state)
+    for k in range(b):
+        prefix = ()
+        for i in range(d):
+            full = prefix + (0,) * (d - len(prefix))
+            q_row = table[full][k, i]  # depends on the prefix only (causal), not on the zero padding
+            best = int(q_row.argmax())
+            assert out.bins[k, i].item() == best
+            assert out.dim_q[k, i].item() == pytest.approx(q_row[best].item(), abs=1e-5)
+            prefix += (best,)
+        assert out.q_value[k].item() == pytest.approx(table[prefix][k, d - 1, prefix[-1]].item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("action_dim", [4, 8, 11])
+def test_cached_decoding_equals_uncached_recomputation(action_dim):
+    model = state_model(action_dim=action_dim, num_bins=256, seed=action_dim)
+    images, text, state = random_context(model, batch=5)
+    ctx = model.encode_context(images, text, state)
+    cached = decode_from_context(model, ctx, use_cache=True)
+    uncached = decode_from_context(model, ctx, use_cache=False)
+    assert torch.equal(cached.bins, uncached.bins)
+    torch.testing.assert_close(cached.dim_q, uncached.dim_q, atol=1e-5, rtol=0)
+
+
+def test_cached_equals_uncached_with_images():
+    model = image_model()
+    images, text, state = random_context(model, batch=3)
+    a = greedy_decode(model, images, text, state, use_cache=True)
+    b = greedy_decode(model, images, text, state, use_cache=False)
+    assert torch.equal(a.bins, b.bins)
+    torch.testing.assert_close(a.q_value, b.q_value, atol=1e-5, rtol=0)
+
+
+def test_greedy_decoding_is_deterministic():
+    """Defect: randomised greedy decoding. Same input, same action, every time, without an epsilon."""
+    model = state_model(num_bins=256)
+    images, text, state = random_context(model, batch=8)
+    first = greedy_decode(model, images, text, state)
+    for _ in range(5):
+        again = greedy_decode(model, images, text, state)
+        assert torch.equal(first.bins, again.bins)
+        assert torch.equal(first.q_value, again.q_value)
+
+
+def test_epsilon_exploration_is_explicit_and_reproducible():
+    model = state_model(num_bins=256)
+    images, text, state = random_context(model, batch=64)
+    greedy = greedy_decode(model, images, text, state)
+    a = greedy_decode(model, images, text, state, epsilon=1.0, generator=torch.Generator().manual_seed(3))
+    b = greedy_decode(model, images, text, state, epsilon=1.0, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a.bins, b.bins)
+    assert (a.bins != greedy.bins).float().mean() > 0.9
+    with pytest.raises(ValueError):
+        greedy_decode(model, images, text, state, epsilon=1.5)
+
+
+def test_training_and_decoding_use_the_same_bins():
+    """Defect: a bin offset between training (teacher forcing) and decoding.
+
+    The Q that decoding reports for its choice must be exactly what the training pass computes
+    when fed the decoded bins, and the continuous action must map back to the same bins.
+    """
+    model = state_model(action_dim=4, num_bins=256)
+    images, text, state = random_context(model, batch=6)
+    out = greedy_decode(model, images, text, state)
+    ctx = model.encode_context(images, text, state)
+    q_train = model.q_values(ctx, out.bins).gather(-1, out.bins[..., None])[..., 0]
+    torch.testing.assert_close(q_train, out.dim_q, atol=1e-5, rtol=0)
+    assert torch.equal(model.discretizer.to_bins(out.values), out.bins)
+
+
+def test_action_prefix_is_causal():
+    model = state_model(action_dim=4, num_bins=16)
+    images, text, state = random_context(model, batch=2)
+    ctx = model.encode_context(images, text, state)
+    bins = torch.randint(0, 16, (2, 4))
+    q = model.q_values(ctx, bins)
+    changed = bins.clone()
+    changed[:, 2] = (changed[:, 2] + 5) % 16
+    q2 = model.q_values(ctx, changed)
+    torch.testing.assert_close(q[:, :3], q2[:, :3])  # dims 0..2 do not see a^3's bin (index 2)
+    assert not torch.allclose(q[:, 3], q2[:, 3])  # dim 3 does
+
+
+def test_batched_decoding_equals_one_by_one():
+    model = image_model()
+    images, text, state = random_context(model, batch=4)
+    batched = greedy_decode(model, images, text, state)
+    for k in range(4):
+        single = greedy_decode(model, images[k:k + 1], text[k:k + 1])
+        assert torch.equal(single.bins[0], batched.bins[k])
+        assert single.q_value[0].item() == pytest.approx(batched.q_value[k].item(), abs=1e-5)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = image_model()
+    images, text, state = random_context(model, batch=2)
+    save_checkpoint(tmp_path / "ckpt", model, {"note": "test"})
+    loaded = load_model(tmp_path / "ckpt")
+    assert loaded.cfg == model.cfg
+    a, b = greedy_decode(model, images, text), greedy_decode(loaded, images, text)
+    assert torch.equal(a.bins, b.bins) and torch.equal(a.q_value, b.q_value)
+
+
+def test_wrong_image_shape_is_a_clear_error():
+    model = image_model()
+    images, text, _ = random_context(model, batch=1)
+    with pytest.raises(ValueError, match="images must be"):
+        greedy_decode(model, images[:, :, :16], text)
+
+
+def test_default_model_is_small():
+    from qt_policy.core.model import count_parameters
+    n = count_parameters(QTransformer(ModelConfig()))
+    assert 2e5 < n < 5e6, n
