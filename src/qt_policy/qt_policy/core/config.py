@@ -24,7 +24,7 @@ class ModelConfig:
     action_names: list[str] = field(default_factory=lambda: ["dx", "dy", "dz", "gripper"])
     image_size: int = 64  # square RGB input; 0 means no camera (state-only model, used in tests)
     frames: int = 2  # frame history length
-    conv_channels: list[int] = field(default_factory=lambda: [32, 64, 96])  # stride-2 FiLM conv blocks
+    conv_channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # stride-2 FiLM conv blocks
     tokens_per_frame: int = 8  # TokenLearner output tokens per frame
     text_dim: int = 384  # instruction embedding size (all-MiniLM-L6-v2)
     state_dim: int = 0  # proprioceptive state size; 0 means none

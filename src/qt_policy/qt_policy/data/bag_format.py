@@ -1,0 +1,265 @@
+"""The episode bag format: topic names, the rosbags typestore, and message builders.
+
+One episode = one rosbag2 folder (MCAP storage, ros2 profile) with these topics:
+
+* ``/camera/image_raw``  sensor_msgs/msg/Image (rgb8 when we write it; header.stamp = capture time)
+* ``/instruction``       std_msgs/msg/String (written first)
+* ``/robot_state``       sensor_msgs/msg/JointState (optional; name = state names, position = values)
+* ``/qt/action``         qt_msgs/msg/QAction, one per control step; header.stamp = stamp of the camera
+  frame the action was computed from; ``bins`` may be empty and ``q_value`` NaN for human/scripted actions
+* ``/episode_result``    qt_msgs/msg/EpisodeResult, written once, last, when the episode is finalized
+
+Alignment when reading: step t = the t-th QAction in log-time order; its observation is the latest image
+(and latest state) whose header.stamp <= the action's header.stamp (if none: the first image). Reward is 1
+on the last step iff EpisodeResult.success. A bag without /episode_result is incomplete and is rejected.
+
+The typestore is rosbags' ROS 2 Kilted store plus the qt_msgs types parsed from their .msg files (the
+installed ``share/qt_msgs/msg`` of an ament prefix, else the source tree ``src/qt_msgs/msg``), so the
+type hashes written into bags are the ones rclpy uses.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+# ----------------------------------------------------------------------------------------- topics
+IMAGE_TOPIC = "/camera/image_raw"
+INSTRUCTION_TOPIC = "/instruction"
+STATE_TOPIC = "/robot_state"
+ACTION_TOPIC = "/qt/action"
+RESULT_TOPIC = "/episode_result"
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+STRING_TYPE = "std_msgs/msg/String"
+JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
+QACTION_TYPE = "qt_msgs/msg/QAction"
+EPISODE_RESULT_TYPE = "qt_msgs/msg/EpisodeResult"
+
+#: default topic -> message type of the episode bag format
+TOPIC_TYPES = {
+    IMAGE_TOPIC: IMAGE_TYPE,
+    INSTRUCTION_TOPIC: STRING_TYPE,
+    STATE_TOPIC: JOINT_STATE_TYPE,
+    ACTION_TOPIC: QACTION_TYPE,
+    RESULT_TOPIC: EPISODE_RESULT_TYPE,
+}
+
+#: metadata.yaml ``custom_data`` keys written by the episode writer
+CUSTOM_FORMAT_KEY = "qt_ros.format"
+CUSTOM_FORMAT_VALUE = "episode-v1"
+CUSTOM_TASK_KEY = "qt_ros.task"
+
+PARTIAL_SUFFIX = ".partial"
+QT_MSGS_PACKAGE = "qt_msgs"
+
+#: channels per supported 8-bit image encoding
+IMAGE_ENCODING_CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}
+
+
+# ------------------------------------------------------------------------------- qt_msgs .msg files
+def _ament_share_candidates() -> list[Path]:
+    out = []
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if prefix:
+            out.append(Path(prefix) / "share" / QT_MSGS_PACKAGE / "msg")
+    try:  # ament_index_python, when importable, knows the same prefixes (and nothing more)
+        from ament_index_python.packages import get_package_share_directory
+
+        out.append(Path(get_package_share_directory(QT_MSGS_PACKAGE)) / "msg")
+    except Exception:  # noqa: BLE001  (not installed / package not found)
+        pass
+    return out
+
+
+def _source_tree_candidates() -> list[Path]:
+    out = []
+    root = os.environ.get("QT_ROS_ROOT")
+    if root:
+        out.append(Path(root) / "src" / QT_MSGS_PACKAGE / "msg")
+    for parent in Path(__file__).resolve().parents:
+        out.append(parent / "src" / QT_MSGS_PACKAGE / "msg")
+        out.append(parent / QT_MSGS_PACKAGE / "msg")
+    return out
+
+
+def find_qt_msgs_dir() -> Path:
+    """Directory holding qt_msgs' .msg files: an installed ament share dir first, else the source tree.
+
+    The installed definitions win because they are what the running ROS nodes were built from (raw CDR
+    bytes recorded from rclpy must match the definition stored in the bag).
+    """
+    tried = []
+    for cand in _ament_share_candidates() + _source_tree_candidates():
+        if cand in tried:
+            continue
+        tried.append(cand)
+        if cand.is_dir() and any(cand.glob("*.msg")):
+            return cand
+    raise FileNotFoundError(
+        "qt_msgs message definitions not found: no share/qt_msgs/msg/*.msg under AMENT_PREFIX_PATH "
+        "(build and source the workspace: `source scripts/env.sh`) and no src/qt_msgs/msg in the source "
+        "tree. Looked in:\n  " + "\n  ".join(str(p) for p in tried)
+    )
+
+
+def _ros2_store():
+    from rosbags.typesys import Stores, get_typestore
+
+    for name in ("ROS2_KILTED", "LATEST", "ROS2_JAZZY", "ROS2_HUMBLE"):
+        store = getattr(Stores, name, None)
+        if store is not None:
+            return get_typestore(store)
+    raise RuntimeError("rosbags has no ROS 2 typestore")  # pragma: no cover
+
+
+@functools.lru_cache(maxsize=8)
+def _typestore_for(msg_dir: str):
+    from rosbags.typesys import get_types_from_msg
+
+    store = _ros2_store()
+    types = {}
+    for msg_file in sorted(Path(msg_dir).glob("*.msg")):
+        name = f"{QT_MSGS_PACKAGE}/msg/{msg_file.stem}"
+        types.update(get_types_from_msg(msg_file.read_text(encoding="utf-8"), name))
+    store.register(types)
+    return store
+
+
+def get_episode_typestore(msg_dir: str | os.PathLike | None = None):
+    """rosbags Typestore: ROS 2 Kilted messages + qt_msgs (cached per .msg directory).
+
+    ``msg_dir`` overrides the search of :func:`find_qt_msgs_dir`.
+    """
+    msg_dir = Path(msg_dir) if msg_dir is not None else find_qt_msgs_dir()
+    return _typestore_for(str(msg_dir.resolve()))
+
+
+# ------------------------------------------------------------------------------------ time helpers
+def stamp_to_ns(stamp) -> int:
+    """builtin_interfaces/Time (rosbags object) -> int nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def header_ns(msg) -> int:
+    return stamp_to_ns(msg.header.stamp)
+
+
+def make_header(stamp_ns: int, frame_id: str = "", typestore=None):
+    ts = typestore or get_episode_typestore()
+    stamp_ns = int(stamp_ns)
+    if stamp_ns < 0:
+        raise ValueError(f"negative stamp {stamp_ns}")
+    time_cls = ts.types["builtin_interfaces/msg/Time"]
+    header_cls = ts.types["std_msgs/msg/Header"]
+    return header_cls(stamp=time_cls(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
+                      frame_id=frame_id)
+
+
+# ---------------------------------------------------------------------------------- message builders
+def make_image_msg(image: np.ndarray, stamp_ns: int, frame_id: str = "camera", encoding: str = "rgb8",
+                   typestore=None):
+    """sensor_msgs/Image from an (H, W, 3) uint8 RGB array (or (H, W) for mono8, (H, W, 4) for rgba8)."""
+    ts = typestore or get_episode_typestore()
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
+    channels = IMAGE_ENCODING_CHANNELS.get(encoding)
+    if channels is None:
+        raise ValueError(f"unsupported encoding {encoding!r}; supported: {sorted(IMAGE_ENCODING_CHANNELS)}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] != channels:
+        raise ValueError(f"image shape {image.shape} does not match encoding {encoding}")
+    h, w = image.shape[:2]
+    data = np.ascontiguousarray(image).reshape(-1)
+    return ts.types[IMAGE_TYPE](header=make_header(stamp_ns, frame_id, ts), height=h, width=w,
+                                encoding=encoding, is_bigendian=0, step=w * channels, data=data)
+
+
+def image_msg_to_rgb(msg) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a sensor_msgs/Image (rgb8/bgr8/mono8/rgba8/bgra8; row padding allowed)."""
+    enc = str(msg.encoding).lower()
+    channels = IMAGE_ENCODING_CHANNELS.get(enc)
+    if channels is None:
+        raise ValueError(f"unsupported image encoding {msg.encoding!r}; supported: "
+                         f"{sorted(IMAGE_ENCODING_CHANNELS)}")
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    row = w * channels
+    if step < row:
+        raise ValueError(f"image step {step} < width*channels {row}")
+    buf = np.frombuffer(memoryview(msg.data), dtype=np.uint8) if not isinstance(msg.data, np.ndarray) \
+        else msg.data.view(np.uint8).reshape(-1)
+    if buf.size < h * step - (step - row):
+        raise ValueError(f"image data has {buf.size} bytes, expected {h * step} ({h} rows x step {step})")
+    if buf.size < h * step:  # last row's padding omitted
+        buf = np.concatenate([buf, np.zeros(h * step - buf.size, np.uint8)])
+    arr = buf[: h * step].reshape(h, step)[:, :row].reshape(h, w, channels)
+    if enc == "rgb8":
+        out = arr
+    elif enc == "bgr8":
+        out = arr[:, :, ::-1]
+    elif enc == "mono8":
+        out = np.repeat(arr, 3, axis=2)
+    elif enc == "rgba8":
+        out = arr[:, :, :3]
+    else:  # bgra8
+        out = arr[:, :, 2::-1]
+    return np.ascontiguousarray(out, dtype=np.uint8)
+
+
+def make_string_msg(text: str, typestore=None):
+    ts = typestore or get_episode_typestore()
+    return ts.types[STRING_TYPE](data=str(text))
+
+
+def make_joint_state_msg(values: np.ndarray, names: Sequence[str], stamp_ns: int, frame_id: str = "",
+                         typestore=None):
+    """sensor_msgs/JointState with name = state names and position = values (velocity/effort empty)."""
+    ts = typestore or get_episode_typestore()
+    pos = np.asarray(values, dtype=np.float64).reshape(-1)
+    names = [str(n) for n in names]
+    if names and len(names) != pos.size:
+        raise ValueError(f"{len(names)} state names for {pos.size} values")
+    empty = np.zeros(0, dtype=np.float64)
+    return ts.types[JOINT_STATE_TYPE](header=make_header(stamp_ns, frame_id, ts), name=names,
+                                      position=pos, velocity=empty, effort=empty.copy())
+
+
+def make_qaction_msg(values: np.ndarray, stamp_ns: int, dimension_names: Sequence[str] = (),
+                     bins: np.ndarray | Sequence[int] | None = None, q_value: float = math.nan,
+                     terminate: bool = False, instruction: str = "", frame_id: str = "", typestore=None):
+    """qt_msgs/QAction; ``stamp_ns`` = stamp of the camera frame the action was computed from.
+
+    ``bins`` None/empty for human or scripted actions; ``q_value`` NaN when unknown.
+    """
+    ts = typestore or get_episode_typestore()
+    vals = np.asarray(values, dtype=np.float32).reshape(-1)
+    names = [str(n) for n in dimension_names]
+    if names and len(names) != vals.size:
+        raise ValueError(f"{len(names)} dimension names for {vals.size} action values")
+    b = np.zeros(0, np.uint16) if bins is None else np.asarray(bins).reshape(-1)
+    if b.size and b.size != vals.size:
+        raise ValueError(f"{b.size} bins for {vals.size} action values")
+    if b.size and (b.min() < 0 or b.max() > np.iinfo(np.uint16).max):
+        raise ValueError("bins out of uint16 range")
+    return ts.types[QACTION_TYPE](header=make_header(stamp_ns, frame_id, ts), instruction=str(instruction),
+                                  dimension_names=names, values=vals, bins=b.astype(np.uint16),
+                                  q_value=float(q_value), terminate=bool(terminate))
+
+
+def make_episode_result_msg(stamp_ns: int, episode_id: str = "", instruction: str = "", success: bool = False,
+                            reward: float | None = None, num_steps: int = 0, end_reason: str = "",
+                            bag_path: str = "", frame_id: str = "", typestore=None):
+    """qt_msgs/EpisodeResult; reward defaults to 1.0 on success else 0.0."""
+    ts = typestore or get_episode_typestore()
+    if reward is None:
+        reward = 1.0 if success else 0.0
+    return ts.types[EPISODE_RESULT_TYPE](header=make_header(stamp_ns, frame_id, ts), episode_id=str(episode_id),
+                                         instruction=str(instruction), success=bool(success),
+                                         reward=float(reward), num_steps=int(num_steps),
+                                         end_reason=str(end_reason), bag_path=str(bag_path))

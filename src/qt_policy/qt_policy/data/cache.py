@@ -1,0 +1,190 @@
+"""Training cache: episode bags converted once into memory-mappable ``.npy`` arrays.
+
+Layout of ``cache_dir``::
+
+    index.json
+    episodes/<key>/images.npy    (T, H, W, 3) uint8 RGB
+    episodes/<key>/actions.npy   (T, d) float32
+    episodes/<key>/rewards.npy   (T,) float32 (1 on the last step of a successful episode)
+    episodes/<key>/states.npy    (T, S) float32, only when the bag has /robot_state
+
+Arrays are plain uncompressed ``.npy`` files, opened with ``np.load(mmap_mode='r')`` so training never
+holds the dataset in RAM. ``index.json`` lists the episodes (see :func:`convert_bags`); conversion is
+incremental: a bag whose resolved path is already in the index (converted or skipped) is not read again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bag_io import EpisodeBagError, list_episode_bags, read_episode_bag
+from .episode import EpisodeData
+
+INDEX_FILE = "index.json"
+EPISODES_DIR = "episodes"
+INDEX_VERSION = 1
+ARRAY_NAMES = ("images", "actions", "rewards", "states")
+_SAVE_EVERY_S = 10.0
+
+
+def _norm_size(image_size) -> int | None:
+    if image_size is None:
+        return None
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size <= 0:
+        raise ValueError(f"image_size must be a positive int (square images) or None, got {image_size!r}")
+    return int(image_size)
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, size, size, 3) with cv2 INTER_AREA (no-op when the size already matches)."""
+    h = w = int(size)
+    if images.shape[1:3] == (h, w):
+        return images
+    import cv2
+
+    out = np.empty((len(images), h, w, images.shape[3]), dtype=np.uint8)
+    for t, img in enumerate(images):
+        out[t] = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _empty_index(image_size) -> dict[str, Any]:
+    return {"version": INDEX_VERSION, "image_size": image_size,
+            "episodes": [], "skipped": []}
+
+
+def load_index(cache_dir: str | os.PathLike) -> dict[str, Any]:
+    """The cache's index.json (``{"version", "image_size", "episodes": [...], "skipped": [...]}``)."""
+    path = Path(cache_dir) / INDEX_FILE
+    with open(path, encoding="utf-8") as f:
+        index = json.load(f)
+    if index.get("version") != INDEX_VERSION:
+        raise ValueError(f"{path}: unsupported cache index version {index.get('version')!r}")
+    return index
+
+
+def _save_index(cache_dir: Path, index: dict[str, Any]) -> None:
+    tmp = cache_dir / (INDEX_FILE + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(index, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, cache_dir / INDEX_FILE)
+
+
+def open_episode_arrays(cache_dir: str | os.PathLike, entry: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Read-only memory maps of one episode: ``images``, ``actions``, ``rewards`` and ``states`` if any."""
+    folder = Path(cache_dir) / entry["path"]
+    out = {}
+    for name in ARRAY_NAMES:
+        f = folder / f"{name}.npy"
+        if f.exists():
+            out[name] = np.load(f, mmap_mode="r")
+        elif name != "states":
+            raise FileNotFoundError(f"{f} missing from the cache")
+    return out
+
+
+def _unique_key(name: str, used: set[str]) -> str:
+    key, i = name, 1
+    while key in used:
+        key = f"{name}_{i}"
+        i += 1
+    return key
+
+
+def _write_episode(folder: Path, ep: EpisodeData, image_size) -> tuple[int, ...]:
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    images = resize_images(ep.images, image_size) if image_size else ep.images
+    np.save(tmp / "images.npy", np.ascontiguousarray(images, dtype=np.uint8))
+    np.save(tmp / "actions.npy", np.ascontiguousarray(ep.actions, dtype=np.float32))
+    np.save(tmp / "rewards.npy", ep.rewards.astype(np.float32))
+    if ep.states is not None:
+        np.save(tmp / "states.npy", np.ascontiguousarray(ep.states, dtype=np.float32))
+    if folder.exists():  # leftover of an interrupted run that never reached the index
+        shutil.rmtree(folder)
+    os.rename(tmp, folder)
+    return images.shape[1:]
+
+
+def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image_size=None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Convert every completed episode bag in ``bag_dir`` not yet in the cache; returns the index.
+
+    ``image_size``: int N: images not N x N are resized to N x N with cv2.INTER_AREA; None keeps the bags'
+    size (``index["image_size"]`` stays None; each entry's ``image_shape`` tells). A cache holds one
+    image_size: re-running with another raises.
+    Index entries: ``key, id, path, length, instruction, success, task, end_reason, action_names,
+    state_names, image_shape, has_states, source``. Bags that cannot be read (no /episode_result,
+    0 steps, ...) are listed under ``skipped`` with the reason and a warning, and not retried.
+    ``index["converted"]`` (not saved) = number of bags converted by this call.
+    """
+    from tqdm.auto import tqdm
+
+    cache_dir = Path(cache_dir)
+    size = _norm_size(image_size)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    (cache_dir / EPISODES_DIR).mkdir(exist_ok=True)
+    if (cache_dir / INDEX_FILE).exists():
+        index = load_index(cache_dir)
+        have = index.get("image_size")
+        if have != size:
+            raise ValueError(f"{cache_dir} was built with image_size={have}, not {size}: use another cache dir")
+    else:
+        index = _empty_index(size)
+
+    known = {e["source"] for e in index["episodes"]} | {s["source"] for s in index["skipped"]}
+    keys = {e["key"] for e in index["episodes"]}
+    todo = [p for p in list_episode_bags(bag_dir) if str(p.resolve()) not in known]
+    converted, last_save = 0, time.monotonic()
+    for bag in tqdm(todo, desc="bags -> cache", unit="ep", disable=not progress or not todo):
+        source = str(bag.resolve())
+        try:
+            ep = read_episode_bag(bag)
+        except EpisodeBagError as err:
+            warnings.warn(f"skipping {bag}: {err}", stacklevel=2)
+            index["skipped"].append({"source": source, "reason": str(err)})
+            continue
+        key = _unique_key(bag.name, keys)
+        keys.add(key)
+        rel = f"{EPISODES_DIR}/{key}"
+        shape = _write_episode(cache_dir / rel, ep, size)
+        index["episodes"].append({
+            "key": key, "id": ep.episode_id or bag.name, "path": rel, "length": len(ep),
+            "instruction": ep.instruction, "success": bool(ep.success), "task": ep.task,
+            "end_reason": ep.end_reason, "action_names": list(ep.action_names),
+            "state_names": list(ep.state_names), "image_shape": [int(x) for x in shape],
+            "has_states": ep.states is not None, "source": source,
+        })
+        converted += 1
+        if time.monotonic() - last_save > _SAVE_EVERY_S:
+            _save_index(cache_dir, index)
+            last_save = time.monotonic()
+    _save_index(cache_dir, index)
+    index["converted"] = converted
+    return index
+
+
+def summarize_index(index: dict[str, Any]) -> dict[str, Any]:
+    """Episodes, steps, success fraction and per-instruction episode counts of an index."""
+    eps = index.get("episodes", [])
+    instructions: dict[str, int] = {}
+    for e in eps:
+        instructions[e["instruction"]] = instructions.get(e["instruction"], 0) + 1
+    return {
+        "episodes": len(eps),
+        "steps": int(sum(e["length"] for e in eps)),
+        "success_fraction": (sum(bool(e["success"]) for e in eps) / len(eps)) if eps else 0.0,
+        "instructions": dict(sorted(instructions.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "skipped": len(index.get("skipped", [])),
+    }

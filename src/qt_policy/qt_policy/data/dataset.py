@@ -1,0 +1,88 @@
+"""Sample n-step transitions from the training cache without loading it into RAM.
+
+Each episode's arrays are memory-mapped (`cache.open_episode_arrays`); a batch reads only the frames
+it needs. Returns-to-go and n-step bookkeeping are computed once per episode (a few floats a step).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..core.batch import Observation, TransitionBatch
+from ..core.config import LossConfig, ModelConfig
+from ..core.discretizer import Discretizer
+from ..core.returns import n_step_returns, returns_to_go
+from .cache import load_index, open_episode_arrays
+
+
+@dataclass
+class _Episode:
+    arrays: dict
+    bins: np.ndarray
+    text: np.ndarray
+    reward_sum: np.ndarray
+    discount: np.ndarray
+    next_index: np.ndarray
+    mc: np.ndarray
+
+
+def frame_window(t: np.ndarray, frames: int) -> np.ndarray:
+    """Indices of the frame history ending at t, repeating the first frame at the episode start. (B, F)."""
+    return np.maximum(t[:, None] - np.arange(frames - 1, -1, -1)[None, :], 0)
+
+
+class TransitionSampler:
+    def __init__(self, cache_dir, model_cfg: ModelConfig, loss_cfg: LossConfig,
+                 embed: Callable[[str], np.ndarray], episode_filter: Callable[[dict], bool] | None = None):
+        self.model_cfg = model_cfg
+        self.index = load_index(cache_dir)
+        entries = [e for e in self.index["episodes"] if episode_filter is None or episode_filter(e)]
+        if not entries:
+            raise ValueError(f"no episodes in {cache_dir} pass the filter")
+        disc = Discretizer(tuple(model_cfg.action_low), tuple(model_cfg.action_high), model_cfg.num_bins)
+        self.episodes: list[_Episode] = []
+        for e in entries:
+            arrays = open_episode_arrays(cache_dir, e)
+            actions = np.asarray(arrays["actions"])
+            if actions.shape[1] != model_cfg.action_dim:
+                raise ValueError(f"episode {e['id']} has {actions.shape[1]} action dimensions, the model {model_cfg.action_dim}")
+            rewards = np.asarray(arrays["rewards"])
+            sums, discount, nxt = n_step_returns(rewards, loss_cfg.gamma, loss_cfg.n_step)
+            self.episodes.append(_Episode(arrays, disc.to_bins(actions), embed(e["instruction"]).astype(np.float32),
+                                          sums, discount, nxt, returns_to_go(rewards, loss_cfg.gamma)))
+        lengths = np.array([len(ep.bins) for ep in self.episodes])
+        self.num_steps = int(lengths.sum())
+        self._step_weights = lengths / lengths.sum()
+        self.num_successes = sum(bool(e["success"]) for e in entries)
+
+    def __len__(self) -> int:
+        return self.num_steps
+
+    def _observation(self, ep_ids: np.ndarray, steps: np.ndarray) -> Observation:
+        cfg = self.model_cfg
+        text = torch.from_numpy(np.stack([self.episodes[i].text for i in ep_ids]))
+        images = state = None
+        if cfg.image_size:
+            windows = frame_window(steps, cfg.frames)
+            images = torch.from_numpy(np.stack([self.episodes[i].arrays["images"][w] for i, w in zip(ep_ids, windows)]))
+        if cfg.state_dim:
+            state = torch.from_numpy(np.stack([self.episodes[i].arrays["states"][t] for i, t in zip(ep_ids, steps)]).astype(np.float32))
+        return Observation(text, images, state)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> TransitionBatch:
+        ep_ids = rng.choice(len(self.episodes), size=batch_size, p=self._step_weights)
+        steps = np.array([rng.integers(len(self.episodes[i].bins)) for i in ep_ids])
+        eps = [self.episodes[i] for i in ep_ids]
+        nxt = np.array([ep.next_index[t] for ep, t in zip(eps, steps)])
+        f = lambda name: torch.tensor(np.array([getattr(ep, name)[t] for ep, t in zip(eps, steps)]))  # noqa: E731
+        return TransitionBatch(
+            obs=self._observation(ep_ids, steps),
+            action_bins=torch.from_numpy(np.stack([ep.bins[t] for ep, t in zip(eps, steps)])),
+            reward_sum=f("reward_sum").float(),
+            discount=f("discount").float(),
+            next_obs=self._observation(ep_ids, nxt),
+            mc_return=f("mc").float(),
+        )

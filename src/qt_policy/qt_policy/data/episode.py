@@ -1,0 +1,46 @@
+"""One episode in memory: what the recorder and the simulator's generator write, and training reads."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+END_REASONS = ("success", "service", "terminate", "success_topic", "timeout", "shutdown")
+
+
+@dataclass
+class EpisodeData:
+    """Step t pairs the observation seen before acting (images[t], states[t]) with the action taken.
+
+    Rewards are sparse: 1 on the last step of a successful episode (the first success ends it), else 0.
+    """
+
+    instruction: str
+    images: np.ndarray  # (T, H, W, 3) uint8 RGB
+    actions: np.ndarray  # (T, d) float32, continuous, as executed
+    success: bool
+    action_names: list[str] = field(default_factory=list)
+    states: np.ndarray | None = None  # (T, S) float32 robot state, optional
+    state_names: list[str] = field(default_factory=list)
+    episode_id: str = ""
+    end_reason: str = ""
+    task: str = ""  # free-form metadata, e.g. the simulator task name
+
+    def __post_init__(self):
+        t = len(self.actions)
+        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
+            raise ValueError(f"images must be (T, H, W, 3) uint8, got {self.images.shape} {self.images.dtype}")
+        if len(self.images) != t:
+            raise ValueError(f"{len(self.images)} images for {t} actions")
+        if self.states is not None and len(self.states) != t:
+            raise ValueError(f"{len(self.states)} states for {t} actions")
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def rewards(self) -> np.ndarray:
+        r = np.zeros(len(self), dtype=np.float32)
+        if self.success and len(self):
+            r[-1] = 1.0
+        return r

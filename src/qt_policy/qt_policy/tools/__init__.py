@@ -1,0 +1,1 @@
+"""Command-line tools: generate data, convert bags, train, evaluate."""
