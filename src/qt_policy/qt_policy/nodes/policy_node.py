@@ -1,0 +1,307 @@
+"""qt_policy: the Q-Transformer as a ROS 2 lifecycle node.
+
+A thin adapter around `runtime.PolicyRunner`: camera, instruction and state messages go in, and
+at `control_rate_hz` the node publishes
+
+* qt_msgs/QAction on `action_topic` (header.stamp = stamp of the camera frame the decision used),
+* geometry_msgs/TwistStamped on `twist_topic` (dx, dy, dz * twist_scale m/s, for MoveIt Servo),
+* std_msgs/Float64 on `gripper_topic`: the gripper action as a position command in [-1, 1]
+  (-1 open .. 1 closed in the Meta-World convention; a plain Float64 because control_msgs is not
+  available on every install),
+
+or, when an input is missing or stale, one zero twist and nothing else until inputs are fresh again
+(a robot that loses its camera stops). /diagnostics reports latency, rate, Q and the hold reason.
+
+Lifecycle: configure loads the model (failure -> FAILURE, node stays up), activate starts the
+control timer, deactivate stops it and sends a zero twist, cleanup frees the model. With
+`autostart` (default) main() configures and activates at startup.
+"""
+from __future__ import annotations
+
+import signal
+import statistics
+import time
+from collections import deque
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import TwistStamped
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Float64, String
+
+from qt_msgs.msg import QAction
+
+from ..runtime.images import ImageError, compressed_to_rgb, image_to_rgb
+from ..runtime.policy_config import PolicyNodeConfig, declare_parameters, read_parameters
+from ..runtime.policy_runner import Action, PolicyRunner
+
+# Latched like a parameter: a late-starting node still gets the current instruction, and
+# `ros2 topic pub --once` (reliable + transient-local by default) reaches it.
+INSTRUCTION_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                             reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+MALFORMED_LOG_PERIOD_S = 10.0
+
+
+class PolicyNode(LifecycleNode):
+    """Lifecycle wrapper: ROS messages <-> PolicyRunner."""
+
+    def __init__(self, **kwargs):
+        super().__init__('qt_policy', **kwargs)
+        self._param_errors = declare_parameters(self, PolicyNodeConfig)
+        self.config = read_parameters(self, PolicyNodeConfig)
+        self.runner: PolicyRunner | None = None
+        self._status = 'unconfigured'
+        self._entities = []
+        self._timer = None
+        self._hold = 'inactive'  # hold kind of the last tick; None while acting
+        self._hold_reason = 'inactive'
+        self._latencies = deque(maxlen=200)
+        self._action_times = deque(maxlen=1000)
+        self._last_q = float('nan')
+        self._actions_published = 0
+        self._malformed = 0
+        self._malformed_unlogged = 0
+        self._malformed_last_log = -1e9
+        self._last_image_error = ''
+        self._last_state_error = ''
+        # diagnostics run in every lifecycle state: they are how an operator sees a failed configure
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(max(self.config.diagnostics_period_s, 0.05), self._publish_diagnostics)
+
+    # ----- lifecycle -----------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            if self._param_errors:
+                raise ValueError('; '.join(self._param_errors))
+            self.config = read_parameters(self, PolicyNodeConfig).validate()
+            self.runner = PolicyRunner.from_config(self.config)
+        except Exception as exc:  # noqa: BLE001 - report, stay unconfigured, let an operator retry
+            self._status = f'configure failed: {exc}'
+            self.get_logger().error(f'configure failed: {exc}')
+            self.runner = None
+            return TransitionCallbackReturn.FAILURE
+        cfg, model_cfg = self.config, self.runner.model.cfg
+        self._action_pub = self.create_lifecycle_publisher(QAction, cfg.action_topic, 10)
+        self._twist_pub = self.create_lifecycle_publisher(TwistStamped, cfg.twist_topic, 10)
+        self._gripper_pub = self.create_lifecycle_publisher(Float64, cfg.gripper_topic, 10)
+        self._entities = [self._action_pub, self._twist_pub, self._gripper_pub]
+        self._entities.append(self.create_subscription(String, cfg.instruction_topic, self._on_instruction, INSTRUCTION_QOS))
+        if self.runner.needs_camera:
+            if cfg.use_compressed:
+                sub = self.create_subscription(CompressedImage, cfg.compressed_image_topic, self._on_compressed,
+                                               qos_profile_sensor_data)
+            else:
+                sub = self.create_subscription(Image, cfg.image_topic, self._on_image, qos_profile_sensor_data)
+            self._entities.append(sub)
+        if self.runner.needs_state:
+            self._entities.append(self.create_subscription(JointState, cfg.state_topic, self._on_state,
+                                                           qos_profile_sensor_data))
+        self._status = 'inactive'
+        self.get_logger().info(
+            f'configured: {cfg.checkpoint} ({model_cfg.action_dim} dims {list(self.runner.names)}, '
+            f'{model_cfg.image_size}px x {model_cfg.frames} frames, state_dim {model_cfg.state_dim}) on {cfg.device}, '
+            f'{cfg.control_rate_hz:g} Hz{", dry run" if cfg.dry_run else ""}')
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        ret = super().on_activate(state)  # enables the lifecycle publishers
+        self._hold, self._hold_reason = 'activated', 'activated'
+        self._timer = self.create_timer(1.0 / self.config.control_rate_hz, self._tick)
+        self._status = 'active'
+        self.get_logger().info('activated')
+        return ret
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_timer()
+        self._publish_zero_twist()  # while the publishers are still enabled
+        self._hold, self._hold_reason, self._status = 'inactive', 'inactive', 'inactive'
+        self.get_logger().info('deactivated' if self.config.dry_run else 'deactivated (zero twist sent)')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._free()
+        self._status = 'unconfigured'
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._timer is not None:
+            self._stop_timer()
+            self._publish_zero_twist()
+        self._free()
+        self._status = 'finalized'
+        return super().on_shutdown(state)
+
+    def _stop_timer(self):
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+
+    def _free(self):
+        for entity in self._entities:
+            if hasattr(entity, 'publish'):
+                self.destroy_lifecycle_publisher(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._entities = []
+        self.runner = None
+
+    # ----- inputs --------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_instruction(self, msg: String):
+        try:
+            self.runner.set_instruction(msg.data, self._now())
+        except Exception as exc:  # noqa: BLE001 - a bad instruction must not kill the node
+            self.get_logger().error(f'cannot encode instruction {msg.data!r}: {exc}')
+            return
+        self.get_logger().info(f'instruction: {self.runner.instruction!r}' if self.runner.instruction
+                               else 'instruction cleared: holding')
+
+    def _on_image(self, msg: Image):
+        try:
+            rgb = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
+            self.runner.add_image(rgb, self._now(), msg.header)
+        except ImageError as exc:
+            self._malformed_image(exc)
+
+    def _on_compressed(self, msg: CompressedImage):
+        try:
+            self.runner.add_image(compressed_to_rgb(msg.format, msg.data), self._now(), msg.header)
+        except ImageError as exc:
+            self._malformed_image(exc)
+
+    def _malformed_image(self, exc: Exception):
+        """Drop the frame; one warning, then at most one summary every MALFORMED_LOG_PERIOD_S."""
+        self._malformed += 1
+        self._malformed_unlogged += 1
+        self._last_image_error = str(exc)
+        now = time.monotonic()
+        if now - self._malformed_last_log >= MALFORMED_LOG_PERIOD_S:
+            self.get_logger().warning(f'dropping malformed camera image(s) ({self._malformed_unlogged} since last '
+                                   f'warning, {self._malformed} total): {exc}')
+            self._malformed_last_log, self._malformed_unlogged = now, 0
+
+    def _on_state(self, msg: JointState):
+        try:
+            self.runner.set_state(list(msg.position), self._now())
+        except ValueError as exc:
+            if self._last_state_error != str(exc):  # one line per distinct problem, not per message
+                self.get_logger().warning(f'dropping robot state: {exc}')
+            self._last_state_error = str(exc)
+
+    # ----- control tick --------------------------------------------------------------------------
+
+    def _tick(self):
+        result = self.runner.act(self._now())
+        if isinstance(result, Action):
+            if self._hold is not None:
+                self.get_logger().info(f'acting (was holding: {self._hold_reason})')
+            self._hold, self._hold_reason = None, ''
+            self._publish_action(result)
+            return
+        if result.kind != self._hold:
+            self.get_logger().warning(f'holding: {result.reason}')
+            self._publish_zero_twist()
+        self._hold, self._hold_reason = result.kind, result.reason
+
+    def _publish_action(self, action: Action):
+        msg = QAction()
+        if action.image_stamp is not None:
+            msg.header.stamp = action.image_stamp.stamp
+            msg.header.frame_id = action.image_stamp.frame_id
+        else:
+            msg.header.stamp = self.get_clock().now().to_msg()
+        msg.instruction = action.instruction
+        msg.dimension_names = list(action.names)
+        msg.values = [float(v) for v in action.values]
+        msg.bins = [int(b) for b in action.bins]
+        msg.q_value = float(action.q_value)
+        msg.terminate = False
+        self._action_pub.publish(msg)
+        self._latencies.append(action.latency_ms)
+        self._action_times.append(time.monotonic())
+        self._last_q = action.q_value
+        self._actions_published += 1
+        if self.config.dry_run:
+            return
+        linear, gripper = self.runner.twist_and_gripper(action.values)
+        self._twist_pub.publish(self._twist(linear))
+        if gripper is not None:
+            self._gripper_pub.publish(Float64(data=gripper))
+
+    def _twist(self, linear=(0.0, 0.0, 0.0)) -> TwistStamped:
+        msg = TwistStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.config.twist_frame_id
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in linear)
+        return msg
+
+    def _publish_zero_twist(self):
+        if self.runner is not None and not self.config.dry_run and self._entities:
+            self._twist_pub.publish(self._twist())
+
+    # ----- diagnostics ---------------------------------------------------------------------------
+
+    def _publish_diagnostics(self):
+        now = time.monotonic()
+        window = [t for t in self._action_times if now - t <= 5.0]
+        rate = (len(window) - 1) / (window[-1] - window[0]) if len(window) > 2 and window[-1] > window[0] else 0.0
+        if self._status != 'active':
+            level, state = DiagnosticStatus.ERROR if 'failed' in self._status else DiagnosticStatus.WARN, self._status
+        elif self._hold is None:
+            level, state = DiagnosticStatus.OK, 'acting'
+        else:
+            level, state = DiagnosticStatus.WARN, f'holding: {self._hold_reason}'
+        values = {
+            'state': state,
+            'lifecycle': self._status,
+            'instruction': self.runner.instruction if self.runner else '',
+            'decode_latency_p50_ms': f'{statistics.median(self._latencies):.2f}' if self._latencies else 'nan',
+            'achieved_rate_hz': f'{rate:.2f}',
+            'control_rate_hz': f'{self.config.control_rate_hz:g}',
+            'last_q': f'{self._last_q:.4f}',
+            'actions_published': str(self._actions_published),
+            'malformed_images': str(self._malformed),
+            'last_image_error': self._last_image_error,
+            'last_state_error': self._last_state_error,
+        }
+        status = DiagnosticStatus(level=level, name=f'{self.get_fully_qualified_name()}: policy',
+                                  hardware_id=self.get_fully_qualified_name(), message=state,
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
+
+
+def main(args=None):
+    """Spin until SIGINT/SIGTERM, then deactivate (zero twist) and shut down cleanly."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stop.append(signum))
+    node = PolicyNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        if node.config.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
+        while not stop and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+        if node._status == 'active':
+            node.trigger_deactivate()
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    main()

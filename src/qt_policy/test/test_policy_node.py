@@ -1,0 +1,353 @@
+"""The policy node as a separate process, started from launch/policy.launch.xml by the launch tool.
+
+One node process (random-weight checkpoint, narrow action limits) serves every test in file order:
+malformed camera input first (the only camera input the node has seen), then the action rate and
+limits with good frames, then camera loss and recovery. The test process publishes the camera at
+~30 Hz and the instruction, and records what the node publishes with receive times.
+"""
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+
+import yaml  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import (  # noqa: E402
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SMALL = dict(image_size=32, frames=2, conv_channels=[8, 16], tokens_per_frame=4, d_model=32,
+             num_layers=1, num_heads=2, text_dim=384)
+LOW = [-0.3, -0.3, -0.3, -1.0]
+HIGH = [0.3, 0.3, 0.3, 1.0]
+STARTUP_TIMEOUT_S = 120.0  # sentence-transformers import: ~5 s idle, much more on a loaded machine
+CAMERA_HZ = 30.0
+INSTRUCTION = 'open the drawer'
+
+
+@pytest.fixture(scope='module', autouse=True)
+def ros_env():
+    """SHM only, own domain, logs inside the tree (same rules as test_msgs_ipc)."""
+    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'SHM')
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 100)))
+    os.environ.setdefault('ROS_HOME', str(REPO_ROOT / '.ros'))
+    os.environ.setdefault('ROS_LOG_DIR', str(Path(os.environ['ROS_HOME']) / 'log'))
+    os.environ.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
+    Path(os.environ['ROS_LOG_DIR']).mkdir(parents=True, exist_ok=True)
+    yield
+
+
+class Harness:
+    """The test's side of the graph: camera + instruction publishers, recorders of the node's output."""
+
+    def __init__(self, ns: str):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import TwistStamped
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Float64, String
+
+        from qt_msgs.msg import QAction
+
+        self.context = rclpy.context.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('policy_node_test', context=self.context)
+        self.ns = ns
+        latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.node.create_publisher(Image, f'{ns}/camera/image_raw', qos_profile_sensor_data)
+        self.instruction_pub = self.node.create_publisher(String, f'{ns}/instruction', latched)
+        self.lock = threading.Lock()
+        self.actions, self.twists, self.grippers, self.diags = [], [], [], []
+        self.sent_stamps = set()
+        self.mode = 'off'  # camera: off | good | bad
+        self.last_good_sent = None
+        self.frame_count = 0
+        rec = self._recorder
+        self.node.create_subscription(QAction, f'{ns}/qt/action', rec(self.actions), reliable)
+        self.node.create_subscription(TwistStamped, f'{ns}/servo_node/delta_twist_cmds', rec(self.twists), reliable)
+        self.node.create_subscription(Float64, f'{ns}/gripper/command', rec(self.grippers), reliable)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, reliable)
+        self.node.create_timer(1.0 / CAMERA_HZ, self._camera_tick)
+        self.Image, self.String = Image, String
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - shutdown races end the spin
+            pass
+
+    def _recorder(self, store):
+        def callback(msg):
+            with self.lock:
+                store.append((time.monotonic(), msg))
+        return callback
+
+    def _on_diag(self, msg):
+        for status in msg.status:
+            if status.hardware_id == f'{self.ns}/qt_policy':
+                with self.lock:
+                    self.diags.append((time.monotonic(), {kv.key: kv.value for kv in status.values}))
+
+    def _camera_tick(self):
+        mode = self.mode
+        if mode == 'off':
+            return
+        self.frame_count += 1
+        msg = self.Image()
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.frame_id = 'camera'
+        rng = np.random.default_rng(self.frame_count)
+        if mode == 'good':
+            msg.height, msg.width, msg.encoding = 48, 64, 'bgr8'
+            msg.step = 64 * 3
+            msg.data = rng.integers(0, 256, 48 * 64 * 3, dtype=np.uint8).tobytes()
+        else:  # cycle through the malformed cases
+            case = self.frame_count % 4
+            msg.height, msg.width, msg.encoding, msg.step = 48, 64, 'rgb8', 64 * 3
+            if case == 0:
+                msg.encoding = 'yuv422_weird'
+            elif case == 1:
+                msg.step = 64 * 3 - 1
+            elif case == 2:
+                msg.data = bytes(100)  # truncated
+            else:
+                msg.height = msg.width = msg.step = 0
+            if case != 2 and msg.height:
+                msg.data = bytes(msg.step * msg.height)
+        self.image_pub.publish(msg)
+        if mode == 'good':
+            with self.lock:
+                self.sent_stamps.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
+                self.last_good_sent = time.monotonic()
+
+    def instruct(self, text):
+        self.instruction_pub.publish(self.String(data=text))
+
+    def snapshot(self, store, since=0.0):
+        with self.lock:
+            return [(t, m) for t, m in store if t >= since]
+
+    def latest_diag(self):
+        with self.lock:
+            return self.diags[-1][1] if self.diags else {}
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self.thread.join(timeout=5)
+
+
+def _wait(predicate, timeout, launched, log_path, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        assert launched.poll() is None, f'node exited while waiting for {what}:\n{_tail(log_path)}'
+        time.sleep(0.05)
+    raise AssertionError(f'timed out after {timeout:g} s waiting for {what}:\n{_tail(log_path)}')
+
+
+def _tail(path, n=4000):
+    try:
+        return Path(path).read_text(errors='replace')[-n:]
+    except OSError:
+        return ''
+
+
+def _nonzero(twist_msg):
+    t = twist_msg.twist
+    return any(abs(v) > 0.0 for v in (t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z))
+
+
+@pytest.fixture(scope='module')
+def system(tmp_path_factory):
+    """(harness, launched, config, log path): one policy node process for the whole module."""
+    import torch
+
+    from qt_policy.core.checkpoint import save_checkpoint
+    from qt_policy.core.config import ModelConfig
+    from qt_policy.core.model import QTransformer
+    from qt_policy.runtime.policy_config import from_params_file
+    from qt_policy.tools.launch import start_launch_file
+
+    tmp = tmp_path_factory.mktemp('policy_node')
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp / 'model', QTransformer(ModelConfig(**SMALL)))
+    params = yaml.safe_load((REPO_ROOT / 'config' / 'policy.yaml').read_text())
+    params['/**']['ros__parameters'].update(action_low=LOW, action_high=HIGH)
+    params_file = tmp / 'policy.yaml'
+    params_file.write_text(yaml.safe_dump(params))
+    config = from_params_file(params_file)
+
+    ns = f'/qt_node_test_{os.getpid()}'
+    log_path = tmp / 'launch.log'
+    harness = Harness(ns)
+    log = open(log_path, 'w')
+    launched = None
+    try:
+        launched = start_launch_file(REPO_ROOT / 'launch' / 'policy.launch.xml',
+                                     {'namespace': ns, 'checkpoint': str(ckpt), 'params_file': str(params_file)},
+                                     output=log)
+        harness.instruct(INSTRUCTION)
+        _wait(lambda: harness.latest_diag().get('lifecycle') == 'active'
+              and harness.latest_diag().get('instruction') == INSTRUCTION,
+              STARTUP_TIMEOUT_S, launched, log_path, 'the node to be active with the instruction')
+        yield harness, launched, config, log_path
+    finally:
+        if launched is not None:
+            launched.stop()  # SIGINT by pid, wait, SIGKILL
+        harness.close()
+        log.close()
+
+
+def test_parameters_round_trip_without_a_graph():
+    """Dataclass -> typed ROS parameters -> dataclass, with overrides; a wrong type is a clear error."""
+    from rclpy.node import Node
+
+    from qt_policy.runtime.policy_config import PolicyNodeConfig, declare_parameters, read_parameters
+
+    context = rclpy.context.Context()
+    rclpy.init(context=context, args=['--ros-args', '-p', 'control_rate_hz:=5.0', '-p', 'action_low:=[-0.5, -0.5]',
+                                      '-p', 'action_names:=[a, b]', '-p', 'dry_run:=true', '-p', 'twist_scale:=[1, 2, 3]'])
+    try:
+        node = Node('param_test', context=context)
+        errors = declare_parameters(node, PolicyNodeConfig)
+        assert len(errors) == 1 and "'twist_scale' must be list[float] (write [1.0, -1.0]" in errors[0]
+        cfg = read_parameters(node, PolicyNodeConfig)
+        assert cfg.control_rate_hz == 5.0 and cfg.dry_run is True
+        assert cfg.action_low == [-0.5, -0.5] and cfg.action_names == ['a', 'b']
+        assert cfg.action_high == [] and cfg.twist_scale == [0.1, 0.1, 0.1]  # unset list / refused override
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+def test_lifecycle_transitions_in_process(tmp_path, monkeypatch):
+    """configure -> activate -> deactivate -> cleanup -> configure, with no graph spinning; a bad
+    checkpoint fails configure (the node stays up, unconfigured)."""
+    import torch
+    from lifecycle_msgs.msg import State
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    import qt_policy.core.text as text
+    from qt_policy.core.checkpoint import save_checkpoint
+    from qt_policy.core.config import ModelConfig
+    from qt_policy.core.model import QTransformer
+    from qt_policy.nodes.policy_node import PolicyNode
+
+    monkeypatch.setattr(text, 'shared_encoder', lambda: (lambda s: np.ones(384, np.float32) / np.sqrt(384)))
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / 'model', QTransformer(ModelConfig(**SMALL)))
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    try:
+        bad = PolicyNode(context=context, cli_args=['--ros-args', '-p', f'checkpoint:={tmp_path}/missing'])
+        assert bad.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert bad._status.startswith('configure failed: checkpoint directory')
+        bad.destroy_node()
+
+        node = PolicyNode(context=context, cli_args=['--ros-args', '-p', f'checkpoint:={ckpt}', '-r', '__node:=lc'])
+        ok = TransitionCallbackReturn.SUCCESS
+        assert node.trigger_configure() == ok and node.runner is not None
+        assert node.trigger_activate() == ok and node._timer is not None
+        assert node.trigger_deactivate() == ok and node._timer is None
+        assert node.trigger_cleanup() == ok and node.runner is None and not node._entities
+        assert node.trigger_configure() == ok
+        assert node.trigger_shutdown() == ok
+        assert node._state_machine.current_state[0] == State.PRIMARY_STATE_FINALIZED
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+def test_malformed_images_keep_the_node_alive_and_still(system):
+    harness, launched, config, log_path = system
+    start = time.monotonic()
+    harness.mode = 'bad'
+    time.sleep(2.5)
+    harness.mode = 'off'
+    assert launched.poll() is None, _tail(log_path)
+    assert harness.snapshot(harness.actions) == [], 'QAction published from malformed images'
+    assert not any(_nonzero(m) for _, m in harness.snapshot(harness.twists)), 'non-zero twist from malformed images'
+    diags = harness.snapshot(harness.diags, since=start + 0.5)
+    assert diags, 'no diagnostics while receiving malformed images'
+    last = diags[-1][1]
+    assert int(last['malformed_images']) > 10
+    assert last['state'] == 'holding: no camera image yet'
+    log = _tail(log_path, 100000)
+    assert log.count('dropping malformed camera image') == 1, 'the malformed-image warning must not flood'
+
+
+def test_action_rate_and_limits(system):
+    harness, launched, config, log_path = system
+    harness.mode = 'good'
+    _wait(lambda: harness.snapshot(harness.actions), 5.0, launched, log_path, 'the first QAction')
+    t0 = time.monotonic() + 1.0  # warm-up
+    time.sleep(4.0)
+    window = [(t, m) for t, m in harness.snapshot(harness.actions, since=t0) if t <= t0 + 3.0]
+    times = np.array([t for t, _ in window])
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    diag = harness.latest_diag()
+    print(f'\n[policy node] QAction rate {rate:.2f} Hz over {times[-1] - times[0]:.2f} s '
+          f'(control_rate_hz {config.control_rate_hz}); node diagnostics: decode p50 '
+          f'{diag.get("decode_latency_p50_ms")} ms, achieved {diag.get("achieved_rate_hz")} Hz')
+    assert abs(rate - config.control_rate_hz) <= 0.1 * config.control_rate_hz, f'rate {rate:.2f} Hz'
+
+    actions = harness.snapshot(harness.actions)
+    low, high = np.array(LOW, np.float32), np.array(HIGH, np.float32)
+    for _, msg in actions:
+        values = np.array(msg.values, np.float32)
+        assert np.all(values >= low) and np.all(values <= high), values
+        assert list(msg.dimension_names) == ['dx', 'dy', 'dz', 'gripper']
+        assert msg.instruction == INSTRUCTION and not msg.terminate
+        assert (msg.header.stamp.sec, msg.header.stamp.nanosec) in harness.sent_stamps
+        assert all(0 <= b < 256 for b in msg.bins) and 0.0 <= msg.q_value <= 1.0
+    scale = np.array(config.twist_scale) * np.abs(np.array(HIGH[:3]))
+    for _, msg in harness.snapshot(harness.twists):
+        assert np.all(np.abs([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z]) <= scale + 1e-6)
+        assert msg.header.frame_id == config.twist_frame_id
+    grippers = harness.snapshot(harness.grippers)
+    assert grippers and all(-1.0 <= m.data <= 1.0 for _, m in grippers)
+
+
+def test_camera_loss_stops_motion_and_frames_resume_it(system):
+    harness, launched, config, log_path = system
+    harness.mode = 'good'
+    _wait(lambda: harness.snapshot(harness.actions, since=time.monotonic() - 0.3), 3.0, launched, log_path,
+          'actions with a live camera')
+    harness.mode = 'off'
+    time.sleep(0.1)  # let an in-flight camera tick finish
+    stopped = harness.last_good_sent
+    time.sleep(config.stale_timeout_s + 1.0)
+    limit = stopped + config.stale_timeout_s + 1.0 / config.control_rate_hz + 0.05  # 50 ms transport slack
+    late_actions = [t - stopped for t, _ in harness.snapshot(harness.actions, since=limit)]
+    late_twists = [t - stopped for t, m in harness.snapshot(harness.twists, since=limit) if _nonzero(m)]
+    assert not late_actions, f'QAction {late_actions} s after the last frame'
+    assert not late_twists, f'non-zero twist {late_twists} s after the last frame'
+    stops = [m for t, m in harness.snapshot(harness.twists, since=stopped) if not _nonzero(m)]
+    assert stops, 'no zero twist sent when the camera went stale'
+    assert harness.latest_diag()['state'].startswith('holding: camera stale')
+
+    resumed = time.monotonic()
+    harness.mode = 'good'
+    _wait(lambda: harness.snapshot(harness.actions, since=resumed), 2.0, launched, log_path,
+          'actions after the camera came back')
+    harness.mode = 'off'
+    assert launched.poll() is None

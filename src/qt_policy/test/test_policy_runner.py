@@ -1,0 +1,159 @@
+"""PolicyRunner without ROS: holds on missing/stale input, recovers, clips to limits, is deterministic."""
+import dataclasses
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qt_policy.core.checkpoint import save_checkpoint
+from qt_policy.core.config import ModelConfig
+from qt_policy.core.model import QTransformer
+from qt_policy.runtime.policy_config import PolicyNodeConfig, from_params_file
+from qt_policy.runtime.policy_runner import Action, Hold, PolicyRunner
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SMALL = dict(image_size=32, frames=2, conv_channels=[8, 16], tokens_per_frame=4, d_model=32,
+             num_layers=1, num_heads=2, text_dim=384)
+
+
+def fake_encoder(text: str) -> np.ndarray:
+    """Deterministic 384-d unit vector per text (no sentence-transformers needed)."""
+    rng = np.random.default_rng(zlib.crc32(text.encode()))
+    v = rng.standard_normal(384).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('ckpt') / 'small'
+    save_checkpoint(path, QTransformer(ModelConfig(**SMALL)))
+    return path
+
+
+def make_runner(checkpoint, **overrides):
+    cfg = PolicyNodeConfig(checkpoint=str(checkpoint), **overrides)
+    return PolicyRunner.from_config(cfg, encoder=fake_encoder)
+
+
+def frame(seed=0, shape=(48, 64, 3)):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def test_holds_until_instruction_and_image(checkpoint):
+    r = make_runner(checkpoint)
+    assert r.act(0.0) == Hold('no_instruction', 'no instruction')
+    r.set_instruction('Open the  drawer', 0.0)
+    assert r.instruction == 'open the drawer'
+    assert r.act(0.1) == Hold('no_image', 'no camera image yet')
+    r.add_image(frame(), 0.1, stamp='s1')
+    a = r.act(0.2)
+    assert isinstance(a, Action)
+    assert a.image_stamp == 's1' and a.instruction == 'open the drawer'
+    assert a.values.shape == (4,) and a.bins.shape == (4,) and 0.0 <= a.q_value <= 1.0
+    assert a.latency_ms > 0.0 and a.names == ('dx', 'dy', 'dz', 'gripper')
+    r.set_instruction('', 0.3)  # an empty instruction stops the robot
+    assert r.act(0.3).kind == 'no_instruction'
+
+
+def test_stale_camera_holds_and_fresh_image_recovers(checkpoint):
+    r = make_runner(checkpoint, stale_timeout_s=0.5)
+    r.set_instruction('push the button', 0.0)
+    r.add_image(frame(1), 10.0)
+    assert isinstance(r.act(10.4), Action)
+    hold = r.act(10.83)
+    assert hold.kind == 'camera_stale'
+    assert hold.reason == 'camera stale (0.83 s > 0.5 s)'
+    r.set_instruction('push the button', 10.9)  # same instruction again: nothing changes
+    assert r.act(11.0).kind == 'camera_stale'
+    r.add_image(frame(2), 11.0)
+    assert isinstance(r.act(11.1), Action)
+
+
+def test_actions_within_limits_even_with_narrow_limits(checkpoint):
+    low, high = [-0.05, -0.2, 0.0, -1.0], [0.05, 0.2, 0.01, -0.5]
+    r = make_runner(checkpoint, action_low=low, action_high=high)
+    r.set_instruction('pick up the block', 0.0)
+    for i in range(12):
+        r.add_image(frame(i), i * 0.1)
+        a = r.act(i * 0.1 + 0.01)
+        assert isinstance(a, Action)
+        assert np.all(a.values >= np.array(low, np.float32)) and np.all(a.values <= np.array(high, np.float32))
+
+
+def test_same_input_same_action(checkpoint):
+    actions = []
+    for _ in range(2):
+        r = make_runner(checkpoint)
+        r.set_instruction('open the drawer', 0.0)
+        for i in range(3):
+            r.add_image(frame(i), i * 0.1)
+            actions.append(r.act(i * 0.1 + 0.05))
+    first, second = actions[:3], actions[3:]
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a.values, b.values)
+        np.testing.assert_array_equal(a.bins, b.bins)
+        assert a.q_value == b.q_value
+
+
+def test_frame_history_pads_with_the_oldest_frame(checkpoint):
+    """First decision: history [f0, f0]; the model sees the same input as with two identical frames."""
+    r = make_runner(checkpoint)
+    r.set_instruction('open the drawer', 0.0)
+    r.add_image(frame(5), 0.0)
+    a1 = r.act(0.1)
+    a2 = r.act(0.2)  # history now [f5, f5] explicitly: same input, same action
+    np.testing.assert_array_equal(a1.bins, a2.bins)
+    assert len(r._history) == 2
+
+
+def test_state_model_needs_fresh_state(tmp_path):
+    cfg = ModelConfig(**{**SMALL, 'state_dim': 4})
+    save_checkpoint(tmp_path / 's', QTransformer(cfg))
+    r = make_runner(tmp_path / 's')
+    r.set_instruction('open the drawer', 0.0)
+    r.add_image(frame(), 0.0)
+    assert r.act(0.1).kind == 'no_state'
+    with pytest.raises(ValueError, match='robot state has 3 values'):
+        r.set_state([0.0, 0.0, 0.0], 0.1)
+    r.set_state([0.1, 0.2, 0.3, 0.0], 0.1)
+    assert isinstance(r.act(0.2), Action)
+    r.add_image(frame(), 0.9)
+    assert r.act(1.0).kind == 'state_stale'
+
+
+def test_twist_and_gripper_mapping(checkpoint):
+    r = make_runner(checkpoint, twist_scale=[0.1, 0.2, 0.5])
+    linear, gripper = r.twist_and_gripper([1.0, -1.0, 0.5, 0.7])
+    np.testing.assert_allclose(linear, [0.1, -0.2, 0.25])
+    assert gripper == pytest.approx(0.7)
+    r2 = make_runner(checkpoint, gripper_dimension='')
+    assert r2.twist_and_gripper([0, 0, 0, 1.0])[1] is None
+
+
+def test_bad_configuration_is_a_clear_error(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="'checkpoint' is empty"):
+        make_runner('')
+    with pytest.raises(FileNotFoundError, match='not found'):
+        make_runner(tmp_path / 'missing')
+    with pytest.raises(ValueError, match='action_low has 2 entries'):
+        make_runner(checkpoint, action_low=[-1.0, -1.0], action_high=[1.0, 1.0])
+    with pytest.raises(ValueError, match='twist_scale'):
+        make_runner(checkpoint, twist_scale=[0.1])
+    r = make_runner(checkpoint)
+    with pytest.raises(ValueError, match='encoder gave 3 values'):
+        PolicyRunner(r.model, lambda t: np.zeros(3)).set_instruction('x', 0.0)
+
+
+def test_policy_yaml_matches_the_dataclass():
+    """config/policy.yaml names exactly the PolicyNodeConfig fields, with the dataclass defaults."""
+    import yaml
+
+    path = REPO_ROOT / 'config' / 'policy.yaml'
+    raw = yaml.safe_load(path.read_text())['/**']['ros__parameters']
+    assert set(raw) == {f.name for f in dataclasses.fields(PolicyNodeConfig)}
+    cfg = from_params_file(path)
+    default = PolicyNodeConfig(checkpoint='models/qt_metaworld')
+    assert dataclasses.asdict(cfg) == dataclasses.asdict(default)
