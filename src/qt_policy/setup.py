@@ -62,6 +62,9 @@ setup(
             #   'policy_node = qt_policy.policy_node:main',
             # Installed into lib/qt_policy so `ros2 run qt_policy <name>` finds them.
             # ------------------------------------------------------------------
+            'policy_node = qt_policy.nodes.policy_node:main',
+            'recorder_node = qt_policy.nodes.recorder_node:main',
+            'sim_arm_node = qt_policy.nodes.sim_arm_node:main',
         ],
     },
 )

@@ -45,13 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_cache(data: Path, image_size: int | None) -> Path:
+def resolve_cache(data: Path, image_size: int | None, progress: bool = True) -> Path:
     from ..data.cache import convert_bags
 
     if (data / "index.json").is_file():
         return data
     cache = data / "_cache" if image_size is None else data / f"_cache_{image_size}"
-    convert_bags(data, cache, image_size=image_size)
+    convert_bags(data, cache, image_size=image_size, progress=progress)
     return cache
 
 
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         cache = Path(saved["data"]["cache"])
         start_step = int(saved["step"])
     else:
-        cache = resolve_cache(args.data, args.image_size) if is_main else None
+        cache = resolve_cache(args.data, args.image_size, not args.no_progress) if is_main else None
         if world > 1:
             holder = [str(cache) if cache else None]
             dist.broadcast_object_list(holder, src=0)

@@ -1,0 +1,195 @@
+"""qt_recorder: records one rosbag2 episode bag per instruction (the robot's training data).
+
+A thin adapter around `runtime.episode_recorder.EpisodeRecorder` (see its docstring for the rules):
+
+* subscriptions with ``raw=True`` (the CDR bytes go into the bag untouched): camera Image
+  (SensorDataQoS), robot state JointState (SensorDataQoS), qt_msgs/QAction (reliable, depth 10) and
+  the instruction std_msgs/String (reliable + transient-local: a new instruction starts an episode);
+* std_msgs/Bool on ``success_topic``: True ends the episode as a success, False as a failure
+  (end_reason ``success_topic``); ignored before the episode's first action (a late message about the
+  previous episode);
+* service ``~/end_episode`` (qt_msgs/srv/EndEpisode): ends it with the requested label (``service``);
+* a timer for the episode timeout and the free-disk check;
+* after every episode: qt_msgs/EpisodeResult on ``result_topic`` (reliable, depth 10) and one log line.
+
+SIGINT/SIGTERM: an open episode is finalized as a failure with end_reason ``shutdown`` before exit.
+
+    python -m qt_policy.nodes.recorder_node --ros-args --params-file config/recorder.yaml
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, String
+
+from qt_msgs.msg import EpisodeResult, QAction
+from qt_msgs.srv import EndEpisode
+
+from ..data import bag_format as bf
+from ..runtime.episode_recorder import EpisodeEnd, EpisodeRecorder, RecordError, RecorderNodeConfig
+from ..runtime.policy_config import declare_parameters, read_parameters
+
+INSTRUCTION_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RELIABLE_10 = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
+ERROR_LOG_PERIOD_S = 10.0
+
+
+class RecorderNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__('qt_recorder', **kwargs)
+        errors = declare_parameters(self, RecorderNodeConfig)
+        if errors:
+            raise ValueError('; '.join(errors))
+        self.config = read_parameters(self, RecorderNodeConfig).validate()
+        cfg = self.config
+        self.recorder = EpisodeRecorder.from_config(cfg, log=self._log)
+        self._error_counts: dict[str, int] = {}
+        self._error_last: dict[str, float] = {}
+
+        self._result_pub = self.create_publisher(EpisodeResult, cfg.result_topic, RELIABLE_10)
+        self.create_subscription(String, cfg.instruction_topic, self._on_instruction, INSTRUCTION_QOS, raw=True)
+        self.create_subscription(Image, cfg.image_topic, self._raw_cb(bf.IMAGE_TOPIC, bf.IMAGE_TYPE),
+                                 qos_profile_sensor_data, raw=True)
+        if cfg.state_topic.strip():
+            self.create_subscription(JointState, cfg.state_topic, self._raw_cb(bf.STATE_TOPIC, bf.JOINT_STATE_TYPE),
+                                     qos_profile_sensor_data, raw=True)
+        self.create_subscription(QAction, cfg.action_topic, self._raw_cb(bf.ACTION_TOPIC, bf.QACTION_TYPE),
+                                 RELIABLE_10, raw=True)
+        self.create_subscription(Bool, cfg.success_topic, self._on_success, RELIABLE_10)
+        self.create_service(EndEpisode, '~/end_episode', self._on_end_episode)
+        self.create_timer(cfg.check_period_s, self._on_timer)
+        self.get_logger().info(
+            f'recording to {self.recorder.output_dir.resolve()} (timeout {cfg.episode_timeout_s:g} s, '
+            f'min free disk {cfg.min_free_disk_mb} MB); instruction on {self._topic(cfg.instruction_topic)}')
+
+    # ----- helpers -------------------------------------------------------------------------------
+
+    def _topic(self, name: str) -> str:
+        return self.resolve_topic_name(name)
+
+    def _log(self, level: str, message: str) -> None:
+        logger = self.get_logger()
+        {'info': logger.info, 'warn': logger.warning, 'error': logger.error}.get(level, logger.info)(message)
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _report_error(self, key: str, message: str) -> None:
+        """One line per kind of problem, then at most one summary every ERROR_LOG_PERIOD_S."""
+        self._error_counts[key] = self._error_counts.get(key, 0) + 1
+        now = time.monotonic()
+        if now - self._error_last.get(key, -1e9) >= ERROR_LOG_PERIOD_S:
+            self.get_logger().warning(f'{message} ({self._error_counts[key]} so far)')
+            self._error_last[key] = now
+
+    def _finished(self, end: EpisodeEnd | None) -> None:
+        if end is None:
+            return
+        msg = EpisodeResult()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(end.stamp_ns, 1_000_000_000)
+        msg.episode_id = end.episode_id
+        msg.instruction = end.instruction
+        msg.success = end.success
+        msg.reward = float(end.reward)
+        msg.num_steps = int(end.num_steps)
+        msg.end_reason = end.end_reason
+        msg.bag_path = end.bag_path
+        self._result_pub.publish(msg)
+        line = (f'episode {end.episode_id}: success={end.success} steps={end.num_steps} reason={end.end_reason} '
+                f'({end.duration_s:.1f} s) bag {end.bag_path or "NOT WRITTEN"}'
+                + (f' -- {end.detail}' if end.detail else ''))
+        (self.get_logger().info if end.bag_path else self.get_logger().error)(line)
+
+    # ----- callbacks -----------------------------------------------------------------------------
+
+    def _on_instruction(self, raw: bytes) -> None:
+        try:
+            text = self.recorder.decode_string(raw)
+        except RecordError as exc:
+            self._report_error('instruction', f'ignoring instruction: {exc}')
+            return
+        out = self.recorder.start(text, time.monotonic(), self._now_ns(), raw_instruction=raw)
+        self._finished(out.ended)
+        if out.started:
+            self.get_logger().info(f'episode {out.episode_id} started: {text!r} -> {out.partial_path}')
+        elif out.message:
+            (self.get_logger().info if not text.strip() else self.get_logger().error)(out.message)
+
+    def _raw_cb(self, topic: str, msgtype: str):
+        def callback(raw: bytes) -> None:
+            try:
+                self._finished(self.recorder.record(topic, msgtype, raw, self._now_ns()))
+            except RecordError as exc:
+                self._report_error(topic, f'not recorded: {exc}')
+        return callback
+
+    def _on_success(self, msg: Bool) -> None:
+        end = self.recorder.success_signal(bool(msg.data))
+        if end is None:
+            what = 'no episode is recording' if not self.recorder.is_recording else \
+                f'episode {self.recorder.episode_id} has no action yet (a late message about the previous one)'
+            self.get_logger().info(f'success={msg.data} ignored: {what}')
+        self._finished(end)
+
+    def _on_end_episode(self, request: EndEpisode.Request, response: EndEpisode.Response) -> EndEpisode.Response:
+        end = self.recorder.end(bool(request.success), 'service', request.reason)
+        if end is None:
+            response.accepted, response.message, response.bag_path = False, 'no episode is recording', ''
+            return response
+        self._finished(end)
+        response.accepted = bool(end.bag_path)
+        response.message = (f'episode {end.episode_id} ended: success={end.success}, {end.num_steps} steps'
+                            + (f'; {end.detail}' if end.detail and not end.bag_path else ''))
+        response.bag_path = end.bag_path
+        return response
+
+    def _on_timer(self) -> None:
+        self._finished(self.recorder.check(time.monotonic()))
+
+    def shutdown_recording(self) -> None:
+        """Finalize an open episode (failure, 'shutdown') and publish its result."""
+        self._finished(self.recorder.shutdown())
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stop.append(signum))
+    node = None
+    executor = SingleThreadedExecutor()
+    rc = 0
+    try:
+        try:
+            node = RecorderNode()
+        except Exception as exc:  # noqa: BLE001 - bad parameters: one clear line, non-zero exit
+            rclpy.logging.get_logger('qt_recorder').fatal(f'cannot start: {exc}')
+            return 2
+        executor.add_node(node)
+        while not stop and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        if node is not None:
+            try:
+                node.shutdown_recording()  # data recorded so far is kept as a complete bag
+                executor.spin_once(timeout_sec=0.05)  # let the last EpisodeResult go out
+            except Exception as exc:  # noqa: BLE001
+                node.get_logger().error(f'finalizing on shutdown failed: {exc}')
+                rc = 1
+            executor.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return rc
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,304 @@
+"""sim_arm: the Meta-World Sawyer (`sim.arm.SimArm`) as a ROS 2 robot with a camera.
+
+* An instruction (std_msgs/String, reliable + transient-local) starts an episode: the arm resets to
+  the task whose instruction it is (`sim.tasks.task_for_instruction`; or to the `task` parameter when
+  set) with placement seed ``seed + k`` for the k-th episode (k = 0, 1, ...; the default seed 1000 keeps
+  these placements apart from the training seeds 0..999). An unknown instruction: one error line
+  listing the known instructions, the arm stays idle.
+* At ``rate_hz`` a timer applies the latest qt_msgs/QAction received since the last tick (``values``,
+  clipped to [-1, 1] by the arm) -- no new action, no motion -- then publishes the camera
+  (sensor_msgs/Image rgb8, header.stamp = now, frame_id 'camera') and the robot state
+  (sensor_msgs/JointState: hand_x, hand_y, hand_z, gripper_opening). Actions that arrive faster than
+  the rate are superseded (counted in the episode's log line).
+* At the first success it publishes std_msgs/Bool True on ``success_topic``; after ``max_steps``
+  applied actions (0 = the task's budget) False. Either way the episode is over: actions are ignored
+  until the next instruction (the camera keeps publishing).
+* An action whose header.stamp is older than the reset (decided from a frame of the previous scene)
+  is ignored, as the recorder ignores it (its ``drop_actions_before_start``).
+* A malformed action (wrong length, NaN/inf) is ignored with a warning.
+
+`SimArmDriver` holds all of that without ROS (testable with a fake arm); `SimArmNode` is the adapter.
+
+    python -m qt_policy.nodes.sim_arm_node --ros-args --params-file config/sim_arm.yaml
+"""
+from __future__ import annotations
+
+import array
+import signal
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..sim.arm import ACTION_NAMES, STATE_NAMES, SimObservation
+
+MALFORMED_LOG_PERIOD_S = 10.0
+
+
+@dataclass
+class SimArmNodeConfig:
+    """Parameters of the sim_arm node (config/sim_arm.yaml names exactly these fields)."""
+
+    task: str = ""  # Meta-World task name (sim.tasks.TASKS); '' = the task of each instruction
+    image_size: int = 64  # rendered camera image, square pixels (the shipped model uses 64)
+    rate_hz: float = 10.0  # simulation / camera rate: one action applied per tick at most
+    seed: int = 1000  # episode k uses placement seed + k (training data uses seeds 0..999)
+    max_steps: int = 0  # applied actions before the episode fails; 0 = the task's max_steps
+    image_topic: str = "camera/image_raw"  # sensor_msgs/Image rgb8
+    state_topic: str = "robot_state"  # sensor_msgs/JointState
+    action_topic: str = "qt/action"  # qt_msgs/QAction in (reliable, depth 10)
+    instruction_topic: str = "instruction"  # std_msgs/String in (reliable + transient-local)
+    success_topic: str = "success"  # std_msgs/Bool out: True on success, False at max_steps
+
+    def validate(self) -> "SimArmNodeConfig":
+        from ..sim.tasks import get_task
+
+        if self.task:
+            get_task(self.task)  # KeyError listing the known names
+        if self.image_size <= 0:
+            raise ValueError(f"parameter 'image_size' must be > 0, got {self.image_size}")
+        if not self.rate_hz > 0:
+            raise ValueError(f"parameter 'rate_hz' must be > 0, got {self.rate_hz}")
+        if self.max_steps < 0:
+            raise ValueError(f"parameter 'max_steps' must be >= 0, got {self.max_steps}")
+        return self
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What one timer tick produced: the observation to publish and the episode's end, if it ended now."""
+
+    observation: SimObservation | None  # None before the first reset
+    ended: bool | None = None  # True: success now; False: max_steps reached now; None: nothing ended
+    message: str = ""
+
+
+class SimArmDriver:
+    """Episode bookkeeping around a SimArm, without ROS. Times are not needed: the caller ticks it."""
+
+    def __init__(self, config: SimArmNodeConfig, arm=None, log: Callable[[str, str], None] | None = None):
+        self.config = config.validate()
+        if arm is None:
+            from ..sim.arm import SimArm
+
+            arm = SimArm(config.image_size)
+        self.arm = arm
+        self.log = log or (lambda level, message: None)
+        self.episode = -1  # index k of the current/last episode
+        self.active = False  # actions are applied only while True
+        self.task = None
+        self.max_steps = 0
+        self.steps = 0
+        self.superseded = 0
+        self.stale = 0
+        self.reset_stamp_ns = 0
+        self._pending: np.ndarray | None = None
+        self._malformed = 0
+        self._malformed_unlogged = 0
+        self._malformed_last_log = -1e9
+
+    def on_instruction(self, text: str, now_ns: int = 0) -> str:
+        """Reset for `text` at time `now_ns`; returns the log line (an error line starts with 'error:')."""
+        from ..sim.tasks import TASKS, get_task, task_for_instruction
+
+        text = " ".join(str(text).split())
+        if not text:
+            self.active, self._pending = False, None
+            return "empty instruction: arm idle"
+        if self.config.task:
+            task = get_task(self.config.task)
+            note = "" if text.lower() == task.instruction else f" (fixed task; instruction {text!r} not checked)"
+        else:
+            try:
+                task = task_for_instruction(text)
+            except KeyError:
+                self.active, self._pending = False, None
+                known = ", ".join(repr(t.instruction) for t in TASKS.values())
+                return f"error: unknown instruction {text!r}: arm idle; known instructions: {known}"
+            note = ""
+        self.episode += 1
+        seed = self.config.seed + self.episode
+        self.arm.reset(task.name, seed)
+        self.task = task
+        self.max_steps = self.config.max_steps or task.max_steps
+        self.steps, self.superseded, self.stale, self._pending, self.active = 0, 0, 0, None, True
+        self.reset_stamp_ns = int(now_ns)
+        return f"episode {self.episode}: task {task.name} seed {seed} (max {self.max_steps} steps){note}"
+
+    def on_action(self, values, stamp_ns: int | None = None) -> str | None:
+        """Queue an action for the next tick; returns a warning line for a malformed action (rate-limited).
+
+        `stamp_ns` (the action's header.stamp): older than the reset -> ignored (previous scene)."""
+        try:
+            a = np.asarray(values, dtype=np.float32).reshape(-1)
+            if a.shape != (len(ACTION_NAMES),):
+                raise ValueError(f"{a.size} values, expected {len(ACTION_NAMES)} {ACTION_NAMES}")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"non-finite values {a.tolist()}")
+        except (TypeError, ValueError) as exc:
+            self._malformed += 1
+            self._malformed_unlogged += 1
+            now = time.monotonic()
+            if now - self._malformed_last_log >= MALFORMED_LOG_PERIOD_S:
+                line = f"ignoring malformed action ({self._malformed_unlogged} since last warning): {exc}"
+                self._malformed_last_log, self._malformed_unlogged = now, 0
+                return line
+            return None
+        if not self.active:
+            return None
+        if stamp_ns is not None and stamp_ns < self.reset_stamp_ns:
+            self.stale += 1
+            return None
+        if self._pending is not None:
+            self.superseded += 1
+        self._pending = a
+        return None
+
+    def tick(self) -> Tick:
+        """Apply the pending action (if any, while active); the observation to publish afterwards."""
+        if self.arm.task_name is None:
+            return Tick(None)
+        if not self.active or self._pending is None:
+            return Tick(self.arm.observation)
+        action, self._pending = self._pending, None
+        obs, success = self.arm.step(action)
+        self.steps += 1
+        if success:
+            self.active = False
+            return Tick(obs, True, self._summary("success"))
+        if self.steps >= self.max_steps:
+            self.active = False
+            return Tick(obs, False, self._summary(f"failure: max_steps {self.max_steps} reached"))
+        return Tick(obs)
+
+    def _summary(self, what: str) -> str:
+        extra = f", {self.superseded} superseded actions" if self.superseded else ""
+        extra += f", {self.stale} actions from pre-reset frames ignored" if self.stale else ""
+        return (f"episode {self.episode} ({self.task.name}, seed {self.config.seed + self.episode}): {what} "
+                f"after {self.steps} steps{extra}")
+
+
+# ----- ROS adapter -------------------------------------------------------------------------------------
+
+def _make_node_class():
+    from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image, JointState
+    from std_msgs.msg import Bool, String
+
+    from qt_msgs.msg import QAction
+
+    from ..runtime.policy_config import declare_parameters, read_parameters
+
+    instruction_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    reliable_10 = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.VOLATILE)
+    # reliable publishers match reliable and best-effort (SensorDataQoS) subscribers alike
+    sensor_pub_qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.VOLATILE)
+
+    class SimArmNode(Node):
+        def __init__(self, arm=None, **kwargs):
+            super().__init__('sim_arm', **kwargs)
+            errors = declare_parameters(self, SimArmNodeConfig)
+            if errors:
+                raise ValueError('; '.join(errors))
+            cfg = read_parameters(self, SimArmNodeConfig)
+            self.driver = SimArmDriver(cfg, arm=arm)
+            self.config = cfg
+            self._image_pub = self.create_publisher(Image, cfg.image_topic, sensor_pub_qos)
+            self._state_pub = self.create_publisher(JointState, cfg.state_topic, sensor_pub_qos)
+            self._success_pub = self.create_publisher(Bool, cfg.success_topic, reliable_10)
+            self.create_subscription(String, cfg.instruction_topic, self._on_instruction, instruction_qos)
+            self.create_subscription(QAction, cfg.action_topic, self._on_action, reliable_10)
+            self.create_timer(1.0 / cfg.rate_hz, self._on_tick)
+            self.get_logger().info(
+                f'sim arm ready: {cfg.image_size}px camera at {cfg.rate_hz:g} Hz, task '
+                f'{cfg.task or "from the instruction"}, seeds from {cfg.seed}; waiting for an instruction on '
+                f'{self.resolve_topic_name(cfg.instruction_topic)}')
+
+        def _on_instruction(self, msg):
+            try:
+                line = self.driver.on_instruction(msg.data, self.get_clock().now().nanoseconds)
+            except Exception as exc:  # noqa: BLE001 - e.g. a Meta-World error: report, stay up
+                self.driver.active = False
+                self.get_logger().error(f'cannot start an episode for {msg.data!r}: {type(exc).__name__}: {exc}')
+                return
+            if line.startswith('error:'):
+                self.get_logger().error(line[len('error:'):].strip())
+            else:
+                self.get_logger().info(line)
+
+        def _on_action(self, msg):
+            stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            warning = self.driver.on_action(list(msg.values), stamp_ns)
+            if warning:
+                self.get_logger().warning(warning)
+
+        def _on_tick(self):
+            try:
+                tick = self.driver.tick()
+            except Exception as exc:  # noqa: BLE001 - a simulator error ends the episode, not the node
+                self.driver.active = False
+                self.get_logger().error(f'simulation step failed: {type(exc).__name__}: {exc}; episode stopped')
+                return
+            if tick.ended is not None:  # before the frame: the recorder closes the episode on this
+                self._success_pub.publish(Bool(data=bool(tick.ended)))
+                self.get_logger().info(tick.message)
+            if tick.observation is not None:
+                self._publish_observation(tick.observation)
+
+        def _publish_observation(self, obs: SimObservation):
+            stamp = self.get_clock().now().to_msg()
+            img = Image()
+            img.header.stamp = stamp
+            img.header.frame_id = 'camera'
+            img.height, img.width = int(obs.image.shape[0]), int(obs.image.shape[1])
+            img.encoding = 'rgb8'
+            img.is_bigendian = 0
+            img.step = img.width * 3
+            img.data = array.array('B', np.ascontiguousarray(obs.image, dtype=np.uint8).tobytes())
+            self._image_pub.publish(img)
+            state = JointState()
+            state.header.stamp = stamp
+            state.name = list(STATE_NAMES)
+            state.position = [float(v) for v in obs.state]
+            self._state_pub.publish(state)
+
+    return SimArmNode
+
+
+def main(args=None) -> int:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stop.append(signum))
+    node = None
+    executor = SingleThreadedExecutor()
+    try:
+        try:
+            node = _make_node_class()()
+        except Exception as exc:  # noqa: BLE001 - bad parameters: one clear line, non-zero exit
+            reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            rclpy.logging.get_logger('sim_arm').fatal(f'cannot start: {reason}')
+            return 2
+        executor.add_node(node)
+        while not stop and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        executor.shutdown()
+        if node is not None:
+            node.driver.arm.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

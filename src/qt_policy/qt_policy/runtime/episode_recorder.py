@@ -1,0 +1,364 @@
+"""The episode recorder's logic without ROS: one episode bag per instruction, ended by a rule.
+
+`EpisodeRecorder` is a small state machine around :class:`~qt_policy.data.bag_io.EpisodeBagWriter`
+(idle <-> recording). The recorder node (nodes/recorder_node.py) only feeds it raw CDR bytes from
+its subscriptions and publishes what it returns; everything here is testable with fake times.
+
+Rules (each one ends the open episode with ``finalize``, so the bag is complete and readable):
+
+* ``start(instruction, now)``: opens ``<output_dir>/episode_<UTC time>_<n>.partial/`` and writes the
+  instruction first. A new instruction while recording first ends the current episode as a failure
+  with end_reason ``preempted``. An empty instruction only ends the current episode (as ``preempted``)
+  and starts nothing: it means "stop".
+* ``record(topic, msgtype, raw, log_time_ns)``: written only while an episode is open (camera frames
+  and states that arrive before the first action are kept: the first action needs them). Outside an
+  episode, messages are dropped. With ``drop_actions_before_start`` (default) a QAction whose
+  header.stamp (= the stamp of the camera frame it was decided from) is older than the episode start
+  is not recorded: it was decided from a frame of the previous episode's scene (a simulator resets on
+  the instruction and ignores such actions too). The count is reported in the episode's detail; if
+  every action is dropped, check that the camera stamps and the recorder use the same clock.
+* A QAction with ``terminate=True`` is written, then ends the episode with end_reason ``terminate``
+  and success=False. Success evidence only comes from the success topic or the service, and a success
+  message ends the episode at once (end_reason ``success_topic``), so by the time a terminate action
+  arrives no success has been seen for this episode: a policy's "I am done" is not a success label.
+* ``success_signal(success)``: the success topic (``success_topic``); ignored while the open episode has
+  no action yet (it is then a late message about the previous episode).
+* ``end(success, reason)``: any rule, e.g. the EndEpisode service (``service``).
+* ``check(now)``: ``timeout`` (failure) after ``episode_timeout_s`` (<= 0 disables), plus the
+  periodic disk check below.
+* ``shutdown()``: an open episode is finalized as a failure with end_reason ``shutdown`` -- the steps
+  recorded so far are complete data and are never thrown away (training may filter on end_reason).
+
+Free disk space (``shutil.disk_usage`` of the output folder) is checked before every start and every
+``disk_check_period_s`` while recording: below ``2 * min_free_disk_mb`` a warning is logged (once per
+low-disk spell); below ``min_free_disk_mb`` no episode is started, and a running episode is finalized
+as a failure with end_reason ``shutdown`` (the recorder stops recording as it would at shutdown, while
+the bag can still be closed cleanly) -- the detail says "low disk".
+
+If ``finalize`` itself fails (disk full, I/O error), the bag is aborted and stays as a ``.partial``
+folder for inspection; ``list_episode_bags`` and training never read ``.partial`` folders.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from ..data import bag_format as bf
+from ..data.bag_io import EpisodeBagWriter
+
+END_REASONS = ("service", "terminate", "success_topic", "timeout", "shutdown", "preempted")
+
+Logger = Callable[[str, str], None]  # (level: 'info' | 'warn' | 'error', message)
+
+_py_log = logging.getLogger("qt_policy.episode_recorder")
+
+
+def _default_log(level: str, message: str) -> None:
+    {"info": _py_log.info, "warn": _py_log.warning, "error": _py_log.error}.get(level, _py_log.info)(message)
+
+
+@dataclass
+class RecorderNodeConfig:
+    """Parameters of the recorder node (config/recorder.yaml names exactly these fields).
+
+    Topic names are the ROS topics subscribed to (relative = inside the node's namespace); the bag
+    always stores them under the episode format's topic names (/camera/image_raw, /instruction,
+    /robot_state, /qt/action, /episode_result) so every bag reads the same way.
+    """
+
+    output_dir: str = "data/recorded"  # one rosbag2 folder per episode (relative: to the cwd)
+    episode_timeout_s: float = 30.0  # end an episode as failure 'timeout' after this long; <= 0: never
+    min_free_disk_mb: int = 500  # refuse to start below this much free disk; warn below twice this
+    disk_check_period_s: float = 5.0  # free-disk check period while recording
+    check_period_s: float = 0.2  # timer for the timeout/disk checks
+    image_topic: str = "camera/image_raw"  # sensor_msgs/Image, SensorDataQoS
+    instruction_topic: str = "instruction"  # std_msgs/String, reliable + transient-local
+    action_topic: str = "qt/action"  # qt_msgs/QAction, reliable
+    state_topic: str = "robot_state"  # sensor_msgs/JointState, SensorDataQoS; '' = do not record
+    success_topic: str = "success"  # std_msgs/Bool: True -> success, False -> failure
+    result_topic: str = "episode_result"  # qt_msgs/EpisodeResult, published after each episode
+    drop_actions_before_start: bool = True  # skip actions decided from frames stamped before the instruction
+
+    def validate(self) -> "RecorderNodeConfig":
+        if not self.output_dir.strip():
+            raise ValueError("parameter 'output_dir' is empty")
+        if self.min_free_disk_mb < 0:
+            raise ValueError(f"parameter 'min_free_disk_mb' must be >= 0, got {self.min_free_disk_mb}")
+        for name in ("disk_check_period_s", "check_period_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
+        for name in ("image_topic", "instruction_topic", "action_topic", "success_topic", "result_topic"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"parameter '{name}' is empty")
+        return self
+
+
+@dataclass(frozen=True)
+class EpisodeEnd:
+    """One finalized episode: the fields of qt_msgs/EpisodeResult plus bookkeeping."""
+
+    episode_id: str
+    instruction: str
+    success: bool
+    reward: float
+    num_steps: int
+    end_reason: str
+    bag_path: str  # the final bag folder; '' when finalize failed (then `detail` names the .partial)
+    stamp_ns: int  # end time (log time of the /episode_result message)
+    duration_s: float
+    detail: str = ""  # why, in words (service reason, 'low disk', an error)
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    """What `start` did: maybe ended the previous episode, maybe started a new one."""
+
+    started: bool
+    episode_id: str = ""
+    partial_path: str = ""
+    ended: EpisodeEnd | None = None  # the episode preempted by this instruction
+    message: str = ""  # why nothing started (low disk, empty instruction, error)
+
+
+class RecordError(ValueError):
+    """A message could not be recorded (malformed bytes, write error); the episode stays open."""
+
+
+class EpisodeRecorder:
+    """idle <-> recording; see the module docstring for the rules. Thread-safe (one lock)."""
+
+    def __init__(self, output_dir: str | os.PathLike, episode_timeout_s: float = 30.0,
+                 min_free_disk_mb: float = 500.0, disk_check_period_s: float = 5.0, typestore=None,
+                 log: Logger | None = None, wall_clock_ns: Callable[[], int] = time.time_ns,
+                 drop_actions_before_start: bool = True):
+        self.output_dir = Path(output_dir)
+        self.episode_timeout_s = float(episode_timeout_s)
+        self.min_free_disk_mb = float(min_free_disk_mb)
+        self.disk_check_period_s = float(disk_check_period_s)
+        self.typestore = typestore if typestore is not None else bf.get_episode_typestore()
+        self.log = log or _default_log
+        self.wall_clock_ns = wall_clock_ns
+        self.drop_actions_before_start = bool(drop_actions_before_start)
+        self._dropped_actions = 0
+        self._lock = threading.RLock()
+        self._writer: EpisodeBagWriter | None = None
+        self._episode_id = ""
+        self._instruction = ""
+        self._started_at = 0.0
+        self._start_log_ns = 0
+        self._last_disk_check = -math.inf
+        self._disk_low_warned = False
+        self._counter = 0
+        self.episodes_finished = 0
+
+    # ----- state ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: RecorderNodeConfig, **kwargs) -> "EpisodeRecorder":
+        config.validate()
+        return cls(config.output_dir, episode_timeout_s=config.episode_timeout_s,
+                   min_free_disk_mb=config.min_free_disk_mb, disk_check_period_s=config.disk_check_period_s,
+                   drop_actions_before_start=config.drop_actions_before_start, **kwargs)
+
+    @property
+    def is_recording(self) -> bool:
+        return self._writer is not None
+
+    @property
+    def episode_id(self) -> str:
+        return self._episode_id if self._writer is not None else ""
+
+    @property
+    def instruction(self) -> str:
+        return self._instruction if self._writer is not None else ""
+
+    @property
+    def partial_path(self) -> Path | None:
+        return self._writer.partial_path if self._writer is not None else None
+
+    @property
+    def num_steps(self) -> int:
+        """QAction messages recorded in the open episode (0 when idle)."""
+        return self._writer.counts.get(bf.ACTION_TOPIC, 0) if self._writer is not None else 0
+
+    # ----- disk ----------------------------------------------------------------------------------
+
+    def free_disk_mb(self) -> float:
+        """Free space of the file system holding output_dir (its nearest existing parent)."""
+        path = self.output_dir.resolve()
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        return shutil.disk_usage(path).free / (1024.0 * 1024.0)
+
+    def _disk_status(self) -> tuple[str, float]:
+        """('ok' | 'low' | 'full', free MB); 'low' is logged once per low spell."""
+        try:
+            free = self.free_disk_mb()
+        except OSError as exc:
+            self.log("warn", f"cannot check free disk space of {self.output_dir}: {exc}")
+            return "ok", math.nan
+        if free < self.min_free_disk_mb:
+            return "full", free
+        if free < 2.0 * self.min_free_disk_mb:
+            if not self._disk_low_warned:
+                self.log("warn", f"low disk: {free:.0f} MB free in {self.output_dir} (episodes are refused below "
+                                 f"min_free_disk_mb={self.min_free_disk_mb:g} MB)")
+                self._disk_low_warned = True
+            return "low", free
+        self._disk_low_warned = False
+        return "ok", free
+
+    # ----- lifecycle -----------------------------------------------------------------------------
+
+    def _new_name(self) -> str:
+        stamp = datetime.fromtimestamp(self.wall_clock_ns() / 1e9, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        while True:
+            self._counter += 1
+            name = f"episode_{stamp}_{self._counter:04d}"
+            if not (self.output_dir / name).exists() and not (self.output_dir / (name + bf.PARTIAL_SUFFIX)).exists():
+                return name
+
+    def start(self, instruction: str, now: float, log_time_ns: int | None = None,
+              raw_instruction: bytes | None = None) -> StartOutcome:
+        """Begin an episode for `instruction` (ending a running one as 'preempted'); see the module doc."""
+        with self._lock:
+            text = " ".join(str(instruction).split())
+            ended = None
+            if self._writer is not None:
+                ended = self._end(False, "preempted", f"new instruction {text!r}" if text else "empty instruction")
+            if not text:
+                return StartOutcome(False, ended=ended, message="empty instruction: not recording")
+            status, free = self._disk_status()
+            self._last_disk_check = now
+            if status == "full":
+                return StartOutcome(False, ended=ended, message=(
+                    f"not recording {text!r}: only {free:.0f} MB free in {self.output_dir}, below "
+                    f"min_free_disk_mb={self.min_free_disk_mb:g}"))
+            log_ns = self.wall_clock_ns() if log_time_ns is None else int(log_time_ns)
+            writer = EpisodeBagWriter(typestore=self.typestore)
+            name = self._new_name()
+            try:
+                partial = writer.open(self.output_dir, name)
+                if raw_instruction is not None:
+                    writer.write_raw(bf.INSTRUCTION_TOPIC, bf.STRING_TYPE, raw_instruction, log_ns)
+                else:
+                    writer.write(bf.INSTRUCTION_TOPIC, bf.STRING_TYPE, bf.make_string_msg(text, self.typestore), log_ns)
+            except Exception as exc:  # noqa: BLE001 - report; the recorder stays idle and usable
+                writer.abort()
+                return StartOutcome(False, ended=ended, message=f"cannot open episode bag {name} in "
+                                                                  f"{self.output_dir}: {type(exc).__name__}: {exc}")
+            self._writer, self._episode_id, self._instruction = writer, name, text
+            self._started_at, self._start_log_ns = float(now), log_ns
+            self._dropped_actions = 0
+            return StartOutcome(True, episode_id=name, partial_path=str(partial), ended=ended)
+
+    def record(self, topic: str, msgtype: str, raw: bytes, log_time_ns: int) -> EpisodeEnd | None:
+        """Write one message (raw CDR) under its episode-format `topic`; returns the episode end when a
+        terminate action ends it. Dropped silently when no episode is open. Raises RecordError."""
+        with self._lock:
+            if self._writer is None:
+                return None
+            terminate = False
+            if topic == bf.ACTION_TOPIC:
+                try:
+                    msg = self.typestore.deserialize_cdr(raw, msgtype)
+                    terminate, stamp = bool(msg.terminate), bf.header_ns(msg)
+                except Exception as exc:  # noqa: BLE001
+                    raise RecordError(f"malformed {msgtype} on {topic} ({len(raw)} bytes): {exc}") from None
+                if self.drop_actions_before_start and stamp < self._start_log_ns:
+                    self._dropped_actions += 1
+                    return None
+            try:
+                self._writer.write_raw(topic, msgtype, raw, log_time_ns)
+            except Exception as exc:  # noqa: BLE001
+                raise RecordError(f"cannot write {topic} to {self._writer.partial_path}: "
+                                  f"{type(exc).__name__}: {exc}") from None
+            if terminate:
+                return self._end(False, "terminate", "the policy sent terminate=True")
+            return None
+
+    def end(self, success: bool, reason: str, detail: str = "") -> EpisodeEnd | None:
+        """Finalize the open episode (None when idle). `reason` is one of END_REASONS."""
+        if reason not in END_REASONS:
+            raise ValueError(f"unknown end_reason {reason!r}; use one of {END_REASONS}")
+        with self._lock:
+            if self._writer is None:
+                return None
+            return self._end(bool(success), reason, detail)
+
+    def success_signal(self, success: bool) -> EpisodeEnd | None:
+        """The success topic: ends the open episode with that label (end_reason 'success_topic').
+
+        Ignored (None) while the open episode has no action yet: such a message was sent for the
+        previous episode and only arrived (or was handled) after the new instruction -- a robot cannot
+        succeed or fail an episode in which it has not acted.
+        """
+        with self._lock:
+            if self._writer is None or self._writer.counts.get(bf.ACTION_TOPIC, 0) == 0:
+                return None
+            return self._end(bool(success), "success_topic", f"success topic said {bool(success)}")
+
+    def check(self, now: float) -> EpisodeEnd | None:
+        """Periodic rules: episode timeout, free disk. Returns the episode it ended, if any."""
+        with self._lock:
+            if self._writer is None:
+                return None
+            if self.episode_timeout_s > 0 and now - self._started_at >= self.episode_timeout_s:
+                return self._end(False, "timeout", f"no end within episode_timeout_s={self.episode_timeout_s:g}")
+            if now - self._last_disk_check >= self.disk_check_period_s:
+                self._last_disk_check = now
+                status, free = self._disk_status()
+                if status == "full":
+                    return self._end(False, "shutdown", f"low disk: {free:.0f} MB free, below "
+                                                        f"min_free_disk_mb={self.min_free_disk_mb:g}")
+            return None
+
+    def shutdown(self) -> EpisodeEnd | None:
+        """Finalize an open episode as failure 'shutdown' (its data is kept)."""
+        return self.end(False, "shutdown", "recorder shutting down")
+
+    def _end(self, success: bool, reason: str, detail: str) -> EpisodeEnd:
+        writer, self._writer = self._writer, None
+        num_steps = writer.counts.get(bf.ACTION_TOPIC, 0)
+        stamp_ns = max(self.wall_clock_ns(), self._start_log_ns)
+        duration = max(0.0, (stamp_ns - self._start_log_ns) / 1e9)
+        reward = 1.0 if success else 0.0
+        bag_path = ""
+        if self._dropped_actions:
+            detail = (f"{detail}; " if detail else "") + (
+                f"{self._dropped_actions} action(s) decided from frames older than the episode start not recorded"
+                + ("" if num_steps else " (none recorded: if this repeats, check that the camera stamps and the "
+                                        "recorder use the same clock)"))
+        try:
+            final = writer.finalize(success=success, episode_id=self._episode_id, instruction=self._instruction,
+                                    reward=reward, num_steps=num_steps, end_reason=reason, stamp_ns=stamp_ns)
+            bag_path = str(final.resolve())
+        except Exception as exc:  # noqa: BLE001 - keep what was written as .partial, report, go on
+            partial = None
+            try:
+                partial = writer.abort()
+            except Exception:  # noqa: BLE001
+                pass
+            detail = (f"{detail}; " if detail else "") + (
+                f"finalize failed ({type(exc).__name__}: {exc}); data kept in {partial or writer.partial_path}")
+        self.episodes_finished += 1
+        return EpisodeEnd(episode_id=self._episode_id, instruction=self._instruction, success=success, reward=reward,
+                          num_steps=num_steps, end_reason=reason, bag_path=bag_path, stamp_ns=stamp_ns,
+                          duration_s=duration, detail=detail)
+
+    # ----- helpers for the node ------------------------------------------------------------------
+
+    def decode_string(self, raw: bytes) -> str:
+        """std_msgs/String CDR -> text (raises RecordError on malformed bytes)."""
+        try:
+            return str(self.typestore.deserialize_cdr(raw, bf.STRING_TYPE).data)
+        except Exception as exc:  # noqa: BLE001
+            raise RecordError(f"malformed std_msgs/String ({len(raw)} bytes): {exc}") from None

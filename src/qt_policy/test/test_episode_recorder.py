@@ -1,0 +1,238 @@
+"""EpisodeRecorder without ROS: episodes from raw CDR bytes, every end rule, disk space, crash safety."""
+import collections
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rosbags")
+from qt_policy.data import bag_format as bf  # noqa: E402
+from qt_policy.data.bag_io import (  # noqa: E402
+    EpisodeBagWriter,
+    IncompleteEpisodeBagError,
+    find_partial_bags,
+    list_episode_bags,
+    read_episode_bag,
+)
+from qt_policy.runtime.episode_recorder import (  # noqa: E402
+    END_REASONS,
+    EpisodeRecorder,
+    RecordError,
+    RecorderNodeConfig,
+)
+from qt_policy.runtime.policy_config import from_params_file, repo_root  # noqa: E402
+
+NAMES = ["dx", "dy", "dz", "gripper"]
+T0 = 1_700_000_000 * 10**9  # a fixed wall clock (ns) for the bag names and log times
+
+
+@pytest.fixture(scope="module")
+def ts():
+    return bf.get_episode_typestore()
+
+
+class Clock:
+    def __init__(self):
+        self.ns = T0
+
+    def __call__(self):
+        return self.ns
+
+
+def make_recorder(tmp_path, **kw):
+    clock = Clock()
+    logs = []
+    rec = EpisodeRecorder(tmp_path / "bags", log=lambda level, msg: logs.append((level, msg)),
+                          wall_clock_ns=clock, **kw)
+    return rec, clock, logs
+
+
+def image(ts, stamp, value=0):
+    return ts.serialize_cdr(bf.make_image_msg(np.full((8, 8, 3), value, np.uint8), stamp, typestore=ts), bf.IMAGE_TYPE)
+
+
+def state(ts, stamp):
+    return ts.serialize_cdr(bf.make_joint_state_msg(np.arange(4.0), ["a", "b", "c", "d"], stamp, typestore=ts),
+                            bf.JOINT_STATE_TYPE)
+
+
+def action(ts, stamp, value=0.5, terminate=False):
+    return ts.serialize_cdr(bf.make_qaction_msg(np.full(4, value), stamp, NAMES, terminate=terminate, typestore=ts),
+                            bf.QACTION_TYPE)
+
+
+def run_steps(rec, ts, clock, n, first_stamp=None):
+    """n control steps: image + state (stamp s), then an action stamped s; clock advances 100 ms each."""
+    for t in range(n):
+        s = clock.ns
+        rec.record(bf.IMAGE_TOPIC, bf.IMAGE_TYPE, image(ts, s, t), s + 1000)
+        rec.record(bf.STATE_TOPIC, bf.JOINT_STATE_TYPE, state(ts, s), s + 1000)
+        rec.record(bf.ACTION_TOPIC, bf.QACTION_TYPE, action(ts, s, t / 10), s + 2000)
+        clock.ns += 100_000_000
+
+
+def test_start_record_end_success(tmp_path, ts):
+    rec, clock, _ = make_recorder(tmp_path)
+    # nothing open: dropped
+    assert rec.record(bf.IMAGE_TOPIC, bf.IMAGE_TYPE, image(ts, T0), T0) is None
+    out = rec.start("open  the drawer", now=0.0)
+    assert out.started and out.ended is None and rec.is_recording
+    assert out.episode_id.startswith("episode_20231114T221320Z_")
+    # a frame before the first action is kept (the first action was decided from it)
+    rec.record(bf.IMAGE_TOPIC, bf.IMAGE_TYPE, image(ts, clock.ns - 50_000_000, 200), clock.ns)
+    run_steps(rec, ts, clock, 5)
+    assert rec.num_steps == 5
+    end = rec.end(True, "service", "operator")
+    assert not rec.is_recording and rec.end(True, "service") is None
+    assert (end.success, end.reward, end.num_steps, end.end_reason, end.instruction) == (
+        True, 1.0, 5, "service", "open the drawer")
+    assert end.bag_path.endswith(out.episode_id)
+    assert list_episode_bags(tmp_path / "bags") == [tmp_path / "bags" / out.episode_id]
+    ep = read_episode_bag(end.bag_path)
+    assert ep.success and len(ep) == 5 and ep.instruction == "open the drawer" and ep.end_reason == "service"
+    assert ep.episode_id == out.episode_id and ep.action_names == NAMES
+    assert [int(img[0, 0, 0]) for img in ep.images] == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(ep.actions[:, 0], np.arange(5) / 10, rtol=1e-6)
+    assert ep.states.shape == (5, 4)
+    with pytest.raises(ValueError):
+        rec.end(True, "because")
+
+
+def test_preempt_timeout_terminate_and_shutdown(tmp_path, ts):
+    rec, clock, _ = make_recorder(tmp_path, episode_timeout_s=3.0)
+    first = rec.start("open the drawer", now=0.0)
+    run_steps(rec, ts, clock, 3)
+    second = rec.start("close the drawer", now=1.0)  # preempts the first
+    assert second.started and second.ended is not None
+    assert (second.ended.success, second.ended.end_reason, second.ended.num_steps) == (False, "preempted", 3)
+    assert second.ended.episode_id == first.episode_id and second.episode_id != first.episode_id
+    run_steps(rec, ts, clock, 2)
+    assert rec.check(now=3.9) is None  # 2.9 s into the second episode
+    end = rec.check(now=4.0)
+    assert (end.success, end.end_reason, end.num_steps, end.instruction) == (False, "timeout", 2, "close the drawer")
+
+    third = rec.start("press the button", now=5.0)
+    run_steps(rec, ts, clock, 2)
+    s = clock.ns
+    end = rec.record(bf.ACTION_TOPIC, bf.QACTION_TYPE, action(ts, s, terminate=True), s)
+    assert (end.success, end.end_reason, end.num_steps) == (False, "terminate", 3)
+    assert not rec.is_recording
+
+    fourth = rec.start("open the window", now=6.0)
+    run_steps(rec, ts, clock, 1)
+    assert rec.start("", now=6.5).ended.end_reason == "preempted"  # empty instruction: stop, start nothing
+    assert not rec.is_recording
+    fifth = rec.start("open the window", now=7.0)
+    run_steps(rec, ts, clock, 4)
+    end = rec.shutdown()  # data recorded so far becomes a complete, labelled bag
+    assert (end.success, end.end_reason, end.num_steps) == (False, "shutdown", 4)
+    assert rec.shutdown() is None
+
+    bags = list_episode_bags(tmp_path / "bags")
+    ids = [o.episode_id for o in (first, second, third, fourth, fifth)]
+    assert [b.name for b in bags] == sorted(ids)  # the UTC + counter names sort in start order
+    reasons = collections.Counter(read_episode_bag(b).end_reason for b in bags)
+    assert reasons == {"preempted": 2, "timeout": 1, "terminate": 1, "shutdown": 1}
+    assert set(reasons) <= set(END_REASONS)
+    assert find_partial_bags(tmp_path / "bags") == []
+
+
+def test_success_topic_ends_only_after_the_first_action(tmp_path, ts):
+    rec, clock, _ = make_recorder(tmp_path)
+    assert rec.success_signal(True) is None  # idle
+    rec.start("open the drawer", now=0.0)
+    s = clock.ns
+    rec.record(bf.IMAGE_TOPIC, bf.IMAGE_TYPE, image(ts, s), s)
+    assert rec.success_signal(False) is None and rec.is_recording  # late message about the previous episode
+    run_steps(rec, ts, clock, 2)
+    end = rec.success_signal(True)
+    assert (end.success, end.end_reason, end.num_steps) == (True, "success_topic", 2)
+    assert read_episode_bag(end.bag_path).success
+
+
+def test_actions_from_frames_before_the_start_are_not_recorded(tmp_path, ts):
+    rec, clock, _ = make_recorder(tmp_path)
+    rec.start("open the drawer", now=0.0)
+    old = clock.ns - 30_000_000  # decided from a frame of the previous scene
+    rec.record(bf.ACTION_TOPIC, bf.QACTION_TYPE, action(ts, old), clock.ns)
+    assert rec.num_steps == 0
+    run_steps(rec, ts, clock, 2)
+    end = rec.end(False, "service")
+    assert end.num_steps == 2 and "1 action(s)" in end.detail
+    rec2, clock2, _ = make_recorder(tmp_path / "keep", drop_actions_before_start=False)
+    rec2.start("open the drawer", now=0.0)
+    rec2.record(bf.ACTION_TOPIC, bf.QACTION_TYPE, action(ts, clock2.ns - 30_000_000), clock2.ns)
+    assert rec2.num_steps == 1
+
+
+def test_disk_space_refusal_and_low_disk_end(tmp_path, ts, monkeypatch):
+    rec, clock, logs = make_recorder(tmp_path, min_free_disk_mb=100, disk_check_period_s=1.0)
+    free = {"mb": 150.0}
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, int(free["mb"] * 1024 * 1024)))
+
+    out = rec.start("open the drawer", now=0.0)  # 150 MB < 2 x 100: warn, still record
+    assert out.started
+    assert [lvl for lvl, _ in logs] == ["warn"] and "low disk" in logs[0][1]
+    run_steps(rec, ts, clock, 2)
+    free["mb"] = 50.0
+    assert rec.check(now=0.5) is None  # next disk check only after disk_check_period_s
+    end = rec.check(now=1.0)
+    assert (end.success, end.end_reason, end.num_steps) == (False, "shutdown", 2) and "low disk" in end.detail
+    assert read_episode_bag(end.bag_path).end_reason == "shutdown"  # finalized cleanly
+
+    refused = rec.start("close the drawer", now=2.0)
+    assert not refused.started and "min_free_disk_mb" in refused.message and not rec.is_recording
+    assert rec.record(bf.IMAGE_TOPIC, bf.IMAGE_TYPE, image(ts, clock.ns), clock.ns) is None
+    free["mb"] = 5000.0
+    assert rec.start("close the drawer", now=3.0).started
+    rec.shutdown()
+    assert len(list_episode_bags(tmp_path / "bags")) == 2
+
+
+def test_malformed_input_is_an_error_not_a_crash(tmp_path, ts):
+    rec, clock, _ = make_recorder(tmp_path)
+    with pytest.raises(RecordError):
+        rec.decode_string(b"\x00\x01")
+    rec.start("open the drawer", now=0.0)
+    with pytest.raises(RecordError, match="malformed"):
+        rec.record(bf.ACTION_TOPIC, bf.QACTION_TYPE, b"\x00\x01\x00\x00garbage", clock.ns)
+    run_steps(rec, ts, clock, 1)  # the episode is still open and usable
+    assert rec.end(True, "success_topic").num_steps == 1
+
+
+def test_crash_leaves_only_a_partial_that_listing_ignores(tmp_path, ts):
+    rec, clock, _ = make_recorder(tmp_path)
+    out = rec.start("open the drawer", now=0.0)
+    run_steps(rec, ts, clock, 3)
+    # a crash: the process dies without finalize (simulated by aborting the underlying writer)
+    rec._writer.abort()
+    bags = tmp_path / "bags"
+    assert list_episode_bags(bags) == []
+    assert [p.name for p in find_partial_bags(bags)] == [out.episode_id + bf.PARTIAL_SUFFIX]
+    with pytest.raises(IncompleteEpisodeBagError):
+        read_episode_bag(find_partial_bags(bags)[0])
+    # a new recorder in the same folder never reuses the name of the crashed episode
+    rec2, _, _ = make_recorder(tmp_path)
+    assert rec2.start("open the drawer", now=0.0).episode_id != out.episode_id
+
+
+def test_finalize_failure_keeps_partial(tmp_path, ts, monkeypatch):
+    rec, clock, _ = make_recorder(tmp_path)
+    out = rec.start("open the drawer", now=0.0)
+    run_steps(rec, ts, clock, 2)
+
+    def broken(self, *a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(EpisodeBagWriter, "finalize", broken)
+    end = rec.end(True, "service")
+    assert end.bag_path == "" and "No space left" in end.detail and not rec.is_recording
+    assert [p.name for p in find_partial_bags(tmp_path / "bags")] == [out.episode_id + bf.PARTIAL_SUFFIX]
+
+
+def test_recorder_yaml_names_exactly_the_config_fields():
+    root = repo_root()
+    assert root is not None
+    cfg = from_params_file(root / "config" / "recorder.yaml", "qt_recorder", RecorderNodeConfig)
+    assert cfg.validate() == cfg
