@@ -1,7 +1,26 @@
-"""Make the package importable from the source tree, so core tests need no colcon build."""
+"""Shared test set-up: the source tree on sys.path and safe ROS settings for every test."""
+import os
+import random
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-if str(PACKAGE_ROOT) not in sys.path:
+REPO_ROOT = PACKAGE_ROOT.parents[1]
+if str(PACKAGE_ROOT) not in sys.path:  # core tests need no colcon build
     sys.path.insert(0, str(PACKAGE_ROOT))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ros_env():
+    """Never let a test talk over the network: Fast DDS over shared memory only, an own domain id
+    per run, ROS logs inside the tree, offline Hugging Face. scripts/test.sh sets these too."""
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "SHM")
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+    os.environ.setdefault("ROS_HOME", str(REPO_ROOT / ".ros"))
+    os.environ.setdefault("ROS_LOG_DIR", str(Path(os.environ["ROS_HOME"]) / "log"))
+    os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    Path(os.environ["ROS_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
+    yield

@@ -5,7 +5,6 @@ itself is absent; if rclpy is there but qt_msgs does not import, the tests fail.
 """
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -118,16 +117,6 @@ SERVER = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(scope='module', autouse=True)
-def ros_env():
-    """Never let a test talk over the network: SHM only, own domain, logs inside the tree."""
-    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'SHM')
-    os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 100)))
-    os.environ.setdefault('ROS_HOME', str(REPO_ROOT / '.ros'))
-    os.environ.setdefault('ROS_LOG_DIR', str(Path(os.environ['ROS_HOME']) / 'log'))
-    os.environ.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
-    Path(os.environ['ROS_LOG_DIR']).mkdir(parents=True, exist_ok=True)
-    yield
 
 
 @pytest.fixture

@@ -36,16 +36,6 @@ CAMERA_HZ = 30.0
 INSTRUCTION = 'open the drawer'
 
 
-@pytest.fixture(scope='module', autouse=True)
-def ros_env():
-    """SHM only, own domain, logs inside the tree (same rules as test_msgs_ipc)."""
-    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'SHM')
-    os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 100)))
-    os.environ.setdefault('ROS_HOME', str(REPO_ROOT / '.ros'))
-    os.environ.setdefault('ROS_LOG_DIR', str(Path(os.environ['ROS_HOME']) / 'log'))
-    os.environ.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
-    Path(os.environ['ROS_LOG_DIR']).mkdir(parents=True, exist_ok=True)
-    yield
 
 
 class Harness:

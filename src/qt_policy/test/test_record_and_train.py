@@ -8,7 +8,6 @@ max_steps (success=False, published on the success topic), stops the nodes (SIGI
 (read_episode_bag) and by the mcap reader, and trains 3 steps on those bags.
 """
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -37,17 +36,6 @@ TINY_TRAIN = ["--steps", "3", "--batch-size", "4", "--frames", "2", "--conv-chan
               "--num-bins", "16", "--log-every", "1", "--checkpoint-every", "100", "--no-progress", "--threads", "1"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ros_env():
-    """SHM only, own domain, logs inside the tree (scripts/test.sh sets these too)."""
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "SHM")
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
-    os.environ.setdefault("ROS_HOME", str(REPO_ROOT / ".ros"))
-    os.environ.setdefault("ROS_LOG_DIR", str(Path(os.environ["ROS_HOME"]) / "log"))
-    os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    Path(os.environ["ROS_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
-    yield
 
 
 def tiny_checkpoint(path: Path) -> Path:

@@ -18,7 +18,6 @@ control timer, deactivate stops it and sends a zero twist, cleanup frees the mod
 """
 from __future__ import annotations
 
-import signal
 import statistics
 import time
 from collections import deque
@@ -26,10 +25,8 @@ from collections import deque
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64, String
 
@@ -37,6 +34,7 @@ from qt_msgs.msg import QAction
 
 from ..runtime.images import ImageError, compressed_to_rgb, image_to_rgb
 from ..runtime.policy_config import PolicyNodeConfig, declare_parameters, read_parameters
+from .spin import spin_until_signal
 from ..runtime.policy_runner import Action, PolicyRunner
 
 # Latched like a parameter: a late-starting node still gets the current instruction, and
@@ -280,27 +278,17 @@ class PolicyNode(LifecycleNode):
         self._diag_pub.publish(array)
 
 
-def main(args=None):
+def main(args=None) -> int:
     """Spin until SIGINT/SIGTERM, then deactivate (zero twist) and shut down cleanly."""
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: stop.append(signum))
-    node = PolicyNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
+    def start(node):
         if node.config.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             node.trigger_activate()
-        while not stop and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+
+    def stop(node, executor):
         if node._status == 'active':
             node.trigger_deactivate()
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+
+    return spin_until_signal('qt_policy', PolicyNode, args, on_start=start, on_stop=stop)
 
 
 if __name__ == '__main__':

@@ -18,14 +18,11 @@ SIGINT/SIGTERM: an open episode is finalized as a failure with end_reason ``shut
 """
 from __future__ import annotations
 
-import signal
 import time
 
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 
@@ -35,6 +32,7 @@ from qt_msgs.srv import EndEpisode
 from ..data import bag_format as bf
 from ..runtime.episode_recorder import EpisodeEnd, EpisodeRecorder, RecordError, RecorderNodeConfig
 from ..runtime.policy_config import declare_parameters, read_parameters
+from .spin import spin_until_signal
 
 INSTRUCTION_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -161,34 +159,16 @@ class RecorderNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: stop.append(signum))
-    node = None
-    executor = SingleThreadedExecutor()
-    rc = 0
-    try:
+    def stop(node, executor):
         try:
-            node = RecorderNode()
-        except Exception as exc:  # noqa: BLE001 - bad parameters: one clear line, non-zero exit
-            rclpy.logging.get_logger('qt_recorder').fatal(f'cannot start: {exc}')
-            return 2
-        executor.add_node(node)
-        while not stop and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        if node is not None:
-            try:
-                node.shutdown_recording()  # data recorded so far is kept as a complete bag
-                executor.spin_once(timeout_sec=0.05)  # let the last EpisodeResult go out
-            except Exception as exc:  # noqa: BLE001
-                node.get_logger().error(f'finalizing on shutdown failed: {exc}')
-                rc = 1
-            executor.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return rc
+            node.shutdown_recording()  # data recorded so far is kept as a complete bag
+            executor.spin_once(timeout_sec=0.05)  # let the last EpisodeResult go out
+        except Exception as exc:  # noqa: BLE001
+            node.get_logger().error(f'finalizing on shutdown failed: {exc}')
+            return 1
+        return 0
+
+    return spin_until_signal('qt_recorder', RecorderNode, args, on_stop=stop)
 
 
 if __name__ == '__main__':

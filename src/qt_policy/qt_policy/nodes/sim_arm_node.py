@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import array
-import signal
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -271,33 +270,10 @@ def _make_node_class():
 
 
 def main(args=None) -> int:
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.signals import SignalHandlerOptions
+    from .spin import spin_until_signal
 
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: stop.append(signum))
-    node = None
-    executor = SingleThreadedExecutor()
-    try:
-        try:
-            node = _make_node_class()()
-        except Exception as exc:  # noqa: BLE001 - bad parameters: one clear line, non-zero exit
-            reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            rclpy.logging.get_logger('sim_arm').fatal(f'cannot start: {reason}')
-            return 2
-        executor.add_node(node)
-        while not stop and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        executor.shutdown()
-        if node is not None:
-            node.driver.arm.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_until_signal('sim_arm', lambda: _make_node_class()(), args,
+                             on_stop=lambda node, executor: node.driver.arm.close())
 
 
 if __name__ == '__main__':

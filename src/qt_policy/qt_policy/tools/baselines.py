@@ -107,6 +107,8 @@ def plot_curves(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not any(r.get("curve") for r in results.values()):
+        return  # --curve-episodes 0: no intermediate evaluations to plot
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, r in results.items():
         pts = sorted((int(s), v) for s, v in r.get("curve", {}).items())

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -75,38 +73,6 @@ def check_ros() -> str | None:
 
 # ----- the three node processes ----------------------------------------------------------------------
 
-class DirectProcesses:
-    """Fallback when the launch tool or the launch file is missing: the same nodes, started directly."""
-
-    def __init__(self, commands: list[tuple[str, list[str]]], output):
-        self.commands, self.output, self.processes = commands, output, []
-
-    def start(self):
-        for label, cmd in self.commands:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.output, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env=node_env())
-            self.processes.append((label, proc))
-        return self
-
-    def poll(self):
-        for label, proc in self.processes:
-            if proc.poll() is not None:
-                return label, proc.returncode
-        return None
-
-    def stop(self, timeout: float = 10.0):
-        for _, proc in self.processes:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for _, proc in self.processes:
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-
-
 def node_overrides(args, checkpoint: Path, out: Path) -> dict[str, dict[str, str]]:
     """Per-executable parameter overrides on top of the launch file's params files."""
     return {
@@ -128,39 +94,16 @@ def node_env() -> dict:
 def start_nodes(args, checkpoint: Path, out: Path, log):
     """Start sim arm, policy and recorder; returns (handle with .poll()/.stop(), description lines)."""
     overrides = node_overrides(args, checkpoint, out)
-    try:
-        from .launch import LaunchedProcesses, find_pkg_share, resolve_launch_file
+    from .launch import LaunchedProcesses, find_pkg_share, resolve_launch_file
 
-        launch_file = find_pkg_share("qt_policy") / "launch" / LAUNCH_FILE
-        nodes = resolve_launch_file(launch_file, {"checkpoint": str(checkpoint)})
-    except Exception as exc:  # noqa: BLE001 - ImportError, LaunchError, missing file: start them directly
-        print(f"[demo] launch file not usable ({exc}); starting the nodes directly", flush=True)
-        return start_direct(overrides, log)
+    launch_file = find_pkg_share("qt_policy") / "launch" / LAUNCH_FILE
+    nodes = resolve_launch_file(launch_file, {"checkpoint": str(checkpoint)})
     for spec in nodes:
         for name, value in overrides.get(spec.exec, {}).items():
             spec.arguments.append(("param", name, value))
     handle = LaunchedProcesses(nodes, output=log, env=node_env()).start()
     lines = [f"{spec.label} (pid {proc.pid})" for spec, proc in handle.processes]
     return handle, f"from {launch_file}: " + ", ".join(lines)
-
-
-def start_direct(overrides, log):
-    from ..runtime.policy_config import package_share, repo_root
-
-    base = package_share() or repo_root() or Path.cwd()
-    plan = [("sim_arm", "qt_policy.nodes.sim_arm_node", "sim_arm.yaml", "sim_arm_node"),
-            ("qt_policy", "qt_policy.nodes.policy_node", "policy.yaml", "policy_node"),
-            ("qt_recorder", "qt_policy.nodes.recorder_node", "recorder.yaml", "recorder_node")]
-    commands = []
-    for label, module, params, exe in plan:
-        cmd = [sys.executable, "-m", module, "--ros-args"]
-        if (base / "config" / params).is_file():
-            cmd += ["--params-file", str(base / "config" / params)]
-        for name, value in overrides[exe].items():
-            cmd += ["-p", f"{name}:={value}"]
-        commands.append((label, cmd))
-    handle = DirectProcesses(commands, log).start()
-    return handle, "directly: " + ", ".join(f"{label} (pid {p.pid})" for label, p in handle.processes)
 
 
 def _exited(handle):
