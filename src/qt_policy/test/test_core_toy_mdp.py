@@ -11,15 +11,6 @@ ALPHA = 1.0 * (toy_mdp.NUM_BINS - 1) / 255
 Q_TOLERANCE = 0.05
 
 
-def covered_states(episodes, q_star):
-    """Non-terminal states that the data visits and where the optimum is unique and worth something."""
-    visited = np.zeros((toy_mdp.GOAL, toy_mdp.HORIZON), dtype=bool)
-    for ep in episodes:
-        for t, p in enumerate(ep.positions):
-            visited[p, t] = True
-    return visited & toy_mdp.has_unique_optimum(q_star) & (q_star.max(axis=(-1, -2)) > 0)
-
-
 @pytest.fixture(scope="module")
 def q_star():
     return toy_mdp.optimal_q(GAMMA)
@@ -43,7 +34,7 @@ def test_greedy_actions_equal_the_optimal_policy(trained, q_star):
     model, _, episodes = trained
     bins, _ = toy_mdp.greedy_table(model)
     optimal = toy_mdp.optimal_chain(q_star)
-    mask = covered_states(episodes, q_star)
+    mask = toy_mdp.covered_states(episodes, q_star)
     assert mask.sum() >= 10
     wrong = [(p, t, bins[p, t].tolist(), optimal[p, t].tolist()) for p, t in zip(*np.nonzero(mask))
              if not np.array_equal(bins[p, t], optimal[p, t])]
@@ -55,7 +46,7 @@ def test_greedy_actions_equal_the_optimal_policy(trained, q_star):
 def test_greedy_q_matches_q_star(trained, q_star):
     model, _, episodes = trained
     _, q = toy_mdp.greedy_table(model)
-    mask = covered_states(episodes, q_star)
+    mask = toy_mdp.covered_states(episodes, q_star)
     err = np.abs(q - q_star.max(axis=(-1, -2)))[mask]
     assert err.max() < Q_TOLERANCE, err
 

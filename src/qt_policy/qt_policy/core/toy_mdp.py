@@ -174,3 +174,12 @@ def has_unique_optimum(q_star: np.ndarray, margin: float = 1e-6) -> np.ndarray:
     """States where the best joint action beats every other by a margin (else any argmax is optimal)."""
     flat = np.sort(q_star.reshape(*q_star.shape[:2], -1), axis=-1)
     return flat[..., -1] - flat[..., -2] > margin
+
+
+def covered_states(episodes: list[ToyEpisode], q_star: np.ndarray) -> np.ndarray:
+    """States the data visits, where the optimum is unique and worth something: where to check a policy."""
+    visited = np.zeros((GOAL, HORIZON), dtype=bool)
+    for ep in episodes:
+        for t, p in enumerate(ep.positions):
+            visited[p, t] = True
+    return visited & has_unique_optimum(q_star) & (q_star.max(axis=(-1, -2)) > 0)
