@@ -18,7 +18,6 @@ import argparse
 import array
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -164,13 +163,9 @@ def main() -> int:
             while time.perf_counter() < t_gap:
                 executor.spin_once(timeout_sec=0.05)
     finally:
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+        if proc is not None:
+            from qt_policy.tools.launch import stop_processes
+            stop_processes([proc], timeout=10)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()

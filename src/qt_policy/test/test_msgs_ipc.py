@@ -5,7 +5,6 @@ itself is absent; if rclpy is there but qt_msgs does not import, the tests fail.
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -148,13 +147,8 @@ def _start(script, args, log_path):
 
 def _stop(proc):
     """Stop the child by its pid: SIGINT (clean rclpy shutdown), then SIGKILL."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    from qt_policy.tools.launch import stop_processes
+    stop_processes([proc], timeout=5)
 
 
 def _child_log(log_path):

@@ -8,7 +8,6 @@ max_steps (success=False, published on the success topic), stops the nodes (SIGI
 (read_episode_bag) and by the mcap reader, and trains 3 steps on those bags.
 """
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -62,17 +61,9 @@ def start_node(module, params, log_path):
 
 
 def stop_nodes(procs, timeout=15.0):
-    """Each by its pid: SIGINT to all (clean shutdown, the recorder finalizes), wait, then SIGKILL."""
-    for proc in procs:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGINT)
-    deadline = time.monotonic() + timeout
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    """SIGINT to all by pid (clean shutdown, the recorder finalizes), wait, then SIGKILL."""
+    from qt_policy.tools.launch import stop_processes
+    stop_processes(procs, timeout)
 
 
 def logs(procs):

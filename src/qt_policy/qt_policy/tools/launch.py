@@ -465,6 +465,29 @@ def resolve_launch_file(path, args: dict | None = None, check_exec: bool = True)
 
 # ----- running ------------------------------------------------------------------------------------------
 
+def stop_processes(procs, timeout: float = 5.0, sig: int = signal.SIGINT, on_kill=None) -> None:
+    """End each process by its own pid: `sig` to every live one (a node shuts down cleanly), wait up
+    to `timeout` s in all, then SIGKILL what is left (`on_kill(proc)` is told first)."""
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.kill(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            if on_kill is not None:
+                on_kill(proc)
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=5)
+
+
 class LaunchedProcesses:
     """The started node processes. `stop()` ends each by its pid: signal, wait, then SIGKILL."""
 
@@ -538,23 +561,9 @@ class LaunchedProcesses:
 
     def stop(self, timeout: float = 5.0, sig: int = signal.SIGINT) -> None:
         """Signal every live child by pid, wait up to `timeout` s in all, SIGKILL the rest."""
-        for spec, proc in self.processes:
-            if proc.poll() is None:
-                try:
-                    os.kill(proc.pid, sig)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + timeout
-        for spec, proc in self.processes:
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self._emit(f"[launch] {spec.label} (pid {proc.pid}) did not exit after {timeout:g} s: SIGKILL\n")
-                try:
-                    os.kill(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=5)
+        labels = {proc.pid: spec.label for spec, proc in self.processes}
+        stop_processes([proc for _, proc in self.processes], timeout, sig, on_kill=lambda proc: self._emit(
+            f"[launch] {labels[proc.pid]} (pid {proc.pid}) did not exit after {timeout:g} s: SIGKILL\n"))
         for thread in self._threads:
             thread.join(timeout=2)
         for log in self._log_files:
