@@ -6,7 +6,7 @@ it needs. Returns-to-go and n-step bookkeeping are computed once per episode (a 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +32,15 @@ class _Episode:
 def frame_window(t: np.ndarray, frames: int) -> np.ndarray:
     """Indices of the frame history ending at t, repeating the first frame at the episode start. (B, F)."""
     return np.maximum(t[:, None] - np.arange(frames - 1, -1, -1)[None, :], 0)
+
+
+def stack_history(history: Sequence[np.ndarray], frames: int) -> np.ndarray:
+    """The last `frames` of a policy's own frame history, stacked (F, ...), padded in front with the
+    oldest frame it has: at run time the same window `frame_window` gives training."""
+    if not history:
+        raise ValueError("stack_history needs at least one frame")
+    recent = list(history)[-frames:]
+    return np.stack([recent[0]] * (frames - len(recent)) + recent)
 
 
 class TransitionSampler:

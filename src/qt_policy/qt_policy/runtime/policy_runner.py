@@ -19,6 +19,7 @@ import torch
 from ..core.decoding import greedy_decode
 from ..core.model import QTransformer
 from ..core.text import normalize_instruction
+from ..data.dataset import stack_history
 from .images import resize_square
 from .policy_config import PolicyNodeConfig, resolve_data_path
 
@@ -189,8 +190,7 @@ class PolicyRunner:
             images = None
             if self.needs_camera:
                 self._history.append(self._latest)
-                frames = [self._history[0]] * (cfg.frames - len(self._history)) + list(self._history)
-                images = torch.from_numpy(np.stack(frames)[None]).to(self.device)
+                images = torch.from_numpy(stack_history(self._history, cfg.frames)[None]).to(self.device)
             text = torch.from_numpy(self._embedding[None]).to(self.device)
             state = torch.from_numpy(self._state[None]).to(self.device) if self.needs_state else None
             out = greedy_decode(self.model, images, text, state)

@@ -49,6 +49,9 @@ class BatchPolicy:
     def act(self, observations, active: list[int]):
         import cv2
 
+        from ..core.decoding import greedy_decode
+        from ..data.dataset import stack_history
+
         cfg = self.cfg
         frames, states = [], []
         for i in active:
@@ -58,12 +61,10 @@ class BatchPolicy:
             hist = self.history[i]
             hist.append(img)
             del hist[:-cfg.frames]
-            padded = [hist[0]] * (cfg.frames - len(hist)) + hist  # repeat the first frame, as in training
-            frames.append(np.stack(padded))
+            frames.append(stack_history(hist, cfg.frames))
             states.append(observations[i].state)
         images = torch.from_numpy(np.stack(frames)) if cfg.image_size else None
         state = torch.from_numpy(np.stack(states)) if cfg.state_dim else None
-        from ..core.decoding import greedy_decode
         return greedy_decode(self.model, images, self.text[active], state)
 
 
