@@ -55,6 +55,22 @@ def test_train_writes_checkpoints_and_resumes(bags, tmp_path):
     assert list((out / "tb").iterdir())
 
 
+def test_diagnose_reports_both_outcomes(bags, tmp_path):
+    from qt_policy.tools.diagnose import main as diagnose
+
+    out = tmp_path / "run"
+    assert run_train("--data", bags, "--out", out, "--steps", 1) == 0
+    report_file = tmp_path / "agreement.json"
+    assert diagnose(["--data", str(bags), str(out / "checkpoint"), "--samples", "64", "--threads", "1",
+                     "--json", str(report_file)]) == 0
+    (report,) = json.loads(report_file.read_text()).values()
+    assert report["successful"]["samples"] + report["failed"]["samples"] == 64
+    assert report["successful"]["samples"] > 0 and report["failed"]["samples"] > 0
+    for outcome in report.values():
+        assert len(outcome["median_bin_distance"]) == 4
+        assert all(g >= d for g, d in zip(outcome["q_greedy_bin"], outcome["q_dataset_bin"]))
+
+
 def test_success_only_filters_episodes(bags, tmp_path):
     out = tmp_path / "bc"
     assert run_train("--data", bags, "--out", out, "--steps", 1, "--algo", "bc", "--success-only") == 0

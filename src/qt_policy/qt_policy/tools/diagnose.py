@@ -1,0 +1,62 @@
+"""Does a checkpoint's greedy choice agree with the data? Teacher-forced, split by episode outcome.
+
+    python -m qt_policy.tools.diagnose --data data/bags results/baselines/qt/checkpoint results/baselines/bc_all/checkpoint
+
+Samples --samples transitions from the training cache (the same sampler as training) and prints,
+per action dimension, how far the greedy bin lies from the dataset bin on successful and on failed
+episodes, and the Q of both (see `core.diagnostics`). For a BC checkpoint "Q" is the sigmoid of its
+logits, so only the distances compare across methods.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="qt-diagnose", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoints", nargs="+", type=Path)
+    p.add_argument("--data", type=Path, required=True, help="folder of episode bags, or a training cache")
+    p.add_argument("--samples", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path, help="also write the numbers here")
+    args = p.parse_args(argv)
+    from ..core.checkpoint import load_model
+    from ..core.config import LossConfig
+    from ..core.diagnostics import teacher_forced_agreement
+    from ..core.text import shared_encoder
+    from ..data.dataset import TransitionSampler
+    from .train import resolve_cache
+
+    torch.set_num_threads(args.threads)
+    models = {str(c): load_model(c).eval() for c in args.checkpoints}
+    first = next(iter(models.values()))
+    cache = args.data if (args.data / "index.json").is_file() else resolve_cache(args.data, None, progress=False)
+    sampler = TransitionSampler(cache, first.cfg, LossConfig(), shared_encoder())
+    batch = sampler.sample(args.samples, np.random.default_rng(args.seed))
+    successful = batch.mc_return > 0  # rewards are 1 at the first success only: MC > 0 iff the episode succeeded
+    report = {}
+    for name, model in models.items():
+        if model.cfg.num_bins != first.cfg.num_bins:
+            print(f"{name}: {model.cfg.num_bins} bins, the data was binned for {first.cfg.num_bins}: give it its own run", file=sys.stderr)
+            return 2
+        report[name] = {"successful": teacher_forced_agreement(model, batch, successful),
+                        "failed": teacher_forced_agreement(model, batch, ~successful)}
+        print(name)
+        for outcome, r in report[name].items():
+            fmt = lambda xs: " ".join(f"{x:5.2f}" for x in xs)  # noqa: E731
+            print(f"  {outcome:10s} n={r['samples']:4d}  median |greedy-data| bins {fmt(r['median_bin_distance'])}"
+                  f"  within 1 bin {fmt(r['within_one_bin'])}  Q data {fmt(r['q_dataset_bin'])}  Q greedy {fmt(r['q_greedy_bin'])}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
