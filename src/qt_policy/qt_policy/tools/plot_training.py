@@ -40,7 +40,12 @@ def main(argv=None) -> int:
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="upper right") if len(data) > 1 else None
+    if len(data) > 1:  # one legend for all panels: a run may appear in some panels only
+        handles = {}
+        for a in fig.axes:
+            for h, label in zip(*a.get_legend_handles_labels()):
+                handles.setdefault(label, h)
+        fig.legend(handles.values(), handles.keys(), fontsize=7, loc="upper right")
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=120)
