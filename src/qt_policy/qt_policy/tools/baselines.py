@@ -84,7 +84,13 @@ def main(argv=None) -> int:
     return 0
 
 
+def in_variant_order(results: dict) -> dict:
+    """The known variants in VARIANTS order, then any other rows kept in results.json."""
+    return {k: results[k] for k in [*[v for v in VARIANTS if v in results], *[k for k in results if k not in VARIANTS]]}
+
+
 def write_table(results: dict, path: Path, args) -> None:
+    results = in_variant_order(results)
     lines = [f"| variant | mean success | 95% CI (all episodes) | steps | train wall time | machine |",
              "|---|---|---|---|---|---|"]
     for name, r in results.items():
@@ -109,6 +115,7 @@ def plot_curves(results: dict, path: Path) -> None:
 
     if not any(r.get("curve") for r in results.values()):
         return  # --curve-episodes 0: no intermediate evaluations to plot
+    results = in_variant_order(results)
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, r in results.items():
         pts = sorted((int(s), v) for s, v in r.get("curve", {}).items())
