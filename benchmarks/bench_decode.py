@@ -41,6 +41,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dims", type=int, nargs="+", default=[4, 8, 11])
+    parser.add_argument("--num-bins", type=int, default=ModelConfig.num_bins, help="bins per dimension (default: ModelConfig's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -49,7 +50,8 @@ def main():
     print(header)
     print("-" * len(header))
     for d in args.dims:
-        cfg = ModelConfig(action_dim=d, action_low=[-1.0] * d, action_high=[1.0] * d, action_names=[f"a{i}" for i in range(d)])
+        cfg = ModelConfig(action_dim=d, action_low=[-1.0] * d, action_high=[1.0] * d, action_names=[f"a{i}" for i in range(d)],
+                          num_bins=args.num_bins)
         model = QTransformer(cfg).eval()
         images = torch.randint(0, 256, (1, cfg.frames, cfg.image_size, cfg.image_size, 3), dtype=torch.uint8)
         text = torch.randn(1, cfg.text_dim)

@@ -34,7 +34,7 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def make_default_checkpoint(directory: Path) -> Path:
+def make_default_checkpoint(directory: Path, num_bins: int | None = None) -> Path:
     import torch
 
     from qt_policy.core.checkpoint import save_checkpoint
@@ -42,14 +42,15 @@ def make_default_checkpoint(directory: Path) -> Path:
     from qt_policy.core.model import QTransformer, count_parameters
 
     torch.manual_seed(0)
-    model = QTransformer(ModelConfig())
-    print(f"[bench] default ModelConfig, random weights: {count_parameters(model):,} parameters", flush=True)
+    model = QTransformer(ModelConfig() if num_bins is None else ModelConfig(num_bins=num_bins))
+    print(f"[bench] default ModelConfig ({model.cfg.num_bins} bins), random weights: {count_parameters(model):,} parameters", flush=True)
     return save_checkpoint(directory, model)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None, help="model directory (default: random default model)")
+    parser.add_argument("--num-bins", type=int, default=None, help="bins of the random default model (default: ModelConfig's)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measurement time per camera size")
     parser.add_argument("--camera", nargs="+", default=["64x64", "640x480"], help="camera sizes WxH, one run each")
     parser.add_argument("--camera-hz", type=float, default=30.0)
@@ -70,7 +71,7 @@ def main() -> int:
 
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "SHM")
     tmp = tempfile.TemporaryDirectory(prefix="bench_policy_node_")
-    checkpoint = Path(args.checkpoint) if args.checkpoint else make_default_checkpoint(Path(tmp.name) / "model")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else make_default_checkpoint(Path(tmp.name) / "model", args.num_bins)
     log_path = Path(tmp.name) / "policy.log"
     rclpy.init()
     node = rclpy.create_node("bench_policy_node")
