@@ -32,10 +32,10 @@ def main(argv=None) -> int:
     panels = [(k, t) for k, t in PANELS if any(k in r for rows in data.values() for r in rows)]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3))
     for ax, (key, title) in zip(list(axes) if len(panels) > 1 else [axes], panels):
-        for name, rows in data.items():
+        for i, (name, rows) in enumerate(data.items()):
             pts = [(r["step"], r[key]) for r in rows if key in r]
-            if pts:
-                ax.plot(*zip(*pts), label=name, lw=1)
+            if pts:  # one colour per run in every panel, also where earlier runs have no such metric
+                ax.plot(*zip(*pts), label=name, lw=1, color=f"C{i % 10}")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
