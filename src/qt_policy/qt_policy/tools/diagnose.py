@@ -37,10 +37,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     models = {str(c): load_model(c).eval() for c in args.checkpoints}
     first = next(iter(models.values()))
-    cache = args.data if (args.data / "index.json").is_file() else resolve_cache(args.data, None, progress=False)
+    cache = resolve_cache(args.data, None, progress=False)  # a cache as it is, bags converted as training does
     sampler = TransitionSampler(cache, first.cfg, LossConfig(), shared_encoder())
     batch = sampler.sample(args.samples, np.random.default_rng(args.seed))
     successful = batch.mc_return > 0  # rewards are 1 at the first success only: MC > 0 iff the episode succeeded
+    fmt = lambda xs: " ".join(f"{x:5.2f}" for x in xs)  # noqa: E731
     report = {}
     for name, model in models.items():
         if model.cfg.num_bins != first.cfg.num_bins:
@@ -50,7 +51,6 @@ def main(argv=None) -> int:
                         "failed": teacher_forced_agreement(model, batch, ~successful)}
         print(name)
         for outcome, r in report[name].items():
-            fmt = lambda xs: " ".join(f"{x:5.2f}" for x in xs)  # noqa: E731
             print(f"  {outcome:10s} n={r['samples']:4d}  median |greedy-data| bins {fmt(r['median_bin_distance'])}"
                   f"  within 1 bin {fmt(r['within_one_bin'])}  Q data {fmt(r['q_dataset_bin'])}  Q greedy {fmt(r['q_greedy_bin'])}")
     if args.json:
