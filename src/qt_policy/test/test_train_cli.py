@@ -71,6 +71,22 @@ def test_diagnose_reports_both_outcomes(bags, tmp_path):
         assert all(g >= d for g, d in zip(outcome["q_greedy_bin"], outcome["q_dataset_bin"]))
 
 
+def test_diagnose_uses_the_resized_cache_of_a_model_trained_with_image_size(bags, tmp_path):
+    from qt_policy.tools.diagnose import main as diagnose
+
+    out = tmp_path / "run8"
+    assert run_train("--data", bags, "--out", out, "--steps", 1, "--image-size", 8) == 0
+    report_file = tmp_path / "agreement8.json"
+    assert diagnose(["--data", str(bags), str(out / "checkpoint"), "--samples", "32", "--threads", "1",
+                     "--json", str(report_file)]) == 0
+    (report,) = json.loads(report_file.read_text()).values()
+    assert report["successful"]["samples"] + report["failed"]["samples"] == 32
+    native = tmp_path / "run16"
+    assert run_train("--data", bags, "--out", native, "--steps", 1) == 0
+    assert diagnose(["--data", str(bags), str(out / "checkpoint"), str(native / "checkpoint"),
+                     "--samples", "8", "--threads", "1"]) == 2  # two image sizes cannot share one batch
+
+
 def test_success_only_filters_episodes(bags, tmp_path):
     out = tmp_path / "bc"
     assert run_train("--data", bags, "--out", out, "--steps", 1, "--algo", "bc", "--success-only") == 0

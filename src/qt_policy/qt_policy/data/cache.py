@@ -70,6 +70,11 @@ def load_index(cache_dir: str | os.PathLike) -> dict[str, Any]:
     return index
 
 
+def index_image_size(index: dict[str, Any]) -> int:
+    """Side of the images a cache holds: its resize target, else the first episode's recorded width."""
+    return int(index.get("image_size") or index["episodes"][0]["image_shape"][1])
+
+
 def _save_index(cache_dir: Path, index: dict[str, Any]) -> None:
     tmp = cache_dir / (INDEX_FILE + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:

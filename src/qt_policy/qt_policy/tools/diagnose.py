@@ -32,12 +32,24 @@ def main(argv=None) -> int:
     from ..core.diagnostics import teacher_forced_agreement
     from ..core.text import shared_encoder
     from ..data.dataset import TransitionSampler
+    from ..data.cache import index_image_size, load_index
     from .train import resolve_cache
 
     torch.set_num_threads(args.threads)
     models = {str(c): load_model(c).eval() for c in args.checkpoints}
     first = next(iter(models.values()))
+    sizes = {m.cfg.image_size for m in models.values()}
+    cache_image_size = lambda c: index_image_size(load_index(c))  # noqa: E731
+    if len(sizes) > 1:
+        print(f"the checkpoints see different image sizes {sorted(sizes)}: give each its own run", file=sys.stderr)
+        return 2
     cache = resolve_cache(args.data, None, progress=False)  # a cache as it is, bags converted as training does
+    if cache_image_size(cache) != first.cfg.image_size:  # trained with --image-size N: the resized cache, as training made it
+        cache = resolve_cache(args.data, first.cfg.image_size, progress=False)
+        if cache_image_size(cache) != first.cfg.image_size:
+            print(f"{cache} holds {cache_image_size(cache)}-pixel images, the model takes {first.cfg.image_size}",
+                  file=sys.stderr)
+            return 2
     sampler = TransitionSampler(cache, first.cfg, LossConfig(), shared_encoder())
     batch = sampler.sample(args.samples, np.random.default_rng(args.seed))
     successful = batch.mc_return > 0  # rewards are 1 at the first success only: MC > 0 iff the episode succeeded

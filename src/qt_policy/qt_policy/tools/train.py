@@ -26,6 +26,7 @@ from ..core.checkpoint import load_model, load_training_state, read_config, save
 from ..core.config import LossConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..core.learner import Learner
 from ..core.model import QTransformer, count_parameters
+from ..data.cache import index_image_size
 from .args import add_dataclass_arguments, dataclass_overrides
 
 
@@ -61,10 +62,9 @@ def model_config_for(index: dict, overrides: dict) -> ModelConfig:
     d = len(first["action_names"])
     kw = dict(action_dim=d, action_names=list(first["action_names"]), action_low=[-1.0] * d, action_high=[1.0] * d,
               state_dim=len(first.get("state_names") or []))
-    size = index.get("image_size") or first["image_shape"][1]
     if first["image_shape"][0] != first["image_shape"][1] and not index.get("image_size"):
         raise ValueError("the cache holds non-square images: convert with --image-size N")
-    kw["image_size"] = int(size)
+    kw["image_size"] = index_image_size(index)
     kw.update(overrides)
     return ModelConfig(**kw)
 
