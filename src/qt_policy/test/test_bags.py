@@ -1,6 +1,8 @@
 """Episode bags (rosbag2 / MCAP): round trip, third-party readers, partial bags, alignment, encodings, cache."""
 import math
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -247,6 +249,14 @@ def test_convert_bags_incremental(tmp_path):
 
     write_episode_bag(bags, make_episode(T=2, episode_id="ep_c"), start_time_ns=0)
     assert convert_bags(bags, cache, progress=False)["converted"] == 1
+
+    moved = tmp_path / "moved"  # the data folder copied elsewhere with its cache: nothing is new
+    shutil.copytree(bags, moved)
+    shutil.copytree(cache, moved / "_cache")
+    after_move = convert_bags(moved, moved / "_cache", progress=False)
+    assert after_move["converted"] == 0 and len(after_move["episodes"]) == 3
+    write_episode_bag(moved, make_episode(T=3, episode_id="ep_d"), start_time_ns=5 * 10**9)
+    assert convert_bags(moved, moved / "_cache", progress=False)["converted"] == 1
 
     small = convert_bags(bags, tmp_path / "cache8", image_size=8, progress=False)
     assert small["image_size"] == 8

@@ -14,6 +14,7 @@ incremental: a bag whose resolved path is already in the index (converted or ski
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -75,6 +76,13 @@ def index_image_size(index: dict[str, Any]) -> int:
     return int(index.get("image_size") or index["episodes"][0]["image_shape"][1])
 
 
+def bag_fingerprint(bag: Path) -> str:
+    """Identity of a bag wherever its folder lives: the hash of its metadata.yaml (file names, start
+    time, message counts). A copied or moved data folder (another mount point, another machine)
+    must not convert its episodes a second time into the cache it brought along."""
+    return hashlib.sha1((bag / "metadata.yaml").read_bytes()).hexdigest()
+
+
 def _save_index(cache_dir: Path, index: dict[str, Any]) -> None:
     tmp = cache_dir / (INDEX_FILE + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -130,7 +138,8 @@ def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image
     size (``index["image_size"]`` stays None; each entry's ``image_shape`` tells). A cache holds one
     image_size: re-running with another raises.
     Index entries: ``key, id, path, length, instruction, success, task, end_reason, action_names,
-    state_names, image_shape, has_states, source``. Bags that cannot be read (no /episode_result,
+    state_names, image_shape, has_states, source, fingerprint``. A bag is new when neither its path
+    nor its fingerprint (``bag_fingerprint``) is in the index, so a moved folder is not converted twice. Bags that cannot be read (no /episode_result,
     0 steps, ...) are listed under ``skipped`` with the reason and a warning, and not retried.
     ``index["converted"]`` (not saved) = number of bags converted by this call.
     """
@@ -148,17 +157,18 @@ def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image
     else:
         index = _empty_index(size)
 
-    known = {e["source"] for e in index["episodes"]} | {s["source"] for s in index["skipped"]}
+    entries = index["episodes"] + index["skipped"]
+    known = {e["source"] for e in entries} | {e["fingerprint"] for e in entries if "fingerprint" in e}
     keys = {e["key"] for e in index["episodes"]}
-    todo = [p for p in list_episode_bags(bag_dir) if str(p.resolve()) not in known]
+    todo = [p for p in list_episode_bags(bag_dir) if not {str(p.resolve()), bag_fingerprint(p)} & known]
     converted, last_save = 0, time.monotonic()
     for bag in tqdm(todo, desc="bags -> cache", unit="ep", disable=not progress or not todo):
-        source = str(bag.resolve())
+        source, fingerprint = str(bag.resolve()), bag_fingerprint(bag)
         try:
             ep = read_episode_bag(bag)
         except EpisodeBagError as err:
             warnings.warn(f"skipping {bag}: {err}", stacklevel=2)
-            index["skipped"].append({"source": source, "reason": str(err)})
+            index["skipped"].append({"source": source, "fingerprint": fingerprint, "reason": str(err)})
             continue
         key = _unique_key(bag.name, keys)
         keys.add(key)
@@ -169,7 +179,7 @@ def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image
             "instruction": ep.instruction, "success": bool(ep.success), "task": ep.task,
             "end_reason": ep.end_reason, "action_names": list(ep.action_names),
             "state_names": list(ep.state_names), "image_shape": [int(x) for x in shape],
-            "has_states": ep.states is not None, "source": source,
+            "has_states": ep.states is not None, "source": source, "fingerprint": fingerprint,
         })
         converted += 1
         if time.monotonic() - last_save > _SAVE_EVERY_S:
