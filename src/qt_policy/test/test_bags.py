@@ -1,4 +1,5 @@
 """Episode bags (rosbag2 / MCAP): round trip, third-party readers, partial bags, alignment, encodings, cache."""
+import json
 import math
 
 import shutil
@@ -250,6 +251,12 @@ def test_convert_bags_incremental(tmp_path):
     write_episode_bag(bags, make_episode(T=2, episode_id="ep_c"), start_time_ns=0)
     assert convert_bags(bags, cache, progress=False)["converted"] == 1
 
+    old = load_index(cache)  # as a cache written before fingerprints: the next conversion adds them
+    for e in old["episodes"]:
+        del e["fingerprint"]
+    (cache / "index.json").write_text(json.dumps(old))
+    assert convert_bags(bags, cache, progress=False)["converted"] == 0
+    assert all("fingerprint" in e for e in load_index(cache)["episodes"])
     moved = tmp_path / "moved"  # the data folder copied elsewhere with its cache: nothing is new
     shutil.copytree(bags, moved)
     shutil.copytree(cache, moved / "_cache")

@@ -158,6 +158,9 @@ def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image
         index = _empty_index(size)
 
     entries = index["episodes"] + index["skipped"]
+    for e in entries:  # caches from before fingerprints: add them while the bags are still where they were
+        if "fingerprint" not in e and (Path(e["source"]) / "metadata.yaml").is_file():
+            e["fingerprint"] = bag_fingerprint(Path(e["source"]))
     known = {e["source"] for e in entries} | {e["fingerprint"] for e in entries if "fingerprint" in e}
     keys = {e["key"] for e in index["episodes"]}
     todo = [p for p in list_episode_bags(bag_dir) if not {str(p.resolve()), bag_fingerprint(p)} & known]
