@@ -10,7 +10,8 @@ Layout of ``cache_dir``::
 
 Arrays are plain uncompressed ``.npy`` files, opened with ``np.load(mmap_mode='r')`` so training never
 holds the dataset in RAM. ``index.json`` lists the episodes (see :func:`convert_bags`); conversion is
-incremental: a bag whose resolved path is already in the index (converted or skipped) is not read again.
+incremental: a bag whose resolved path or metadata.yaml hash is already in the index (converted or
+skipped) is not read again.
 """
 from __future__ import annotations
 
@@ -139,8 +140,8 @@ def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image
     image_size: re-running with another raises.
     Index entries: ``key, id, path, length, instruction, success, task, end_reason, action_names,
     state_names, image_shape, has_states, source, fingerprint``. A bag is new when neither its path
-    nor its fingerprint (``bag_fingerprint``) is in the index, so a moved folder is not converted twice. Bags that cannot be read (no /episode_result,
-    0 steps, ...) are listed under ``skipped`` with the reason and a warning, and not retried.
+    nor its fingerprint (``bag_fingerprint``) is in the index, so a moved folder is not converted
+    twice. Bags that cannot be read (no /episode_result, 0 steps, ...) are listed under ``skipped`` with the reason and a warning, and not retried.
     ``index["converted"]`` (not saved) = number of bags converted by this call.
     """
     from tqdm.auto import tqdm
@@ -163,10 +164,13 @@ def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image
             e["fingerprint"] = bag_fingerprint(Path(e["source"]))
     known = {e["source"] for e in entries} | {e["fingerprint"] for e in entries if "fingerprint" in e}
     keys = {e["key"] for e in index["episodes"]}
-    todo = [p for p in list_episode_bags(bag_dir) if not {str(p.resolve()), bag_fingerprint(p)} & known]
+    todo = []  # (bag, source, fingerprint); a bag known by its path is not hashed
+    for bag in list_episode_bags(bag_dir):
+        source = str(bag.resolve())
+        if source not in known and (fingerprint := bag_fingerprint(bag)) not in known:
+            todo.append((bag, source, fingerprint))
     converted, last_save = 0, time.monotonic()
-    for bag in tqdm(todo, desc="bags -> cache", unit="ep", disable=not progress or not todo):
-        source, fingerprint = str(bag.resolve()), bag_fingerprint(bag)
+    for bag, source, fingerprint in tqdm(todo, desc="bags -> cache", unit="ep", disable=not progress or not todo):
         try:
             ep = read_episode_bag(bag)
         except EpisodeBagError as err:
