@@ -33,22 +33,25 @@ def main(argv=None) -> int:
     from ..core.text import shared_encoder
     from ..data.dataset import TransitionSampler
     from ..data.cache import index_image_size, load_index
-    from .train import resolve_cache
+    from .train import cache_dir_for, resolve_cache
 
     torch.set_num_threads(args.threads)
     models = {str(c): load_model(c).eval() for c in args.checkpoints}
     first = next(iter(models.values()))
-    sizes = {m.cfg.image_size for m in models.values()}
-    cache_image_size = lambda c: index_image_size(load_index(c))  # noqa: E731
-    if len(sizes) > 1:
-        print(f"the checkpoints see different image sizes {sorted(sizes)}: give each its own run", file=sys.stderr)
-        return 2
-    cache = resolve_cache(args.data, None, progress=False)  # a cache as it is, bags converted as training does
-    if cache_image_size(cache) != first.cfg.image_size:  # trained with --image-size N: the resized cache, as training made it
-        cache = resolve_cache(args.data, first.cfg.image_size, progress=False)
-        if cache_image_size(cache) != first.cfg.image_size:
-            print(f"{cache} holds {cache_image_size(cache)}-pixel images, the model takes {first.cfg.image_size}",
-                  file=sys.stderr)
+    for what in ("num_bins", "image_size"):  # one batch serves every checkpoint: they must agree on both
+        values = sorted({getattr(m.cfg, what) for m in models.values()})
+        if len(values) > 1:
+            print(f"the checkpoints differ in {what} {values}: give each its own run", file=sys.stderr)
+            return 2
+    size = first.cfg.image_size
+    side = lambda c: index_image_size(load_index(c))  # noqa: E731
+    # a model trained with --image-size N reads the resized cache training made (no full-size conversion first)
+    resized_exists = not (args.data / "index.json").is_file() and cache_dir_for(args.data, size).is_dir()
+    cache = resolve_cache(args.data, size if resized_exists else None, progress=False)
+    if side(cache) != size:
+        cache = resolve_cache(args.data, size, progress=False)
+        if side(cache) != size:
+            print(f"{cache} holds {side(cache)}-pixel images, the model takes {size}", file=sys.stderr)
             return 2
     sampler = TransitionSampler(cache, first.cfg, LossConfig(), shared_encoder())
     batch = sampler.sample(args.samples, np.random.default_rng(args.seed))
@@ -56,9 +59,6 @@ def main(argv=None) -> int:
     fmt = lambda xs: " ".join(f"{x:5.2f}" for x in xs)  # noqa: E731
     report = {}
     for name, model in models.items():
-        if model.cfg.num_bins != first.cfg.num_bins:
-            print(f"{name}: {model.cfg.num_bins} bins, the data was binned for {first.cfg.num_bins}: give it its own run", file=sys.stderr)
-            return 2
         report[name] = {"successful": teacher_forced_agreement(model, batch, successful),
                         "failed": teacher_forced_agreement(model, batch, ~successful)}
         print(name)

@@ -51,9 +51,14 @@ def resolve_cache(data: Path, image_size: int | None, progress: bool = True) -> 
 
     if (data / "index.json").is_file():
         return data
-    cache = data / "_cache" if image_size is None else data / f"_cache_{image_size}"
+    cache = cache_dir_for(data, image_size)
     convert_bags(data, cache, image_size=image_size, progress=progress)
     return cache
+
+
+def cache_dir_for(data: Path, image_size: int | None) -> Path:
+    """Where a folder of bags keeps its cache: ``_cache`` at the bags' own size, ``_cache_N`` resized."""
+    return data / "_cache" if image_size is None else data / f"_cache_{image_size}"
 
 
 def model_config_for(index: dict, overrides: dict) -> ModelConfig:
