@@ -105,3 +105,29 @@ def test_torchrun_two_cpu_processes_keep_ranks_in_sync(bags, tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "ranks in sync" in proc.stdout
     assert read_config(out / "checkpoint")["world_size"] == 2
+
+
+def test_success_batch_fraction_draws_that_share_from_successful_episodes(bags):
+    from qt_policy.core.config import LossConfig, TrainConfig
+    from qt_policy.data.cache import load_index
+    from qt_policy.data.dataset import TransitionSampler
+    from qt_policy.tools.train import model_config_for, resolve_cache
+
+    cache = resolve_cache(bags, None, progress=False)
+    cfg = model_config_for(load_index(cache), {"num_bins": 16})
+    sampler = TransitionSampler(cache, cfg, LossConfig(), lambda text: np.zeros(384, np.float32))
+    rng = np.random.default_rng(0)
+    # Only successful episodes have a positive return-to-go (reward 1 at their end).
+    uniform = np.concatenate([sampler.sample(16, rng).mc_return.numpy() > 0 for _ in range(50)])
+    assert 0.1 < uniform.mean() < 0.4  # 11 of the 45 steps are in successful episodes
+    balanced = [sampler.sample(16, rng, success_fraction=0.5).mc_return.numpy() > 0 for _ in range(50)]
+    assert all(b[:8].all() for b in balanced)
+    assert np.concatenate(balanced).mean() > 0.55  # the other half still brings some successes
+    with pytest.raises(ValueError, match="success_fraction"):
+        sampler.sample(16, rng, success_fraction=1.5)
+    failures_only = TransitionSampler(cache, cfg, LossConfig(), lambda text: np.zeros(384, np.float32),
+                                      episode_filter=lambda e: not e["success"])
+    with pytest.raises(ValueError, match="successful episode"):
+        failures_only.sample(16, rng, success_fraction=0.5)
+    with pytest.raises(ValueError, match="success_batch_fraction"):
+        TrainConfig(success_batch_fraction=-0.1)

@@ -67,9 +67,16 @@ class TrainConfig:
     target_tau: float = 0.005  # Polyak rate of the target network
     seed: int = 0
     algo: str = "qt"  # qt | bc
+    # share of each batch drawn from successful episodes only (the rest from all episodes);
+    # 0 samples uniformly over all steps, as the paper's replay does. See docs/mixed-data.md.
+    success_batch_fraction: float = 0.0
     log_every: int = 100
     checkpoint_every: int = 2000
     num_workers: int = 0
+
+    def __post_init__(self):
+        if not 0.0 <= self.success_batch_fraction <= 1.0:
+            raise ValueError(f"success_batch_fraction must lie in [0, 1], got {self.success_batch_fraction}")
 
 
 def to_dict(cfg) -> dict[str, Any]:

@@ -65,7 +65,10 @@ class TransitionSampler:
         lengths = np.array([len(ep.bins) for ep in self.episodes])
         self.num_steps = int(lengths.sum())
         self._step_weights = lengths / lengths.sum()
-        self.num_successes = sum(bool(e["success"]) for e in entries)
+        self.successful = np.array([bool(e["success"]) for e in entries])
+        self.num_successes = int(self.successful.sum())
+        success_lengths = np.where(self.successful, lengths, 0)
+        self._success_step_weights = success_lengths / max(1, success_lengths.sum())
 
     def __len__(self) -> int:
         return self.num_steps
@@ -81,8 +84,18 @@ class TransitionSampler:
             state = torch.from_numpy(np.stack([self.episodes[i].arrays["states"][t] for i, t in zip(ep_ids, steps)]).astype(np.float32))
         return Observation(text, images, state)
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> TransitionBatch:
-        ep_ids = rng.choice(len(self.episodes), size=batch_size, p=self._step_weights)
+    def sample(self, batch_size: int, rng: np.random.Generator, success_fraction: float = 0.0) -> TransitionBatch:
+        """A batch of transitions, uniform over all steps; with success_fraction f > 0 the first
+        round(f * batch_size) come from successful episodes only (uniform over their steps) and the
+        rest from all episodes, so scarce successes are seen more often without dropping failures."""
+        if not 0.0 <= success_fraction <= 1.0:
+            raise ValueError(f"success_fraction must lie in [0, 1], got {success_fraction}")
+        from_successes = int(round(success_fraction * batch_size))
+        if from_successes and not self.num_successes:
+            raise ValueError("success_fraction > 0 needs at least one successful episode in the data")
+        ep_ids = rng.choice(len(self.episodes), size=batch_size - from_successes, p=self._step_weights)
+        if from_successes:
+            ep_ids = np.concatenate([rng.choice(len(self.episodes), size=from_successes, p=self._success_step_weights), ep_ids])
         steps = np.array([rng.integers(len(self.episodes[i].bins)) for i in ep_ids])
         eps = [self.episodes[i] for i in ep_ids]
         nxt = np.array([ep.next_index[t] for ep, t in zip(eps, steps)])

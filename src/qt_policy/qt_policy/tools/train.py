@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     metrics_file = open(args.out / "metrics.jsonl", "a") if is_main else None
     step = start_step
     for step in bar:
-        batch = sampler.sample(train_cfg.batch_size, rng).to(args.device)
+        batch = sampler.sample(train_cfg.batch_size, rng, train_cfg.success_batch_fraction).to(args.device)
         info = learner.update(batch)
         done = step + 1
         if is_main and (done % train_cfg.log_every == 0 or done == train_cfg.steps):
