@@ -62,6 +62,7 @@ class TrainConfig:
     steps: int = 20000
     batch_size: int = 64
     lr: float = 3e-4
+    lr_schedule: str = "constant"  # constant | cosine (decays to 0 at `steps`: a steadier final network)
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     target_tau: float = 0.005  # Polyak rate of the target network
@@ -75,6 +76,8 @@ class TrainConfig:
     num_workers: int = 0
 
     def __post_init__(self):
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if not 0.0 <= self.success_batch_fraction <= 1.0:
             raise ValueError(f"success_batch_fraction must lie in [0, 1], got {self.success_batch_fraction}")
 

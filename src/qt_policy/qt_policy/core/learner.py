@@ -6,6 +6,7 @@ DistributedDataParallel (`Learner(..., wrap=DDP)`): DDP syncs gradients of what 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Callable
 
 import torch
@@ -15,6 +16,13 @@ from .batch import TransitionBatch
 from .config import LossConfig, TrainConfig
 from .losses import behaviour_cloning_loss, q_transformer_loss
 from .model import QTransformer
+
+
+def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
+    """Learning-rate multiplier per step: 1, or a cosine from 1 at step 0 to 0 at `cfg.steps`."""
+    if cfg.lr_schedule == "cosine":
+        return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
+    return lambda step: 1.0
 
 
 class Objective(nn.Module):
@@ -44,15 +52,18 @@ class Learner:
         objective = Objective(model, self.target, loss_cfg, train_cfg.algo)
         self.objective = wrap(objective) if wrap else objective
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(train_cfg))
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         self.model.train()
         loss, info = self.objective(batch)
+        info["lr"] = self.optimizer.param_groups[0]["lr"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.train_cfg.grad_clip:
             info["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_cfg.grad_clip))
         self.optimizer.step()
+        self.scheduler.step()
         if self.target is not None:
             self.update_target()
         return info
@@ -64,10 +75,16 @@ class Learner:
             p_t.lerp_(p, tau)
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(),
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "target": self.target.state_dict() if self.target is not None else None}
 
     def load_state_dict(self, state: dict):
         self.optimizer.load_state_dict(state["optimizer"])
+        if "scheduler" in state:  # checkpoints from before schedules ran at a constant rate
+            self.scheduler.load_state_dict(state["scheduler"])
+        # The rate of the next update under this run's config (a resume may change steps or lr).
+        self.scheduler.base_lrs = [self.train_cfg.lr] * len(self.optimizer.param_groups)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.train_cfg.lr * lr_factor(self.train_cfg)(self.scheduler.last_epoch)
         if self.target is not None and state.get("target") is not None:
             self.target.load_state_dict(state["target"])
