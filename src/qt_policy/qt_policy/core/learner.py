@@ -21,7 +21,7 @@ from .model import QTransformer
 def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
     """Learning-rate multiplier per step: 1, or a cosine from 1 at step 0 to 0 at `cfg.steps`."""
     if cfg.lr_schedule == "cosine":
-        return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
+        return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, cfg.steps) / max(cfg.steps, 1)))
     return lambda step: 1.0
 
 

@@ -65,9 +65,9 @@ class TransitionSampler:
         lengths = np.array([len(ep.bins) for ep in self.episodes])
         self.num_steps = int(lengths.sum())
         self._step_weights = lengths / lengths.sum()
-        self.successful = np.array([bool(e["success"]) for e in entries])
-        self.num_successes = int(self.successful.sum())
-        success_lengths = np.where(self.successful, lengths, 0)
+        successful = np.array([bool(e["success"]) for e in entries])
+        self.num_successes = int(successful.sum())
+        success_lengths = np.where(successful, lengths, 0)
         self._success_step_weights = success_lengths / max(1, success_lengths.sum())
 
     def __len__(self) -> int:
