@@ -1,7 +1,6 @@
 """Episode bags (rosbag2 / MCAP): round trip, third-party readers, partial bags, alignment, encodings, cache."""
 import json
 import math
-
 import shutil
 
 import numpy as np

@@ -145,3 +145,17 @@ def test_cosine_schedule_decays_the_rate_and_survives_resume(bags, tmp_path):
     constant = tmp_path / "constant"
     assert run_train("--data", bags, "--out", constant, "--steps", 2) == 0
     assert [json.loads(line)["lr"] for line in (constant / "metrics.jsonl").read_text().splitlines()] == [3e-4, 3e-4]
+
+
+def test_results_table_says_which_rows_the_baselines_command_does_not_make(tmp_path):
+    import argparse
+
+    from qt_policy.tools.baselines import write_table
+
+    row = {"step": 10, "train_wall_time_s": 60.0, "episodes_per_task": 2, "mean_success": 0.5, "machine": "m",
+           "overall": {"ci95": [0.1, 0.9]}, "tasks": {"drawer-open": {"success_rate": 0.5}}}
+    args = argparse.Namespace(data="d", out="o", steps=10, episodes=2)
+    write_table({"qt": row, "bc_all": row}, tmp_path / "only_variants.md", args)
+    assert "not variants" not in (tmp_path / "only_variants.md").read_text()
+    write_table({"qt": row, "qt_by_hand": row}, tmp_path / "with_extra.md", args)
+    assert "Rows qt_by_hand are not variants of this command" in (tmp_path / "with_extra.md").read_text()

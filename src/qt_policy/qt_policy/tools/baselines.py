@@ -105,6 +105,10 @@ def write_table(results: dict, path: Path, args) -> None:
     lines += ["", f"Evaluation: {next(iter(results.values()))['episodes_per_task']} episodes per task on seeds "
                   f"from 1,000,000 (never used for data). Reproduce: `python -m qt_policy.tools.baselines "
                   f"--data {args.data} --out {args.out} --steps {args.steps} --episodes {args.episodes}`."]
+    by_hand = [k for k in results if k not in VARIANTS]
+    if by_hand:  # kept from results.json: this command does not train them
+        lines += ["", f"Rows {', '.join(by_hand)} are not variants of this command: their training and evaluation "
+                      "commands are in docs/mixed-data.md."]
     path.write_text("\n".join(lines) + "\n")
 
 
