@@ -53,3 +53,47 @@ def load_model(directory, device: str | torch.device = "cpu") -> QTransformer:
 def load_training_state(directory) -> dict | None:
     path = Path(directory) / TRAINING_STATE
     return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+
+
+# ----- ensembles: a directory of member checkpoints that acts on their mean Q -------------------
+ENSEMBLE_KEY = "ensemble_members"
+
+
+def save_ensemble(directory, member_dirs: list, metadata: dict | None = None) -> Path:
+    """Copy each member's weights and config into directory/member_<k>/ and list them in config.json."""
+    import shutil
+
+    if len(member_dirs) < 2:
+        raise ValueError("an ensemble needs at least two member checkpoints")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    names = []
+    for k, src in enumerate(member_dirs):
+        src = Path(src)
+        if ENSEMBLE_KEY in read_config(src):
+            raise ValueError(f"{src} is itself an ensemble; list its members instead")
+        dst = directory / f"member_{k}"
+        dst.mkdir(exist_ok=True)
+        for name in (WEIGHTS, CONFIG):
+            shutil.copyfile(src / name, dst / name)
+        names.append(dst.name)
+    load_policy_model([directory / n for n in names])  # refuse members that cannot act together
+    config = {ENSEMBLE_KEY: names, **(metadata or {})}
+    _atomic(directory / CONFIG, lambda p: p.write_text(json.dumps(config, indent=2)))
+    return directory
+
+
+def load_policy_model(directories, device: str | torch.device = "cpu"):
+    """One checkpoint directory -> its model; an ensemble directory or several directories -> a QEnsemble."""
+    from .ensemble import QEnsemble
+
+    if isinstance(directories, (str, Path)):
+        directories = [directories]
+    members = []
+    for d in map(Path, directories):
+        names = read_config(d).get(ENSEMBLE_KEY)
+        if names is None:
+            members.append(load_model(d, device))
+        else:
+            members.extend(load_model(d / n, device) for n in names)
+    return members[0] if len(members) == 1 else QEnsemble(members).to(device).eval()

@@ -98,7 +98,7 @@ class PolicyRunner:
         batch-1 decoding on a shared CPU, more threads mostly add tail latency (measured: 2 threads
         p90 > 500 ms under load, 1 thread p90 ~15 ms).
         """
-        from ..core.checkpoint import load_model
+        from ..core.checkpoint import load_policy_model
 
         config.validate()
         if config.torch_threads > 0:
@@ -106,7 +106,7 @@ class PolicyRunner:
         path = resolve_data_path(config.checkpoint)
         if not path.is_dir():
             raise FileNotFoundError(f"checkpoint directory {config.checkpoint!r} not found (looked at {path})")
-        model = load_model(path, device=config.device)
+        model = load_policy_model(path, device=config.device)  # a checkpoint or an ensemble of them
         if encoder is None:
             from ..core.text import shared_encoder
 

@@ -3,6 +3,7 @@
     python -m qt_policy.tools.evaluate --checkpoint runs/qt/checkpoint --episodes 50 --out results/qt.json
     python -m qt_policy.tools.evaluate --checkpoint models/qt_metaworld --tasks drawer-open --episodes 2 \
         --video results/videos --q-plot results/q
+    python -m qt_policy.tools.evaluate --checkpoint runs/a/checkpoint runs/b/checkpoint   # ensemble: mean Q
 
 Evaluation seeds start at --seed-start (default 1,000,000), far from the dataset generator's seeds
 (0..), so no placement seen in training is evaluated. Episodes of a task run in lockstep and the
@@ -109,19 +110,20 @@ def plot_q(q_trace: list[float], success: bool, title: str, path: Path):
     plt.close(fig)
 
 
-def evaluate(checkpoint: Path, tasks: list[str], episodes: int, seed_start: int, batch: int,
+def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, seed_start: int, batch: int,
              video_dir: Path | None = None, q_dir: Path | None = None, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from ..core.checkpoint import load_model
+    from ..core.checkpoint import load_policy_model
     from ..core.text import shared_encoder
     from ..sim.arm import SimArm
     from ..sim.tasks import get_task
 
-    model = load_model(checkpoint)
+    checkpoints = checkpoint if isinstance(checkpoint, list) else [checkpoint]
+    model = load_policy_model(checkpoints)
     policy = BatchPolicy(model, shared_encoder())
     arms = [SimArm(image_size=model.cfg.image_size or 64) for _ in range(batch)]
-    results = {"checkpoint": str(checkpoint), "episodes_per_task": episodes, "seed_start": seed_start, "tasks": {}}
+    results = {"checkpoint": ",".join(map(str, checkpoints)), "episodes_per_task": episodes, "seed_start": seed_start, "tasks": {}}
     t0 = time.time()
     bar = tqdm(total=episodes * len(tasks), disable=not progress, desc="episodes", dynamic_ncols=True)
     try:
@@ -164,7 +166,8 @@ def main(argv=None) -> int:
     from ..sim.tasks import TASKS
 
     p = argparse.ArgumentParser(prog="qt-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--checkpoint", required=True, type=Path, nargs="+",
+                   help="checkpoint directory; several = an ensemble acting on their mean Q")
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--episodes", type=int, default=50, help="episodes per task (default 50)")
     p.add_argument("--seed-start", type=int, default=EVAL_SEED_START)
