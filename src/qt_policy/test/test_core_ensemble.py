@@ -77,4 +77,17 @@ def test_save_ensemble_refuses_members_that_cannot_act_together(tmp_path):
     dirs = [save_checkpoint(tmp_path / "a", state_model(num_bins=5)), save_checkpoint(tmp_path / "b", state_model(num_bins=7))]
     with pytest.raises(ValueError, match="num_bins"):
         save_ensemble(tmp_path / "ens", dirs)
-    assert not (tmp_path / "ens" / "config.json").exists()
+    assert not (tmp_path / "ens").exists()  # nothing written
+
+
+def test_ensemble_cli_bundles_runs_and_reports_bad_members(tmp_path, capsys):
+    from qt_policy.tools.ensemble import main
+
+    dirs = [save_checkpoint(tmp_path / f"run{k}", state_model(seed=k)) for k in range(3)]
+    assert main([*map(str, dirs), "--out", str(tmp_path / "ens")]) == 0
+    model = load_policy_model(tmp_path / "ens")
+    assert isinstance(model, QEnsemble) and len(model.members) == 3
+    odd = save_checkpoint(tmp_path / "odd", state_model(num_bins=7))
+    assert main([str(dirs[0]), str(odd), "--out", str(tmp_path / "bad")]) == 2
+    assert "num_bins" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing"), str(dirs[0]), "--out", str(tmp_path / "bad2")]) == 2

@@ -157,3 +157,27 @@ def test_policy_yaml_matches_the_dataclass():
     cfg = from_params_file(path)
     default = PolicyNodeConfig(checkpoint='models/qt_metaworld')
     assert dataclasses.asdict(cfg) == dataclasses.asdict(default)
+
+
+def test_runner_takes_an_ensemble_checkpoint(checkpoint, tmp_path):
+    """An ensemble folder is a drop-in `checkpoint`: one model listed twice acts exactly like the model."""
+    from qt_policy.core.checkpoint import save_ensemble
+    from qt_policy.core.ensemble import QEnsemble
+
+    torch.manual_seed(1)
+    other = save_checkpoint(tmp_path / 'other', QTransformer(ModelConfig(**SMALL)))
+    twice = save_ensemble(tmp_path / 'twice', [checkpoint, checkpoint])
+    mixed = save_ensemble(tmp_path / 'mixed', [checkpoint, other])
+    out = {}
+    for name, path in (('single', checkpoint), ('twice', twice), ('mixed', mixed)):
+        r = make_runner(path)
+        r.set_instruction('open the drawer', 0.0)
+        r.add_image(frame(3), 0.0)
+        out[name] = (r, r.act(0.05))
+    single, same = out['single'][1], out['twice'][1]
+    np.testing.assert_array_equal(single.bins, same.bins)
+    np.testing.assert_allclose(single.values, same.values)
+    assert abs(single.q_value - same.q_value) < 1e-6
+    runner, action = out['mixed']
+    assert isinstance(runner.model, QEnsemble) and len(runner.model.members) == 2
+    assert isinstance(action, Action) and 0.0 <= action.q_value <= 1.0

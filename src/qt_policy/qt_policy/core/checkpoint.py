@@ -65,19 +65,19 @@ def save_ensemble(directory, member_dirs: list, metadata: dict | None = None) ->
 
     if len(member_dirs) < 2:
         raise ValueError("an ensemble needs at least two member checkpoints")
+    for src in map(Path, member_dirs):
+        if ENSEMBLE_KEY in read_config(src):
+            raise ValueError(f"{src} is itself an ensemble; list its members instead")
+    load_policy_model(member_dirs)  # refuse members that cannot act together, before writing anything
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     names = []
-    for k, src in enumerate(member_dirs):
-        src = Path(src)
-        if ENSEMBLE_KEY in read_config(src):
-            raise ValueError(f"{src} is itself an ensemble; list its members instead")
+    for k, src in enumerate(map(Path, member_dirs)):
         dst = directory / f"member_{k}"
         dst.mkdir(exist_ok=True)
         for name in (WEIGHTS, CONFIG):
             shutil.copyfile(src / name, dst / name)
         names.append(dst.name)
-    load_policy_model([directory / n for n in names])  # refuse members that cannot act together
     config = {ENSEMBLE_KEY: names, **(metadata or {})}
     _atomic(directory / CONFIG, lambda p: p.write_text(json.dumps(config, indent=2)))
     return directory
