@@ -5,7 +5,7 @@ import torch
 
 from qt_policy.core.batch import Observation, TransitionBatch
 from qt_policy.core.config import LossConfig, ModelConfig
-from qt_policy.core.losses import bellman_targets, conservative_penalty, q_transformer_loss
+from qt_policy.core.losses import bellman_targets, conservative_penalty, q_transformer_loss, value_loss
 from qt_policy.core.model import QTransformer
 
 
@@ -122,3 +122,60 @@ def test_loss_gradient_lowers_unseen_bins():
     unseen = torch.ones_like(grad, dtype=torch.bool).scatter_(-1, batch.action_bins[..., None], False)
     assert torch.all(grad[unseen] > 0)
     assert torch.all(grad[~unseen] == 0)
+
+
+def _logit_grad(loss_kind: str, logits, bins, targets, alpha):
+    x = logits.clone().requires_grad_(True)
+    td, conservative = value_loss(x, bins, targets, LossConfig(conservative_weight=alpha, value_loss=loss_kind))
+    (td + conservative).backward()
+    return x.grad
+
+
+def test_bce_gradient_is_the_mse_gradient_without_the_vanishing_factor():
+    """Same minimiser, per bin: d(bce)/d(logit) = d(mse)/d(logit) / (Q (1 - Q)) for data and unseen bins."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 3, 8, generator=g) * 3
+    bins = torch.randint(0, 8, (6, 3), generator=g)
+    targets = torch.rand(6, 3, generator=g)
+    q = torch.sigmoid(logits)
+    mse = _logit_grad("mse", logits, bins, targets, alpha=5.0)
+    bce = _logit_grad("bce", logits, bins, targets, alpha=5.0)
+    assert torch.allclose(bce, mse / (q * (1 - q)), rtol=1e-4, atol=1e-6)
+    # where Q is near 0 the paper's loss hardly moves the logit; the cross-entropy does
+    low = q < 0.05
+    assert low.any() and (mse[low].abs() < 0.05 * bce[low].abs()).all()
+
+
+def _fit_one_state(loss_kind: str, steps: int):
+    """One state, half the samples took bin 1 and half bin 2, both with return 0.8, 4 bins, alpha 1."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(action_dim=1, num_bins=4, action_low=[-1.0], action_high=[1.0], action_names=["a"],
+                      image_size=0, state_dim=4, text_dim=4, d_model=32, num_layers=1, num_heads=2)
+    model = QTransformer(cfg)
+    target = copy.deepcopy(model).requires_grad_(False)
+    n = 16
+    obs = Observation(torch.zeros(n, 4), state=torch.ones(n, 4))
+    bins = torch.tensor([[1]] * (n // 2) + [[2]] * (n // 2))
+    r = torch.full((n,), 0.8)
+    batch = TransitionBatch(obs, bins, r, torch.zeros(n), obs, r)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    lcfg = LossConfig(conservative_weight=1.0, value_loss=loss_kind)
+    for _ in range(steps):
+        loss, _ = q_transformer_loss(model, target, batch, lcfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.first_dim_q(model.encode_context(None, obs.text, obs.state))[0].detach()
+
+
+@pytest.mark.parametrize("loss_kind", ["mse", "bce"])
+def test_both_value_losses_reach_the_same_regularised_fixed_point(loss_kind):
+    # per bin: p (Q - y) + alpha (1 - p) / (bins - 1) Q = 0  ->  Q = 0.5 * 0.8 / (0.5 + 0.5 / 3) = 0.6
+    q = _fit_one_state(loss_kind, steps=100)
+    assert torch.allclose(q[1:3], torch.tensor([0.6, 0.6]), atol=0.02)
+    assert q[0] < 0.1 and q[3] < 0.1  # never taken: pushed toward the minimal return
+
+
+def test_value_loss_must_be_known():
+    with pytest.raises(ValueError, match="value_loss"):
+        LossConfig(value_loss="huber")

@@ -53,6 +53,13 @@ class LossConfig:
     n_step: int = 4  # n-step return across time steps; 1 disables
     conservative_weight: float = 5.0  # alpha (x mean over non-dataset bins of Q^2); 0 disables; tuned in docs/mixed-data.md
     use_mc_lower_bound: bool = True  # target = max(MC return-to-go, bootstrapped target)
+    # How Q (a sigmoid) is pulled to its targets: "mse" as in the paper, or "bce" (cross-entropy
+    # with the soft target): same minimiser, but its gradient does not vanish as Q nears 0.
+    value_loss: str = "mse"
+
+    def __post_init__(self):
+        if self.value_loss not in ("mse", "bce"):
+            raise ValueError(f"value_loss must be 'mse' or 'bce', got {self.value_loss!r}")
 
 
 @dataclass

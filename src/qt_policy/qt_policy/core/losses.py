@@ -31,16 +31,39 @@ def bellman_targets(target_q: torch.Tensor, next_first_q: torch.Tensor, reward_s
     return targets
 
 
+def unseen_mean(values: torch.Tensor, action_bins: torch.Tensor) -> torch.Tensor:
+    """Mean over the non-dataset bins of `values` (B, d, bins) -> (B, d)."""
+    unseen = torch.ones_like(values).scatter_(-1, action_bins[..., None], 0.0)
+    return (values * unseen).sum(-1) / (values.shape[-1] - 1)
+
+
 def conservative_penalty(q: torch.Tensor, action_bins: torch.Tensor) -> torch.Tensor:
     """Mean over non-dataset bins of Q^2 (Q, not logits: a logit of 0 is Q = 0.5), (B, d)."""
-    unseen = torch.ones_like(q).scatter_(-1, action_bins[..., None], 0.0)
-    return (q.pow(2) * unseen).sum(-1) / (q.shape[-1] - 1)
+    return unseen_mean(q.pow(2), action_bins)
+
+
+def value_loss(logits: torch.Tensor, action_bins: torch.Tensor, targets: torch.Tensor,
+               cfg: LossConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(TD term on the dataset bins, alpha x pull of the other bins toward 0), both scalars.
+
+    value_loss "mse": 0.5 (Q - y)^2 and 0.5 alpha Q^2, as in the paper. "bce": the cross-entropy
+    of Q = sigmoid(logit) against y and against 0. Per bin the two have the same minimiser: the
+    gradient with respect to the logit differs only by the factor Q(1 - Q) that "mse" carries.
+    So the method's fixed point is unchanged, and "bce" keeps learning where Q is near 0, where
+    sparse, discounted returns put almost every value.
+    """
+    data_logit = logits.gather(-1, action_bins[..., None])[..., 0]
+    if cfg.value_loss == "bce":
+        td = F.binary_cross_entropy_with_logits(data_logit, targets)
+        return td, cfg.conservative_weight * unseen_mean(F.softplus(logits), action_bins).mean()
+    td = 0.5 * (torch.sigmoid(data_logit) - targets).pow(2).mean()
+    return td, 0.5 * cfg.conservative_weight * conservative_penalty(torch.sigmoid(logits), action_bins).mean()
 
 
 def q_transformer_loss(model: QTransformer, target_model: QTransformer, batch: TransitionBatch,
                        cfg: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
     context = model.encode_context(batch.obs.images, batch.obs.text, batch.obs.state)
-    q = model.q_values(context, batch.action_bins)  # (B, d, bins)
+    logits = model.action_logits(context, batch.action_bins[:, : model.cfg.action_dim - 1])  # (B, d, bins)
     with torch.no_grad():
         t_context = target_model.encode_context(batch.obs.images, batch.obs.text, batch.obs.state)
         target_q = target_model.q_values(t_context, batch.action_bins)
@@ -48,10 +71,12 @@ def q_transformer_loss(model: QTransformer, target_model: QTransformer, batch: T
         next_first_q = target_model.first_dim_q(target_model.encode_context(n.images, n.text, n.state))
         mc = batch.mc_return if cfg.use_mc_lower_bound else None
         targets = bellman_targets(target_q, next_first_q, batch.reward_sum, batch.discount, mc)
-    q_data = q.gather(-1, batch.action_bins[..., None])[..., 0]
-    td = 0.5 * (q_data - targets).pow(2).mean()
-    penalty = conservative_penalty(q, batch.action_bins).mean()
-    loss = td + 0.5 * cfg.conservative_weight * penalty
+    td, conservative = value_loss(logits, batch.action_bins, targets, cfg)
+    loss = td + conservative
+    with torch.no_grad():
+        q = torch.sigmoid(logits)
+        q_data = q.gather(-1, batch.action_bins[..., None])[..., 0]
+        penalty = conservative_penalty(q, batch.action_bins).mean()
     info = {"loss": loss.item(), "td_loss": td.item(), "conservative_penalty": penalty.item(),
             "q_data": q_data.mean().item(), "target": targets.mean().item(), "q_unseen_rms": penalty.sqrt().item()}
     return loss, info
