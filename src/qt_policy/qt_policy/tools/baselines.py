@@ -102,9 +102,11 @@ def write_table(results: dict, path: Path, args) -> None:
     for name, r in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{r['tasks'][t]['success_rate']:.0%}" if t in r["tasks"] else "-"
                                                  for t in tasks) + " |")
+    extra = [a for a in getattr(args, "train_args", []) if a != "--"]
     lines += ["", f"Evaluation: {next(iter(results.values()))['episodes_per_task']} episodes per task on seeds "
                   f"from 1,000,000 (never used for data). Reproduce: `python -m qt_policy.tools.baselines "
-                  f"--data {args.data} --out {args.out} --steps {args.steps} --episodes {args.episodes}`."]
+                  f"--data {args.data} --out {args.out} --steps {args.steps} --episodes {args.episodes}"
+                  + (f" -- {' '.join(extra)}" if extra else "") + "`."]
     by_hand = [k for k in results if k not in VARIANTS]
     if by_hand:  # kept from results.json: this command does not train them
         lines += ["", f"Rows {', '.join(by_hand)} are not variants of this command: their training and evaluation "
