@@ -62,7 +62,7 @@ def default_checkpoint() -> str:
 class PolicyNodeConfig:
     """Parameters of the qt_policy node. Empty lists mean "take it from the checkpoint"."""
 
-    checkpoint: str = field(default_factory=default_checkpoint)  # model dir (config.json + model.safetensors)
+    checkpoint: str = field(default_factory=default_checkpoint)  # model dir (config.json + model.safetensors) or an ensemble dir (tools.ensemble)
     device: str = "cpu"  # torch device: cpu, cuda, cuda:0
     torch_threads: int = 1  # intra-op threads (process-wide); 1 keeps batch-1 latency steady on a busy CPU; 0 = torch default
     control_rate_hz: float = 10.0  # decisions per second (the rate the training data was recorded at)
