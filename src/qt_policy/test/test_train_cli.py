@@ -160,6 +160,5 @@ def test_results_table_says_which_rows_the_baselines_command_does_not_make(tmp_p
     write_table({"qt": row, "qt_by_hand": row}, tmp_path / "with_extra.md", args)
     assert "Rows qt_by_hand are not variants of this command" in (tmp_path / "with_extra.md").read_text()
     # flags passed to every training run belong to the reproducing command
-    args.train_args = ["--", "--value-loss", "mse"]
-    write_table({"qt": row}, tmp_path / "with_flags.md", args)
+    write_table({"qt": row}, tmp_path / "with_flags.md", args, ["--value-loss", "mse"])
     assert "--episodes 2 -- --value-loss mse`" in (tmp_path / "with_flags.md").read_text()

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         results[name] = entry
         args.out.mkdir(parents=True, exist_ok=True)
         results_file.write_text(json.dumps(results, indent=2))
-    write_table(results, args.out / "results.md", args)
+    write_table(results, args.out / "results.md", args, extra)
     plot_curves(results, args.out / "learning_curves.png")
     print((args.out / "results.md").read_text())
     return 0
@@ -89,7 +89,7 @@ def in_variant_order(results: dict) -> dict:
     return {k: results[k] for k in [*[v for v in VARIANTS if v in results], *[k for k in results if k not in VARIANTS]]}
 
 
-def write_table(results: dict, path: Path, args) -> None:
+def write_table(results: dict, path: Path, args, train_flags: list[str] = ()) -> None:
     results = in_variant_order(results)
     lines = [f"| variant | mean success | 95% CI (all episodes) | steps | train wall time | machine |",
              "|---|---|---|---|---|---|"]
@@ -102,11 +102,10 @@ def write_table(results: dict, path: Path, args) -> None:
     for name, r in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{r['tasks'][t]['success_rate']:.0%}" if t in r["tasks"] else "-"
                                                  for t in tasks) + " |")
-    extra = [a for a in getattr(args, "train_args", []) if a != "--"]
     lines += ["", f"Evaluation: {next(iter(results.values()))['episodes_per_task']} episodes per task on seeds "
                   f"from 1,000,000 (never used for data). Reproduce: `python -m qt_policy.tools.baselines "
                   f"--data {args.data} --out {args.out} --steps {args.steps} --episodes {args.episodes}"
-                  + (f" -- {' '.join(extra)}" if extra else "") + "`."]
+                  + (f" -- {' '.join(train_flags)}" if train_flags else "") + "`."]
     by_hand = [k for k in results if k not in VARIANTS]
     if by_hand:  # kept from results.json: this command does not train them
         lines += ["", f"Rows {', '.join(by_hand)} are not variants of this command: their training and evaluation "
