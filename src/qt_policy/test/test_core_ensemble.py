@@ -1,4 +1,5 @@
 """QEnsemble: acts on the mean Q of its members, through the same decoder and checkpoints."""
+import dataclasses
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 from qt_policy.core.checkpoint import load_policy_model, save_checkpoint, save_ensemble
 from qt_policy.core.decoding import greedy_decode
 from qt_policy.core.ensemble import QEnsemble
+from qt_policy.core.model import QTransformer
 from test_core_decoding import random_context, state_model
 
 
@@ -50,6 +52,10 @@ def test_members_must_share_inputs_and_bins():
         QEnsemble([state_model(num_bins=5), state_model(num_bins=7)])
     with pytest.raises(ValueError, match="at least one"):
         QEnsemble([])
+    # contexts of another width cannot stack: refused when built, not at the first decode
+    with pytest.raises(ValueError, match="d_model"):
+        small = state_model()
+        QEnsemble([small, QTransformer(dataclasses.replace(small.cfg, d_model=64))])
 
 
 def test_saved_ensemble_loads_and_acts_like_the_members_listed(tmp_path):

@@ -17,8 +17,10 @@ import torch.nn as nn
 
 from .model import KVCache, QTransformer
 
-# Fields that must agree for members to read the same observation and write the same action.
-_SHARED_FIELDS = ("action_dim", "num_bins", "action_low", "action_high", "image_size", "frames", "state_dim", "text_dim")
+# Fields that must agree for members to read the same observation and write the same action, and
+# (tokens_per_frame, d_model) for their context tokens to stack into one (B, M, N, d_model) tensor.
+_SHARED_FIELDS = ("action_dim", "num_bins", "action_low", "action_high", "image_size", "frames", "state_dim", "text_dim",
+                  "tokens_per_frame", "d_model")
 
 
 class QEnsemble(nn.Module):
@@ -31,7 +33,7 @@ class QEnsemble(nn.Module):
             for field in _SHARED_FIELDS:
                 if getattr(m.cfg, field) != getattr(first, field):
                     raise ValueError(f"ensemble member {k} has {field}={getattr(m.cfg, field)!r}, "
-                                     f"member 0 has {getattr(first, field)!r}: members must share inputs and action bins")
+                                     f"member 0 has {getattr(first, field)!r}: members must share inputs, action bins and width")
         self.members = nn.ModuleList(members)
         self.cfg = first
         self.discretizer = members[0].discretizer
