@@ -78,6 +78,8 @@ class TrainConfig:
     # share of each batch drawn from successful episodes only (the rest from all episodes);
     # 0 samples uniformly over all steps, as the paper's replay does. See docs/mixed-data.md.
     success_batch_fraction: float = 0.0
+    # random shift of every training image by up to this many pixels (DrQ; 0 = none); acting never shifts
+    augment_shift: int = 0
     log_every: int = 100
     checkpoint_every: int = 2000
     num_workers: int = 0
@@ -87,6 +89,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if not 0.0 <= self.success_batch_fraction <= 1.0:
             raise ValueError(f"success_batch_fraction must lie in [0, 1], got {self.success_batch_fraction}")
+        if self.augment_shift < 0:
+            raise ValueError(f"augment_shift must be >= 0 pixels, got {self.augment_shift}")
 
 
 def to_dict(cfg) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from .augment import augment_batch
 from .batch import TransitionBatch
 from .config import LossConfig, TrainConfig
 from .losses import behaviour_cloning_loss, q_transformer_loss
@@ -53,9 +54,12 @@ class Learner:
         self.objective = wrap(objective) if wrap else objective
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(train_cfg))
+        # Draws the image shifts (train_cfg.augment_shift); a resumed run reseeds it (tools.train).
+        self.augment_generator = torch.Generator().manual_seed(train_cfg.seed)
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         self.model.train()
+        batch = augment_batch(batch, self.train_cfg.augment_shift, self.augment_generator)
         loss, info = self.objective(batch)
         info["lr"] = self.optimizer.param_groups[0]["lr"]
         self.optimizer.zero_grad(set_to_none=True)

@@ -131,6 +131,8 @@ def main(argv=None) -> int:
     if learner_state:
         learner.load_state_dict(learner_state["learner"])
         rng = np.random.default_rng([train_cfg.seed, rank, start_step])
+    if rank or start_step:  # other image shifts per rank, and new ones after a resume (as for rng)
+        learner.augment_generator.manual_seed(int(np.random.default_rng([train_cfg.seed, rank, start_step, 1]).integers(2**62)))
 
     instructions = sorted({e["instruction"] for e in load_index(cache)["episodes"] if keep(e)})
     meta = lambda step, wall: {  # noqa: E731
