@@ -156,3 +156,14 @@ def test_collection_policies(arm):
     assert 0.15 < modes.count("expert") / 1000 < 0.25
     with pytest.raises(ValueError):
         sample_policy_kind("lazy", rng)
+
+
+def test_attempts_share_the_placement_and_draw_their_own_actions(arm):
+    first = collect_episode(arm, "drawer-open", 5, "noisy", policy_kind="random", max_steps=6)
+    again = collect_episode(arm, "drawer-open", 5, "noisy", policy_kind="random", max_steps=6, attempt=2)
+    np.testing.assert_array_equal(first.images[0], again.images[0])  # same scene at the start
+    np.testing.assert_array_equal(first.states[0], again.states[0])
+    assert not np.array_equal(first.actions, again.actions)  # their own draws
+    assert again.episode_id == "drawer-open-000005-a2-random" and first.episode_id == "drawer-open-000005-random"
+    repeat = collect_episode(arm, "drawer-open", 5, "noisy", policy_kind="random", max_steps=6, attempt=2)
+    np.testing.assert_array_equal(again.actions, repeat.actions)  # reproducible per attempt

@@ -1,8 +1,9 @@
 """Collect one simulated episode with a scripted policy, as an `EpisodeData`.
 
-Episodes are reproducible from (task, seed, mode): the seed draws the object placement (in the
-arm) and, through a generator derived from (seed, task, mode), the policy kind and its noise.
-Use distinct seeds for distinct episodes of a task; expert and noisy episodes may share a seed.
+Episodes are reproducible from (task, seed, mode, attempt): the seed draws the object placement
+(in the arm) and, through a generator derived from (seed, task, mode, attempt), the policy kind and
+its noise. Several attempts at one placement (attempt 0, 1, ...) see the same scene and act with
+their own draws, as a robot retrying a set-up does.
 """
 from __future__ import annotations
 
@@ -24,12 +25,14 @@ def sample_mode(rng: np.random.Generator, expert_fraction: float = DEFAULT_EXPER
     return "expert" if rng.random() < expert_fraction else "noisy"
 
 
-def episode_rng(task_name: str, seed: int, mode: str) -> np.random.Generator:
-    """The policy's generator for episode (task, seed, mode); independent of the placement RNG."""
-    return np.random.default_rng([int(seed), zlib.crc32(task_name.encode()), MODES.index(mode)])
+def episode_rng(task_name: str, seed: int, mode: str, attempt: int = 0) -> np.random.Generator:
+    """The policy's generator for episode (task, seed, mode, attempt); independent of the placement
+    RNG. Attempt 0 keeps the generator of datasets made before attempts existed."""
+    key = [int(seed), zlib.crc32(task_name.encode()), MODES.index(mode)]
+    return np.random.default_rng(key + [int(attempt)] if attempt else key)
 
 
-def collect_episode(arm: SimArm, task_name: str, seed: int, mode: str = "expert", *,
+def collect_episode(arm: SimArm, task_name: str, seed: int, mode: str = "expert", *, attempt: int = 0,
                     policy_kind: str | None = None, max_steps: int | None = None) -> EpisodeData:
     """Run one episode of `task_name` on `arm` with a scripted policy and return it.
 
@@ -38,13 +41,14 @@ def collect_episode(arm: SimArm, task_name: str, seed: int, mode: str = "expert"
     images[t]/states[t] are the observation before action t; actions are as executed (clipped).
     The episode ends at the first success (success=True, end_reason="success": the only reward
     is 1 on that last step) or after `max_steps` (default: the task's) with end_reason="timeout".
-    episode_id is f"{task}-{seed:06d}-{kind}", so the policy kind can be read back from it.
+    episode_id is f"{task}-{seed:06d}-{kind}" (f"{task}-{seed:06d}-a{attempt}-{kind}" for attempts
+    after the first), so the policy kind can be read back from its end.
     """
     if mode not in MODES:
         raise ValueError(f"unknown collection mode {mode!r}; use one of {MODES}")
     task = get_task(task_name)
     limit = task.max_steps if max_steps is None else int(max_steps)
-    rng = episode_rng(task_name, seed, mode)
+    rng = episode_rng(task_name, seed, mode, attempt)
     kind = policy_kind or sample_policy_kind(mode, rng, task_name)
     policy = make_collection_policy(kind, task, rng)
 
@@ -69,7 +73,7 @@ def collect_episode(arm: SimArm, task_name: str, seed: int, mode: str = "expert"
         action_names=list(ACTION_NAMES),
         states=np.stack(states).astype(np.float32) if states else np.zeros((0, 4), np.float32),
         state_names=list(STATE_NAMES),
-        episode_id=f"{task_name}-{int(seed):06d}-{kind}",
+        episode_id=f"{task_name}-{int(seed):06d}-{f'a{attempt}-' if attempt else ''}{kind}",
         end_reason="success" if success else "timeout",
         task=task_name,
     )

@@ -7,10 +7,17 @@ policies (--expert-fraction, default 0.2; labels always come from the simulator'
 reward 1 at the first success). Every episode is written as a rosbag2 (MCAP) bag in the same format
 the ROS recorder writes, so generated and recorded data take one path into training.
 Resumable: bags already present are skipped. Seeds are 0..N-1 per task (evaluation uses 1,000,000+).
+
+--attempts-per-placement K > 1 makes K episodes at each object placement (seeds 0..N/K-1), of
+which round(K x expert fraction) are expert attempts and the rest failure makers: successes and
+failures then share their start states, as when a robot retries one set-up. With one episode per
+placement a Q-function can explain every return by the placement alone (docs/mixed-data.md).
+The settings are kept in OUT/generation.json; resuming with other settings is refused.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import sys
 import zlib
@@ -34,16 +41,49 @@ def _work(job):
     from ..sim.arm import SimArm
     from ..sim.collect import collect_episode
 
-    out, task, seed, mode, image_size = job
+    out, task, seed, attempt, mode, image_size = job
     if _ARM is None:
         _ARM = SimArm(image_size=image_size)
-    ep = collect_episode(_ARM, task, seed, mode)
-    write_episode_bag(out, ep, name=bag_name(task, seed))  # episode_id keeps the policy kind
+    ep = collect_episode(_ARM, task, seed, mode, attempt=attempt)
+    write_episode_bag(out, ep, name=bag_name(task, seed, attempt))  # episode_id keeps the policy kind
     return task, bool(ep.success), len(ep)
 
 
-def bag_name(task: str, seed: int) -> str:
-    return f"{task}-{seed:06d}"
+def bag_name(task: str, seed: int, attempt: int | None = None) -> str:
+    """f"{task}-{seed:06d}" with one episode per placement, else f"{task}-{seed:06d}-a{attempt}"."""
+    return f"{task}-{seed:06d}" if attempt is None else f"{task}-{seed:06d}-a{attempt}"
+
+
+def episode_plan(task: str, episodes: int, expert_fraction: float, attempts: int) -> list[tuple[int, int | None, str]]:
+    """(placement seed, attempt or None, mode) of every episode of one task.
+
+    One attempt per placement: seed = episode index, mode drawn with P(expert) = expert_fraction.
+    K attempts: episode e is attempt e % K at placement e // K; the first round(K x fraction)
+    attempts of each placement are expert ones, the rest failure makers.
+    """
+    if attempts < 1:
+        raise ValueError(f"attempts per placement must be >= 1, got {attempts}")
+    if attempts == 1:
+        return [(s, None, _mode(task, s, expert_fraction)) for s in range(episodes)]
+    experts = round(attempts * expert_fraction)
+    if (experts == 0 and expert_fraction > 0) or (experts == attempts and expert_fraction < 1):
+        raise ValueError(f"--expert-fraction {expert_fraction} with {attempts} attempts per placement gives "
+                         f"{experts} expert attempts per placement; choose a fraction and K with 0 < K x fraction < K")
+    return [(e // attempts, e % attempts, "expert" if e % attempts < experts else "noisy") for e in range(episodes)]
+
+
+def check_settings(out: Path, settings: dict, has_bags: bool) -> None:
+    """Refuse to add episodes made with other settings to a folder (bag names would mean other
+    episodes). Bags without a record predate it: they have one attempt per placement."""
+    record = out / "generation.json"
+    if record.is_file():
+        old = json.loads(record.read_text())
+        if old != settings:
+            raise SystemExit(f"{out} was generated with {old}; this run asks for {settings}. Use another --out.")
+    elif has_bags and settings["attempts_per_placement"] != 1:
+        raise SystemExit(f"{out} holds bags with one attempt per placement (made before generation.json); "
+                         f"this run asks for {settings['attempts_per_placement']}. Use another --out.")
+    record.write_text(json.dumps(settings, indent=1) + "\n")
 
 
 def main(argv=None) -> int:
@@ -54,6 +94,8 @@ def main(argv=None) -> int:
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--episodes-per-task", type=int, default=150)
     p.add_argument("--expert-fraction", type=float, default=0.2, help="share of near-expert episodes (default 0.2)")
+    p.add_argument("--attempts-per-placement", type=int, default=1,
+                   help="episodes per object placement; > 1 puts successes and failures at the same start states (default 1)")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=max(1, (mp.cpu_count() or 1)))
     p.add_argument("--no-progress", action="store_true")
@@ -62,13 +104,16 @@ def main(argv=None) -> int:
 
     from ..data.bag_io import find_partial_bags, list_episode_bags
 
+    plans = {t: episode_plan(t, args.episodes_per_task, args.expert_fraction, args.attempts_per_placement) for t in args.tasks}
     args.out.mkdir(parents=True, exist_ok=True)
     done = {b.name for b in list_episode_bags(args.out)}
+    check_settings(args.out, {"expert_fraction": args.expert_fraction, "attempts_per_placement": args.attempts_per_placement,
+                              "image_size": args.image_size}, has_bags=bool(done))
     stale = find_partial_bags(args.out)
     if stale:
         print(f"note: {len(stale)} unfinished .partial bags from an interrupted run are ignored (safe to delete)")
-    jobs = [(args.out, t, s, _mode(t, s, args.expert_fraction), args.image_size)
-            for t in args.tasks for s in range(args.episodes_per_task) if bag_name(t, s) not in done]
+    jobs = [(args.out, t, s, attempt or 0, mode, args.image_size)
+            for t in args.tasks for s, attempt, mode in plans[t] if bag_name(t, s, attempt) not in done]
     print(f"{len(done)} episodes present, {len(jobs)} to generate with {args.workers} workers")
     stats: dict[str, list[int]] = {}
     ctx = mp.get_context("spawn")

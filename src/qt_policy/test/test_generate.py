@@ -1,0 +1,49 @@
+"""Dataset generator: the episode plan (placements, attempts, modes) and its settings record."""
+import json
+
+import pytest
+
+from qt_policy.tools.generate import bag_name, check_settings, episode_plan
+
+
+def test_one_attempt_per_placement_keeps_the_seed_per_episode_plan():
+    plan = episode_plan("drawer-open", 400, 0.2, 1)
+    assert [s for s, _, _ in plan] == list(range(400)) and all(a is None for _, a, _ in plan)
+    experts = sum(m == "expert" for _, _, m in plan) / 400
+    assert 0.14 < experts < 0.26  # drawn per episode with P = 0.2
+    assert plan == episode_plan("drawer-open", 400, 0.2, 1)  # reproducible
+    assert bag_name("drawer-open", 7) == "drawer-open-000007"
+
+
+def test_attempts_put_a_fixed_number_of_experts_at_every_placement():
+    plan = episode_plan("window-open", 100, 0.2, 5)
+    by_placement = {}
+    for seed, attempt, mode in plan:
+        by_placement.setdefault(seed, []).append((attempt, mode))
+    assert sorted(by_placement) == list(range(20))
+    for seed, attempts in by_placement.items():
+        assert [a for a, _ in attempts] == [0, 1, 2, 3, 4]
+        assert [m for _, m in attempts] == ["expert"] + ["noisy"] * 4
+    assert episode_plan("window-open", 12, 0.4, 5)[:5] == [(0, 0, "expert"), (0, 1, "expert"), (0, 2, "noisy"),
+                                                          (0, 3, "noisy"), (0, 4, "noisy")]
+    assert bag_name("window-open", 3, 0) == "window-open-000003-a0"
+
+
+@pytest.mark.parametrize("fraction, attempts", [(0.05, 5), (0.95, 5), (0.2, 0)])
+def test_impossible_mixes_are_refused(fraction, attempts):
+    with pytest.raises(ValueError):
+        episode_plan("drawer-open", 10, fraction, attempts)
+
+
+def test_settings_record_refuses_a_resume_with_other_settings(tmp_path):
+    a = {"expert_fraction": 0.2, "attempts_per_placement": 5, "image_size": 64}
+    check_settings(tmp_path, a, has_bags=False)
+    assert json.loads((tmp_path / "generation.json").read_text()) == a
+    check_settings(tmp_path, a, has_bags=True)  # same settings: resume
+    with pytest.raises(SystemExit, match="Use another --out"):
+        check_settings(tmp_path, {**a, "attempts_per_placement": 3}, has_bags=True)
+    old = tmp_path / "old"
+    old.mkdir()
+    with pytest.raises(SystemExit, match="one attempt per placement"):  # bags from before the record
+        check_settings(old, a, has_bags=True)
+    check_settings(old, {**a, "attempts_per_placement": 1}, has_bags=True)
