@@ -1,4 +1,5 @@
 """Teacher-forced agreement: feeding the greedy action back in must agree with it exactly."""
+import pytest
 import torch
 
 from qt_policy.core.batch import Observation, TransitionBatch
@@ -41,3 +42,15 @@ def test_distance_and_mask_are_honoured():
     assert r["samples"] == 5
     assert r["mean_bin_distance"][0] == expected.mean().item() and r["within_one_bin"][0] == 0.0
     assert r["q_dataset_bin"][0] < r["q_greedy_bin"][0]
+
+
+def test_start_values_are_the_mean_greedy_first_dimension_q_of_each_outcome():
+    from qt_policy.core.diagnostics import start_values
+
+    model, obs = _model_and_obs(n=10)
+    successful = torch.tensor([True, False] * 5)
+    value = model.first_dim_q(model.encode_context(None, obs.text, obs.state)).max(-1).values
+    r = start_values(model, obs, successful, chunk=3)  # chunks of 3 cover 10 starts unevenly
+    assert r["successful"] == pytest.approx(value[successful].mean().item(), abs=1e-6)
+    assert r["failed"] == pytest.approx(value[~successful].mean().item(), abs=1e-6)
+    assert r["successful"] != pytest.approx(r["failed"], abs=1e-6)  # the split is not one mean twice

@@ -66,9 +66,13 @@ def test_diagnose_reports_both_outcomes(bags, tmp_path):
     (report,) = json.loads(report_file.read_text()).values()
     assert report["successful"]["samples"] + report["failed"]["samples"] == 64
     assert report["successful"]["samples"] > 0 and report["failed"]["samples"] > 0
-    for outcome in report.values():
+    for outcome in (report["successful"], report["failed"]):
         assert len(outcome["median_bin_distance"]) == 4
         assert all(g >= d for g, d in zip(outcome["q_greedy_bin"], outcome["q_dataset_bin"]))
+    starts = report["start_values"]
+    tasks = {e["task"] for e in json.loads((bags / "_cache" / "index.json").read_text())["episodes"]}
+    assert set(starts) == {"all"} | tasks
+    assert all(0.0 <= v <= 1.0 for sv in starts.values() for v in sv.values() if v == v)  # Q is a probability
 
 
 def test_diagnose_uses_the_resized_cache_of_a_model_trained_with_image_size(bags, tmp_path):

@@ -4,12 +4,17 @@ Teacher forcing: feed the dataset bins of dimensions 1..i-1 and ask which bin of
 greedy policy would take. On successful episodes a good Q-function agrees with the data (the
 dataset there is near-expert); on failures it should not have to. This separates "the Q-function
 has not learnt which actions are good" from "closed-loop drift" when evaluation disappoints.
+
+Start values: the greedy Q at the first step of each episode, split by the episode's outcome. The
+optimal value of a start state does not depend on which policy then acted, so where successes and
+failures start from alike scenes the two means should be close; a Q-function that gives the start
+of failed episodes far less has explained their returns by the scene, not by the actions.
 """
 from __future__ import annotations
 
 import torch
 
-from .batch import TransitionBatch
+from .batch import Observation, TransitionBatch
 from .model import QTransformer
 
 
@@ -30,3 +35,14 @@ def teacher_forced_agreement(model: QTransformer, batch: TransitionBatch, mask: 
         "q_dataset_bin": q.gather(-1, data_bins[..., None])[..., 0].mean(0).tolist(),
         "q_greedy_bin": q.max(-1).values.mean(0).tolist(),
     }
+
+
+@torch.no_grad()
+def start_values(model: QTransformer, starts: Observation, successful: torch.Tensor, chunk: int = 256) -> dict:
+    """Mean greedy Q, max_b Q(s_0, a^1 = b), over the start states of successful and of failed episodes."""
+    part = lambda x, i: None if x is None else x[i:i + chunk]  # noqa: E731
+    value = torch.cat([
+        model.first_dim_q(model.encode_context(part(starts.images, i), part(starts.text, i), part(starts.state, i))).max(-1).values
+        for i in range(0, len(starts.text), chunk)])
+    return {"successful": value[successful].mean().item() if successful.any() else float("nan"),
+            "failed": value[~successful].mean().item() if (~successful).any() else float("nan")}

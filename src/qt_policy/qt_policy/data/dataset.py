@@ -51,6 +51,7 @@ class TransitionSampler:
         entries = [e for e in self.index["episodes"] if episode_filter is None or episode_filter(e)]
         if not entries:
             raise ValueError(f"no episodes in {cache_dir} pass the filter")
+        self.entries = entries  # index entries of self.episodes, in the same order
         disc = Discretizer(tuple(model_cfg.action_low), tuple(model_cfg.action_high), model_cfg.num_bins)
         self.episodes: list[_Episode] = []
         for e in entries:
@@ -73,7 +74,8 @@ class TransitionSampler:
     def __len__(self) -> int:
         return self.num_steps
 
-    def _observation(self, ep_ids: np.ndarray, steps: np.ndarray) -> Observation:
+    def observation(self, ep_ids: np.ndarray, steps: np.ndarray) -> Observation:
+        """What the model sees at step steps[k] of episode ep_ids[k] (frame history included)."""
         cfg = self.model_cfg
         text = torch.from_numpy(np.stack([self.episodes[i].text for i in ep_ids]))
         images = state = None
@@ -101,10 +103,10 @@ class TransitionSampler:
         nxt = np.array([ep.next_index[t] for ep, t in zip(eps, steps)])
         f = lambda name: torch.tensor(np.array([getattr(ep, name)[t] for ep, t in zip(eps, steps)]))  # noqa: E731
         return TransitionBatch(
-            obs=self._observation(ep_ids, steps),
+            obs=self.observation(ep_ids, steps),
             action_bins=torch.from_numpy(np.stack([ep.bins[t] for ep, t in zip(eps, steps)])),
             reward_sum=f("reward_sum").float(),
             discount=f("discount").float(),
-            next_obs=self._observation(ep_ids, nxt),
+            next_obs=self.observation(ep_ids, nxt),
             mc_return=f("mc").float(),
         )

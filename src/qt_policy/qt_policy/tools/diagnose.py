@@ -5,7 +5,8 @@
 Samples --samples transitions from the training cache (the same sampler as training) and prints,
 per action dimension, how far the greedy bin lies from the dataset bin on successful and on failed
 episodes, and the Q of both (see `core.diagnostics`). For a BC checkpoint "Q" is the sigmoid of its
-logits, so only the distances compare across methods.
+logits, so only the distances compare across methods. Then the start values of every episode
+(greedy Q at its first step, mean over successful and over failed episodes; `core.diagnostics`).
 """
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="also write the numbers here")
     args = p.parse_args(argv)
+    from ..core.batch import Observation
     from ..core.checkpoint import load_model
     from ..core.config import LossConfig
-    from ..core.diagnostics import teacher_forced_agreement
+    from ..core.diagnostics import start_values, teacher_forced_agreement
     from ..core.text import shared_encoder
     from ..data.dataset import TransitionSampler
     from ..data.cache import index_image_size, load_index
@@ -56,6 +58,12 @@ def main(argv=None) -> int:
     sampler = TransitionSampler(cache, first.cfg, LossConfig(), shared_encoder())
     batch = sampler.sample(args.samples, np.random.default_rng(args.seed))
     successful = batch.mc_return > 0  # rewards are 1 at the first success only: MC > 0 iff the episode succeeded
+    episodes = np.arange(len(sampler.episodes))
+    starts = sampler.observation(episodes, np.zeros_like(episodes))
+    episode_success = torch.tensor([bool(e["success"]) for e in sampler.entries])
+    episode_task = [e.get("task") or e["instruction"] for e in sampler.entries]
+    select = lambda obs, keep: Observation(**{f: None if getattr(obs, f) is None else getattr(obs, f)[keep]  # noqa: E731
+                                              for f in ("text", "images", "state")})
     fmt = lambda xs: " ".join(f"{x:5.2f}" for x in xs)  # noqa: E731
     report = {}
     for name, model in models.items():
@@ -65,6 +73,12 @@ def main(argv=None) -> int:
         for outcome, r in report[name].items():
             print(f"  {outcome:10s} n={r['samples']:4d}  median |greedy-data| bins {fmt(r['median_bin_distance'])}"
                   f"  within 1 bin {fmt(r['within_one_bin'])}  Q data {fmt(r['q_dataset_bin'])}  Q greedy {fmt(r['q_greedy_bin'])}")
+        report[name]["start_values"] = {"all": start_values(model, starts, episode_success)}
+        for task in sorted(set(episode_task)):
+            of_task = torch.tensor([t == task for t in episode_task])
+            report[name]["start_values"][task] = start_values(model, select(starts, of_task), episode_success[of_task])
+        print("  start values (greedy Q at step 0), successful / failed episodes: " + ", ".join(
+            f"{task} {sv['successful']:.3f} / {sv['failed']:.3f}" for task, sv in report[name]["start_values"].items()))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
