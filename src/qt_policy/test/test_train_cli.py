@@ -166,3 +166,15 @@ def test_results_table_says_which_rows_the_baselines_command_does_not_make(tmp_p
     # flags passed to every training run belong to the reproducing command
     write_table({"qt": row}, tmp_path / "with_flags.md", args, ["--value-loss", "mse"])
     assert "--episodes 2 -- --value-loss mse`" in (tmp_path / "with_flags.md").read_text()
+
+
+def test_results_rows_of_two_processes_are_merged_not_overwritten(tmp_path):
+    from qt_policy.tools.baselines import merge_row
+
+    results_file = tmp_path / "results.json"
+    merge_row(results_file, "qt", {"mean_success": 0.5})
+    # a second process, started before the first row existed, writes its own row
+    merged = merge_row(results_file, "bc_all", {"mean_success": 0.3})
+    assert merged == {"qt": {"mean_success": 0.5}, "bc_all": {"mean_success": 0.3}}
+    assert json.loads(results_file.read_text()) == merged
+    assert merge_row(results_file, "qt", {"mean_success": 0.6})["qt"] == {"mean_success": 0.6}  # a rerun replaces its row

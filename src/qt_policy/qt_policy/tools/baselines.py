@@ -12,6 +12,8 @@ Variants (same model config and gradient-step budget):
 Trains each (skipping runs already finished), evaluates the final checkpoint on --episodes
 episodes per task on held-out seeds, evaluates intermediate checkpoints on --curve-episodes for the
 learning curves, and writes OUT/results.json, OUT/results.md (table) and OUT/learning_curves.png.
+Each row is merged into OUT/results.json as it finishes, so two processes with disjoint --variants
+can share one OUT (on 2 cores: `-- --threads 1` each; two 1-thread runs beat one 2-thread run).
 """
 from __future__ import annotations
 
@@ -75,13 +77,26 @@ def main(argv=None) -> int:
                     res = evaluate.evaluate(step_dir, tasks, args.curve_episodes, evaluate.EVAL_SEED_START, batch=10)
                     entry["curve"][step] = res["mean_success"]
             entry["curve"][str(cfg["step"])] = entry["mean_success"]
-        results[name] = entry
         args.out.mkdir(parents=True, exist_ok=True)
-        results_file.write_text(json.dumps(results, indent=2))
+        results = merge_row(results_file, name, entry)
     write_table(results, args.out / "results.md", args, extra)
     plot_curves(results, args.out / "learning_curves.png")
     print((args.out / "results.md").read_text())
     return 0
+
+
+def merge_row(results_file: Path, name: str, entry: dict) -> dict:
+    """Write one row into results.json, keeping rows other processes wrote meanwhile; returns all rows."""
+    import fcntl
+
+    with open(results_file.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+        results[name] = entry
+        tmp = results_file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=2))
+        tmp.replace(results_file)
+    return results
 
 
 def in_variant_order(results: dict) -> dict:
