@@ -44,13 +44,18 @@ def test_distance_and_mask_are_honoured():
     assert r["q_dataset_bin"][0] < r["q_greedy_bin"][0]
 
 
-def test_start_values_are_the_mean_greedy_first_dimension_q_of_each_outcome():
+def test_start_values_are_the_mean_greedy_and_taken_action_q_of_each_outcome():
     from qt_policy.core.diagnostics import start_values
 
     model, obs = _model_and_obs(n=10)
     successful = torch.tensor([True, False] * 5)
-    value = model.first_dim_q(model.encode_context(None, obs.text, obs.state)).max(-1).values
-    r = start_values(model, obs, successful, chunk=3)  # chunks of 3 cover 10 starts unevenly
+    bins = torch.randint(0, 9, (10, 3), generator=torch.Generator().manual_seed(0))
+    context = model.encode_context(None, obs.text, obs.state)
+    value = model.first_dim_q(context).max(-1).values
+    taken = torch.stack([model.q_values(context[i:i + 1], bins[i:i + 1])[0, -1, bins[i, -1]] for i in range(10)])
+    r = start_values(model, obs, bins, successful, chunk=3)  # chunks of 3 cover 10 starts unevenly
     assert r["successful"] == pytest.approx(value[successful].mean().item(), abs=1e-6)
     assert r["failed"] == pytest.approx(value[~successful].mean().item(), abs=1e-6)
+    assert r["first_action_successful"] == pytest.approx(taken[successful].mean().item(), abs=1e-6)
+    assert r["first_action_failed"] == pytest.approx(taken[~successful].mean().item(), abs=1e-6)
     assert r["successful"] != pytest.approx(r["failed"], abs=1e-6)  # the split is not one mean twice

@@ -8,7 +8,9 @@ has not learnt which actions are good" from "closed-loop drift" when evaluation 
 Start values: the greedy Q at the first step of each episode, split by the episode's outcome. The
 optimal value of a start state does not depend on which policy then acted, so where successes and
 failures start from alike scenes the two means should be close; a Q-function that gives the start
-of failed episodes far less has explained their returns by the scene, not by the actions.
+of failed episodes far less has explained their returns by the scene, not by the actions. Where
+they start from the same scenes, the Q of the first action taken should rank the successful
+episodes' above the failed ones'.
 """
 from __future__ import annotations
 
@@ -38,11 +40,19 @@ def teacher_forced_agreement(model: QTransformer, batch: TransitionBatch, mask: 
 
 
 @torch.no_grad()
-def start_values(model: QTransformer, starts: Observation, successful: torch.Tensor, chunk: int = 256) -> dict:
-    """Mean greedy Q, max_b Q(s_0, a^1 = b), over the start states of successful and of failed episodes."""
+def start_values(model: QTransformer, starts: Observation, first_bins: torch.Tensor, successful: torch.Tensor,
+                 chunk: int = 256) -> dict:
+    """At the start states of successful and of failed episodes: the mean greedy Q, max_b Q(s_0, a^1 = b),
+    and the mean Q of the action the episode took there, Q(s_0, a_0) (its last dimension's Q with the
+    dataset prefix). first_bins: (n, d) dataset bins of every episode's first action."""
     part = lambda x, i: None if x is None else x[i:i + chunk]  # noqa: E731
-    value = torch.cat([
-        model.first_dim_q(model.encode_context(part(starts.images, i), part(starts.text, i), part(starts.state, i))).max(-1).values
-        for i in range(0, len(starts.text), chunk)])
-    return {"successful": value[successful].mean().item() if successful.any() else float("nan"),
-            "failed": value[~successful].mean().item() if (~successful).any() else float("nan")}
+    greedy, taken = [], []
+    for i in range(0, len(starts.text), chunk):
+        context = model.encode_context(part(starts.images, i), part(starts.text, i), part(starts.state, i))
+        bins = first_bins[i:i + chunk]
+        greedy.append(model.first_dim_q(context).max(-1).values)
+        taken.append(model.q_values(context, bins)[:, -1].gather(-1, bins[:, -1:])[:, 0])
+    greedy, taken = torch.cat(greedy), torch.cat(taken)
+    mean = lambda x, keep: x[keep].mean().item() if keep.any() else float("nan")  # noqa: E731
+    return {"successful": mean(greedy, successful), "failed": mean(greedy, ~successful),
+            "first_action_successful": mean(taken, successful), "first_action_failed": mean(taken, ~successful)}

@@ -60,6 +60,7 @@ def main(argv=None) -> int:
     successful = batch.mc_return > 0  # rewards are 1 at the first success only: MC > 0 iff the episode succeeded
     episodes = np.arange(len(sampler.episodes))
     starts = sampler.observation(episodes, np.zeros_like(episodes))
+    first_bins = torch.from_numpy(np.stack([ep.bins[0] for ep in sampler.episodes]))
     episode_success = torch.tensor([bool(e["success"]) for e in sampler.entries])
     episode_task = [e.get("task") or e["instruction"] for e in sampler.entries]
     select = lambda obs, keep: Observation(**{f: None if getattr(obs, f) is None else getattr(obs, f)[keep]  # noqa: E731
@@ -73,12 +74,15 @@ def main(argv=None) -> int:
         for outcome, r in report[name].items():
             print(f"  {outcome:10s} n={r['samples']:4d}  median |greedy-data| bins {fmt(r['median_bin_distance'])}"
                   f"  within 1 bin {fmt(r['within_one_bin'])}  Q data {fmt(r['q_dataset_bin'])}  Q greedy {fmt(r['q_greedy_bin'])}")
-        report[name]["start_values"] = {"all": start_values(model, starts, episode_success)}
+        report[name]["start_values"] = {"all": start_values(model, starts, first_bins, episode_success)}
         for task in sorted(set(episode_task)):
             of_task = torch.tensor([t == task for t in episode_task])
-            report[name]["start_values"][task] = start_values(model, select(starts, of_task), episode_success[of_task])
-        print("  start values (greedy Q at step 0), successful / failed episodes: " + ", ".join(
-            f"{task} {sv['successful']:.3f} / {sv['failed']:.3f}" for task, sv in report[name]["start_values"].items()))
+            report[name]["start_values"][task] = start_values(model, select(starts, of_task), first_bins[of_task],
+                                                              episode_success[of_task])
+        print("  at step 0, successful / failed episodes: greedy Q; Q of the action taken")
+        for task, sv in report[name]["start_values"].items():
+            print(f"    {task:22s} {sv['successful']:.3f} / {sv['failed']:.3f};  {sv['first_action_successful']:.3f} / "
+                  f"{sv['first_action_failed']:.3f}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
