@@ -272,6 +272,39 @@ def test_convert_bags_incremental(tmp_path):
         convert_bags(bags, tmp_path / "cache8", image_size=12, progress=False)
 
 
+def test_concurrent_conversions_wait_for_each_other_and_idle_ones_write_nothing(tmp_path):
+    """Two trainings started together on one data folder both convert it: the second must wait for
+    the first (not race on index.json) and then find nothing new."""
+    import fcntl
+    import threading
+
+    from qt_policy.data.cache import LOCK_FILE, convert_bags, load_index
+
+    bags, cache = tmp_path / "bags", tmp_path / "cache"
+    for i in range(3):
+        write_episode_bag(bags, make_episode(T=3, episode_id=f"ep{i}"), start_time_ns=i * 10**9)
+    cache.mkdir()
+    results = []
+    with open(cache / LOCK_FILE, "w") as held:  # another conversion is running
+        fcntl.flock(held, fcntl.LOCK_EX)
+        worker = threading.Thread(target=lambda: results.append(convert_bags(bags, cache, progress=False)))
+        worker.start()
+        worker.join(timeout=1.0)
+        assert worker.is_alive() and not (cache / "index.json").exists()  # waits, writes nothing meanwhile
+        fcntl.flock(held, fcntl.LOCK_UN)
+    worker.join(timeout=30)
+    assert results and results[0]["converted"] == 3
+    stamp = (cache / "index.json").stat().st_mtime_ns
+    threads = [threading.Thread(target=lambda: results.append(convert_bags(bags, cache, progress=False))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert [r["converted"] for r in results[1:]] == [0, 0] and len(load_index(cache)["episodes"]) == 3
+    assert (cache / "index.json").stat().st_mtime_ns == stamp  # nothing new: index.json untouched
+    assert not list(cache.glob("index.json.*"))  # no temporary index left behind
+
+
 def test_convert_cli(tmp_path, capsys):
     from qt_policy.tools.convert import main
 

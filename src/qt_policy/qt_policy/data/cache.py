@@ -3,6 +3,7 @@
 Layout of ``cache_dir``::
 
     index.json
+    convert.lock                 held while a conversion runs (concurrent trainings wait)
     episodes/<key>/images.npy    (T, H, W, 3) uint8 RGB
     episodes/<key>/actions.npy   (T, d) float32
     episodes/<key>/rewards.npy   (T,) float32 (1 on the last step of a successful episode)
@@ -15,10 +16,13 @@ skipped) is not read again.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -30,6 +34,7 @@ from .bag_io import EpisodeBagError, list_episode_bags, read_episode_bag
 from .episode import EpisodeData
 
 INDEX_FILE = "index.json"
+LOCK_FILE = "convert.lock"
 EPISODES_DIR = "episodes"
 INDEX_VERSION = 1
 ARRAY_NAMES = ("images", "actions", "rewards", "states")
@@ -85,8 +90,8 @@ def bag_fingerprint(bag: Path) -> str:
 
 
 def _save_index(cache_dir: Path, index: dict[str, Any]) -> None:
-    tmp = cache_dir / (INDEX_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    fd, tmp = tempfile.mkstemp(prefix=INDEX_FILE + ".", suffix=".tmp", dir=cache_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(index, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
@@ -131,6 +136,18 @@ def _write_episode(folder: Path, ep: EpisodeData, image_size) -> tuple[int, ...]
     return images.shape[1:]
 
 
+@contextlib.contextmanager
+def _conversion_lock(cache_dir: Path):
+    """One conversion of a cache at a time: two trainings started together on one data folder
+    would otherwise convert the same bags twice and race on the index."""
+    with open(cache_dir / LOCK_FILE, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image_size=None,
                  progress: bool = True) -> dict[str, Any]:
     """Convert every completed episode bag in ``bag_dir`` not yet in the cache; returns the index.
@@ -143,12 +160,19 @@ def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image
     nor its fingerprint (``bag_fingerprint``) is in the index, so a moved folder is not converted
     twice. Bags that cannot be read (no /episode_result, 0 steps, ...) are listed under ``skipped`` with the reason and a warning, and not retried.
     ``index["converted"]`` (not saved) = number of bags converted by this call.
+    Concurrent calls on one cache wait for each other (a lock file in the cache); a call that finds
+    nothing new leaves index.json untouched.
     """
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with _conversion_lock(cache_dir):
+        return _convert_locked(bag_dir, cache_dir, image_size, progress)
+
+
+def _convert_locked(bag_dir, cache_dir: Path, image_size, progress: bool) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    cache_dir = Path(cache_dir)
     size = _norm_size(image_size)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     (cache_dir / EPISODES_DIR).mkdir(exist_ok=True)
     if (cache_dir / INDEX_FILE).exists():
         index = load_index(cache_dir)
@@ -159,9 +183,11 @@ def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image
         index = _empty_index(size)
 
     entries = index["episodes"] + index["skipped"]
+    changed = not (cache_dir / INDEX_FILE).exists()
     for e in entries:  # caches from before fingerprints: add them while the bags are still where they were
         if "fingerprint" not in e and (Path(e["source"]) / "metadata.yaml").is_file():
             e["fingerprint"] = bag_fingerprint(Path(e["source"]))
+            changed = True
     known = {e["source"] for e in entries} | {e["fingerprint"] for e in entries if "fingerprint" in e}
     keys = {e["key"] for e in index["episodes"]}
     todo = []  # (bag, source, fingerprint); a bag known by its path is not hashed
@@ -176,6 +202,7 @@ def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image
         except EpisodeBagError as err:
             warnings.warn(f"skipping {bag}: {err}", stacklevel=2)
             index["skipped"].append({"source": source, "fingerprint": fingerprint, "reason": str(err)})
+            changed = True
             continue
         key = _unique_key(bag.name, keys)
         keys.add(key)
@@ -192,7 +219,8 @@ def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image
         if time.monotonic() - last_save > _SAVE_EVERY_S:
             _save_index(cache_dir, index)
             last_save = time.monotonic()
-    _save_index(cache_dir, index)
+    if changed or converted:
+        _save_index(cache_dir, index)
     index["converted"] = converted
     return index
 
