@@ -34,6 +34,7 @@ def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | No
     padded = images.index_select(2, rows).index_select(3, cols)
     return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
 
+
 def _shift_observation(obs: Observation, pad: int, generator: torch.Generator | None) -> Observation:
     if obs.images is None:
         return obs
