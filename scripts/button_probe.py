@@ -18,28 +18,21 @@ def probe(checkpoint: str, seeds: list[int]) -> None:
     from qt_policy.core.text import shared_encoder
     from qt_policy.sim.arm import SimArm
     from qt_policy.sim.tasks import get_task
-    from qt_policy.tools.evaluate import BatchPolicy
+    from qt_policy.tools.evaluate import BatchPolicy, run_task
 
     task = get_task("button-press-topdown")
-    policy = BatchPolicy(load_policy_model([checkpoint]), shared_encoder())
-    arms = [SimArm(64) for _ in seeds]
+    model = load_policy_model([checkpoint])
+    policy = BatchPolicy(model, shared_encoder())
+    arms = [SimArm(image_size=model.cfg.image_size or 64) for _ in seeds]
+    hand = [[] for _ in seeds]
+    button = [[] for _ in seeds]
+
+    def trace(i, observation):  # raw obs: hand xyz at 0:3, button xyz at 4:7
+        hand[i].append(observation.raw_obs[:3].copy())
+        button[i].append(observation.raw_obs[4:7].copy())
+
     try:
-        obs = [arm.reset(task.name, s) for arm, s in zip(arms, seeds)]
-        policy.reset(len(seeds), task.instruction)
-        done = [False] * len(seeds)
-        hand = [[] for _ in seeds]
-        button = [[] for _ in seeds]
-        for _ in range(task.max_steps):
-            active = [i for i in range(len(seeds)) if not done[i]]
-            if not active:
-                break
-            out = policy.act(obs, active)
-            for k, i in enumerate(active):
-                raw = obs[i].raw_obs  # hand xyz at 0:3, button xyz at 4:7
-                hand[i].append(raw[:3].copy())
-                button[i].append(raw[4:7].copy())
-                obs[i], ok = arms[i].step(out.values[k].numpy())
-                done[i] = done[i] or ok
+        success, _, _, _ = run_task(arms, policy, task, seeds, on_step=trace)
     finally:
         for arm in arms:
             arm.close()
@@ -48,7 +41,7 @@ def probe(checkpoint: str, seeds: list[int]) -> None:
         h, b = np.array(hand[i]), np.array(button[i])
         dxy = np.linalg.norm(h[:, :2] - b[:, :2], axis=1)
         j = int(np.argmin(dxy))
-        print(f"  seed {seed} success={done[i]} steps={len(h)} closest_xy={dxy[j]:.3f} m at step {j} "
+        print(f"  seed {seed} success={success[i]} steps={len(h)} closest_xy={dxy[j]:.3f} m at step {j} "
               f"final_xy={dxy[-1]:.3f} m final_dz={h[-1, 2] - b[-1, 2]:+.3f} m")
 
 

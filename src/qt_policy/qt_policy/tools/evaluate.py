@@ -69,8 +69,12 @@ class BatchPolicy:
         return greedy_decode(self.model, images, self.text[active], state)
 
 
-def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bool = False):
-    """Run len(seeds) episodes in lockstep; returns successes, lengths, Q traces and frames of episode 0."""
+def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bool = False, on_step=None):
+    """Run len(seeds) episodes in lockstep; returns successes, lengths, Q traces and frames of episode 0.
+
+    on_step(i, observation), if given, sees episode i's observation before each of its actions
+    (probes use it to trace the scene without a rollout loop of their own).
+    """
     n = len(seeds)
     obs = [arm.reset(task.name, s) for arm, s in zip(arms, seeds)]
     policy.reset(n, task.instruction)
@@ -86,6 +90,8 @@ def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bo
         out = policy.act(obs, active)
         for k, i in enumerate(active):
             q_trace[i].append(float(out.q_value[k]))
+            if on_step is not None:
+                on_step(i, obs[i])
             obs[i], ok = arms[i].step(out.values[k].numpy())
             if i == 0 and record_first:
                 frames.append(obs[i].image)

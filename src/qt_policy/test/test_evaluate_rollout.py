@@ -1,0 +1,48 @@
+"""run_task, the evaluation's lockstep rollout loop, with fake arms and a fake policy (no simulator)."""
+from types import SimpleNamespace
+
+import torch
+
+from qt_policy.tools.evaluate import run_task
+
+
+class CountingArm:
+    """Succeeds on its `succeed_at`-th step (never if None); an observation is (seed, step)."""
+
+    def __init__(self, succeed_at):
+        self.succeed_at = succeed_at
+
+    def reset(self, task_name, seed):
+        self.seed, self.t = seed, 0
+        return (seed, 0)
+
+    def step(self, action):
+        self.t += 1
+        return (self.seed, self.t), self.t == self.succeed_at
+
+
+class ConstantPolicy:
+    def reset(self, batch, instruction):
+        pass
+
+    def act(self, observations, active):
+        n = len(active)
+        return SimpleNamespace(values=torch.zeros(n, 4), q_value=torch.full((n,), 0.5))
+
+
+TASK = SimpleNamespace(name="fake", instruction="do it", max_steps=6)
+
+
+def test_on_step_sees_each_observation_before_its_action_and_changes_nothing():
+    seeds = [10, 11, 12]
+    plain = run_task([CountingArm(3), CountingArm(None), CountingArm(1)], ConstantPolicy(), TASK, seeds)
+    seen = []
+    traced = run_task([CountingArm(3), CountingArm(None), CountingArm(1)], ConstantPolicy(), TASK, seeds,
+                      on_step=lambda i, obs: seen.append((i, obs)))
+    assert plain[:3] == traced[:3]
+    success, lengths, q_trace, _ = traced
+    assert success == [True, False, True] and lengths == [3, 6, 1]
+    for i, seed in enumerate(seeds):
+        # one call per action taken, with the observation the action was chosen from (steps 0..len-1)
+        assert [obs for j, obs in seen if j == i] == [(seed, t) for t in range(lengths[i])]
+        assert len(q_trace[i]) == lengths[i]
