@@ -179,3 +179,17 @@ def test_both_value_losses_reach_the_same_regularised_fixed_point(loss_kind):
 def test_value_loss_must_be_known():
     with pytest.raises(ValueError, match="value_loss"):
         LossConfig(value_loss="huber")
+
+
+@pytest.mark.parametrize("algo", ["qt", "bc"])
+def test_learner_keeps_a_polyak_average_with_rate_tau(algo):
+    from qt_policy.core.config import TrainConfig
+    from qt_policy.core.learner import Learner
+    learner = Learner(_tiny_model(), LossConfig(), TrainConfig(algo=algo, target_tau=0.25, lr=1e-2))
+    expected = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    for reward in (1.0, 0.0, 1.0):
+        learner.update(_fixed_batch(reward))
+        expected = {k: 0.75 * expected[k] + 0.25 * v for k, v in learner.model.state_dict().items()}
+    got, online = learner.target.state_dict(), learner.model.state_dict()
+    assert all(torch.allclose(got[k], expected[k], atol=1e-6) for k in got)
+    assert any(not torch.allclose(got[k], online[k]) for k in got)  # it lags the online weights

@@ -55,6 +55,27 @@ def test_train_writes_checkpoints_and_resumes(bags, tmp_path):
     assert list((out / "tb").iterdir())
 
 
+@pytest.mark.parametrize("algo", ["qt", "bc"])
+def test_averaged_checkpoint_is_the_polyak_average_of_the_online_weights(bags, tmp_path, algo):
+    import torch
+    # tau 1: the average is the last online weights, exactly; it loads and acts like any checkpoint
+    out = tmp_path / f"{algo}_tau1"
+    assert run_train("--data", bags, "--out", out, "--steps", 3, "--algo", algo, "--target-tau", 1.0) == 0
+    online, averaged = load_model(out / "checkpoint").state_dict(), load_model(out / "checkpoint_averaged").state_dict()
+    assert all(torch.equal(online[k], averaged[k]) for k in online)
+    assert read_config(out / "checkpoint_averaged")["step"] == 3
+    # tau 0: the average never moves from the initial weights, which training does move
+    out0 = tmp_path / f"{algo}_tau0"
+    assert run_train("--data", bags, "--out", out0, "--steps", 3, "--algo", algo, "--target-tau", 0.0) == 0
+    init, online0 = load_model(out0 / "checkpoint_averaged").state_dict(), load_model(out0 / "checkpoint").state_dict()
+    assert any(not torch.equal(init[k], online0[k]) for k in init)
+    torch.manual_seed(0)  # tools.train seeds with --seed (0) before building the model: the same init
+    from qt_policy.core.config import ModelConfig, from_dict
+    from qt_policy.core.model import QTransformer
+    fresh = QTransformer(from_dict(ModelConfig, read_config(out0 / "checkpoint")["model"])).state_dict()
+    assert all(torch.equal(init[k], fresh[k]) for k in init)
+
+
 def test_diagnose_reports_both_outcomes(bags, tmp_path):
     from qt_policy.tools.diagnose import main as diagnose
 

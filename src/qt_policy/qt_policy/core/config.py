@@ -72,7 +72,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # constant | cosine (decays to 0 at `steps`: a steadier final network)
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
-    target_tau: float = 0.005  # Polyak rate of the target network
+    target_tau: float = 0.005  # Polyak rate of the target network (= the averaged weights, checkpoint_averaged/)
     seed: int = 0
     algo: str = "qt"  # qt | bc
     # share of each batch drawn from successful episodes only (the rest from all episodes);

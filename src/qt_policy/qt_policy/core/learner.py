@@ -1,5 +1,9 @@
 """One gradient step of Q-Transformer (online + Polyak target network) or of behaviour cloning.
 
+Both algorithms keep a Polyak-averaged copy of the weights (rate `target_tau`): Q-Transformer
+bootstraps from it (its target network), and either can act with it (`checkpoint_averaged/`),
+which smooths the step-to-step jitter of the weights that a greedy argmax is sensitive to.
+
 The loss is computed in `Objective.forward` so the same step runs unchanged under
 DistributedDataParallel (`Learner(..., wrap=DDP)`): DDP syncs gradients of what its forward used.
 """
@@ -46,11 +50,10 @@ class Learner:
         if train_cfg.algo not in ("qt", "bc"):
             raise ValueError(f"algo must be 'qt' or 'bc', got {train_cfg.algo!r}")
         self.model, self.loss_cfg, self.train_cfg = model, loss_cfg, train_cfg
-        self.target = None
-        if train_cfg.algo == "qt":
-            self.target = copy.deepcopy(model).eval()
-            self.target.requires_grad_(False)
-        objective = Objective(model, self.target, loss_cfg, train_cfg.algo)
+        # Polyak average of the weights: the target network of Q-T, and for both the averaged policy.
+        self.target = copy.deepcopy(model).eval()
+        self.target.requires_grad_(False)
+        objective = Objective(model, self.target if train_cfg.algo == "qt" else None, loss_cfg, train_cfg.algo)
         self.objective = wrap(objective) if wrap else objective
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(train_cfg))
@@ -68,8 +71,7 @@ class Learner:
             info["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_cfg.grad_clip))
         self.optimizer.step()
         self.scheduler.step()
-        if self.target is not None:
-            self.update_target()
+        self.update_target()
         return info
 
     @torch.no_grad()
@@ -80,7 +82,7 @@ class Learner:
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "target": self.target.state_dict() if self.target is not None else None}
+                "target": self.target.state_dict()}
 
     def load_state_dict(self, state: dict):
         self.optimizer.load_state_dict(state["optimizer"])
@@ -90,5 +92,5 @@ class Learner:
         self.scheduler.base_lrs = [self.train_cfg.lr] * len(self.optimizer.param_groups)
         for group in self.optimizer.param_groups:
             group["lr"] = self.train_cfg.lr * lr_factor(self.train_cfg)(self.scheduler.last_epoch)
-        if self.target is not None and state.get("target") is not None:
+        if state.get("target") is not None:  # BC runs from before averaging start it at the resumed weights
             self.target.load_state_dict(state["target"])

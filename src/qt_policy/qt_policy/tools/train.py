@@ -6,7 +6,8 @@
 
 --data is a folder of episode bags (converted into the training cache on first use) or a cache.
 Every config field is a flag (see below); --resume continues from OUT/checkpoint.
-Writes OUT/checkpoint (latest), OUT/step_N (every --checkpoint-every), OUT/metrics.jsonl and
+Writes OUT/checkpoint (latest), OUT/checkpoint_averaged (the Polyak average of the weights, rate
+--target-tau: the Q-T target network; a policy can act with it), OUT/step_N (every --checkpoint-every), OUT/metrics.jsonl and
 tensorboard logs in OUT/tb.
 """
 from __future__ import annotations
@@ -170,6 +171,8 @@ def main(argv=None) -> int:
             wall = prior_wall + time.time() - t0
             state = {"learner": learner.state_dict()}
             save_checkpoint(ckpt_dir, model, meta(done, wall), state)
+            averaged_meta = {**meta(done, wall), "weights": f"Polyak average of {ckpt_dir.name}/, tau {train_cfg.target_tau}"}
+            save_checkpoint(args.out / "checkpoint_averaged", learner.target, averaged_meta)
             if done % train_cfg.checkpoint_every == 0:
                 save_checkpoint(args.out / f"step_{done:07d}", model, meta(done, wall))
     if is_main:
