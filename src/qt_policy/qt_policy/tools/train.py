@@ -168,13 +168,12 @@ def main(argv=None) -> int:
             metrics_file.flush()
             bar.set_postfix(loss=f"{info['loss']:.4f}")
         if is_main and (done % train_cfg.checkpoint_every == 0 or done == train_cfg.steps):
-            wall = prior_wall + time.time() - t0
-            state = {"learner": learner.state_dict()}
-            save_checkpoint(ckpt_dir, model, meta(done, wall), state)
-            averaged_meta = {**meta(done, wall), "weights": f"Polyak average of {ckpt_dir.name}/, tau {train_cfg.target_tau}"}
-            save_checkpoint(args.out / "checkpoint_averaged", learner.target, averaged_meta)
+            metadata = meta(done, prior_wall + time.time() - t0)
+            save_checkpoint(ckpt_dir, model, metadata, {"learner": learner.state_dict()})
+            save_checkpoint(args.out / "checkpoint_averaged", learner.target,
+                            {**metadata, "weights": f"Polyak average of {ckpt_dir.name}/, tau {train_cfg.target_tau}"})
             if done % train_cfg.checkpoint_every == 0:
-                save_checkpoint(args.out / f"step_{done:07d}", model, meta(done, wall))
+                save_checkpoint(args.out / f"step_{done:07d}", model, metadata)
     if is_main:
         writer.close()
         metrics_file.close()
