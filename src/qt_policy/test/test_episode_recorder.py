@@ -178,11 +178,15 @@ def test_disk_space_refusal_and_low_disk_end(tmp_path, ts, monkeypatch):
     free["mb"] = 50.0
     assert rec.check(now=0.5) is None  # next disk check only after disk_check_period_s
     end = rec.check(now=1.0)
-    assert (end.success, end.end_reason, end.num_steps) == (False, "shutdown", 2) and "low disk" in end.detail
-    assert read_episode_bag(end.bag_path).end_reason == "shutdown"  # finalized cleanly
+    assert (end.success, end.end_reason, end.num_steps) == (False, "disk_full", 2) and "low disk" in end.detail
+    assert read_episode_bag(end.bag_path).end_reason == "disk_full"  # finalized cleanly
 
     refused = rec.start("close the drawer", now=2.0)
     assert not refused.started and "min_free_disk_mb" in refused.message and not rec.is_recording
+    r = refused.refused  # an instruction that is not recorded still gets its result
+    assert (r.end_reason, r.success, r.num_steps, r.bag_path, r.instruction) == ("refused", False, 0, "",
+                                                                                "close the drawer")
+    assert "min_free_disk_mb" in r.detail and rec.refused == 1
     assert rec.record(bf.IMAGE_TOPIC, bf.IMAGE_TYPE, image(ts, clock.ns), clock.ns) is None
     free["mb"] = 5000.0
     assert rec.start("close the drawer", now=3.0).started
@@ -228,7 +232,16 @@ def test_finalize_failure_keeps_partial(tmp_path, ts, monkeypatch):
     monkeypatch.setattr(EpisodeBagWriter, "finalize", broken)
     end = rec.end(True, "service")
     assert end.bag_path == "" and "No space left" in end.detail and not rec.is_recording
+    assert (end.end_reason, end.success, end.num_steps) == ("disk_full", True, 2)
+    assert "2 of 2 steps are readable" in end.detail
     assert [p.name for p in find_partial_bags(tmp_path / "bags")] == [out.episode_id + bf.PARTIAL_SUFFIX]
+    assert rec.unfinished == [out.episode_id]
+    monkeypatch.undo()  # space comes back: the unfinished bag becomes a bag, label kept (nothing was lost)
+    (got,) = rec.salvage_pending(now=100.0)
+    assert (got.episode_id, got.end_reason, got.success, got.num_steps) == (out.episode_id, "disk_full", True, 2)
+    ep = read_episode_bag(got.bag_path)
+    assert (ep.success, ep.end_reason, len(ep)) == (True, "disk_full", 2)
+    assert find_partial_bags(tmp_path / "bags") == [] and rec.unfinished == []
 
 
 def test_recorder_yaml_names_exactly_the_config_fields():

@@ -254,7 +254,7 @@ def make_qaction_msg(values: np.ndarray, stamp_ns: int, dimension_names: Sequenc
 
 def make_episode_result_msg(stamp_ns: int, episode_id: str = "", instruction: str = "", success: bool = False,
                             reward: float | None = None, num_steps: int = 0, end_reason: str = "",
-                            bag_path: str = "", frame_id: str = "", typestore=None):
+                            bag_path: str = "", frame_id: str = "", detail: str = "", typestore=None):
     """qt_msgs/EpisodeResult; reward defaults to 1.0 on success else 0.0."""
     ts = typestore or get_episode_typestore()
     if reward is None:
@@ -262,4 +262,4 @@ def make_episode_result_msg(stamp_ns: int, episode_id: str = "", instruction: st
     return ts.types[EPISODE_RESULT_TYPE](header=make_header(stamp_ns, frame_id, ts), episode_id=str(episode_id),
                                          instruction=str(instruction), success=bool(success),
                                          reward=float(reward), num_steps=int(num_steps),
-                                         end_reason=str(end_reason), bag_path=str(bag_path))
+                                         end_reason=str(end_reason), bag_path=str(bag_path), detail=str(detail))

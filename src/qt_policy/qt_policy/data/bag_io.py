@@ -42,6 +42,11 @@ class IncompleteEpisodeBagError(EpisodeBagError):
 
 
 # --------------------------------------------------------------------------------------- rosbags glue
+def _monotonic() -> float:
+    """The flush clock (a function of its own so that tests can drive it)."""
+    return time.monotonic()
+
+
 def _rosbag2_writer_cls():
     """rosbags' rosbag2 Writer whose MCAP file is named ``<name>_0.mcap`` (as rosbag2 names it).
 
@@ -61,6 +66,48 @@ def _rosbag2_writer_cls():
             if final != self.path:
                 os.rename(self.path, final)
                 self.path = final
+            self.flush_period_s: float | None = None
+            self._chunk_opened: float | None = None
+
+        def start_background_flush(self, flush_period_s: float) -> None:
+            """Close a chunk at least every `flush_period_s` and write it from a worker thread.
+
+            rosbags keeps up to 1 MiB of messages in memory before it writes a chunk; a crash then
+            loses all of it. Each closed chunk is a complete MCAP record on disk, readable without
+            the summary that only `close` writes (see bag_salvage).
+            """
+            from .background_file import BackgroundFile
+
+            self.bio.flush()  # the MCAP magic and header, before the worker takes over
+            self.bio = BackgroundFile(self.bio, name=f"bag-writer:{self.path.name}")
+            self.flush_period_s = float(flush_period_s)
+
+        def write(self, connection, timestamp: int, data) -> None:
+            super().write(connection, timestamp, data)
+            if self.flush_period_s is None:
+                return
+            if not self.chunk.bio.tell():  # rosbags closed the chunk (1 MiB): hand it to the worker
+                self._chunk_opened = None
+                self.bio.flush()
+            elif self._chunk_opened is None:
+                self._chunk_opened = _monotonic()
+            self.flush_due()
+
+        def flush_due(self, force: bool = False) -> None:
+            """Close the open chunk if it is older than the flush period (or `force`); queue it."""
+            if self.flush_period_s is None:
+                return
+            if self._chunk_opened is not None and (
+                    force or _monotonic() - self._chunk_opened >= self.flush_period_s):
+                self.close_chunk()
+                self._chunk_opened = None
+            self.bio.flush()
+
+        def abort(self) -> None:
+            if self.flush_period_s is not None:
+                self.bio.abort()  # what the worker had queued still reaches the file
+            else:
+                super().abort()
 
     class _EpisodeWriter(Writer):
         STORAGE_PLUGINS = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: _EpisodeMcapWriter}
@@ -105,9 +152,17 @@ class EpisodeBagWriter:
 
     Connections are added lazily, one per (topic, type). Thread-safe (one lock around the bag).
     Used as a context manager, a writer that was not finalized is aborted on exit.
+
+    ``flush_period_s`` (the recorder's): messages reach the file at least that often, as complete MCAP
+    chunks written by a worker thread, so a crash, a kill or a full disk loses at most about that
+    much of the open episode (:mod:`.bag_salvage` makes a bag of the rest). None (the generator's):
+    rosbags' own 1 MiB chunks, written on the caller's thread.
     """
 
-    def __init__(self, typestore=None):
+    def __init__(self, typestore=None, flush_period_s: float | None = None):
+        if flush_period_s is not None and not flush_period_s > 0:
+            raise ValueError(f"flush_period_s must be > 0 or None, got {flush_period_s}")
+        self.flush_period_s = flush_period_s
         self.typestore = typestore if typestore is not None else bf.get_episode_typestore()
         self._lock = threading.Lock()
         self._writer = None
@@ -159,6 +214,8 @@ class EpisodeBagWriter:
 
         writer = _rosbag2_writer_cls()(partial, version=9, storage_plugin=StoragePlugin.MCAP)
         writer.open()
+        if self.flush_period_s is not None:
+            writer.storage.start_background_flush(self.flush_period_s)
         self._writer = writer
         self.directory, self.name, self.final_path = directory, name, None
         self._connections.clear()
@@ -169,6 +226,13 @@ class EpisodeBagWriter:
         for k, v in (custom_data or {}).items():
             self.set_custom_data(k, v)
         return partial
+
+    def flush(self, force: bool = False) -> None:
+        """Write the open chunk if it is older than ``flush_period_s`` (any age with `force`); a timer
+        calls this so that data also reaches the disk while no message arrives. Raises a write error."""
+        with self._lock:
+            if self._writer is not None and self.flush_period_s is not None:
+                self._writer.storage.flush_due(force)
 
     def set_custom_data(self, key: str, value: str) -> None:
         """Key/value stored in metadata.yaml ``custom_data`` (e.g. ``qt_ros.task``)."""
@@ -214,7 +278,8 @@ class EpisodeBagWriter:
 
     def finalize(self, success: bool, episode_id: str = "", instruction: str | None = None,
                  reward: float | None = None, num_steps: int | None = None, end_reason: str = "",
-                 stamp_ns: int | None = None, log_time_ns: int | None = None, task: str | None = None) -> Path:
+                 stamp_ns: int | None = None, log_time_ns: int | None = None, task: str | None = None,
+                 detail: str = "") -> Path:
         """Write /episode_result, close, fsync and rename ``<name>.partial`` -> ``<name>``.
 
         Defaults: ``instruction`` = last /instruction written, ``num_steps`` = number of /qt/action
@@ -237,7 +302,7 @@ class EpisodeBagWriter:
                 instruction=self._instruction if instruction is None else instruction,
                 success=success, reward=reward,
                 num_steps=self._counts.get(bf.ACTION_TOPIC, 0) if num_steps is None else num_steps,
-                end_reason=end_reason, bag_path=str(final.resolve()), typestore=self.typestore)
+                end_reason=end_reason, bag_path=str(final.resolve()), detail=detail, typestore=self.typestore)
             data = self.typestore.serialize_cdr(msg, bf.EPISODE_RESULT_TYPE)
             self._write(bf.RESULT_TOPIC, bf.EPISODE_RESULT_TYPE, data, log_time_ns)
             self._close_writer()

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .bag_io import EpisodeBagError, list_episode_bags, read_episode_bag
+from .bag_salvage import find_unfinished
 from .episode import EpisodeData
 
 INDEX_FILE = "index.json"
@@ -195,6 +196,11 @@ def _convert_locked(bag_dir, cache_dir: Path, image_size, progress: bool) -> dic
         source = str(bag.resolve())
         if source not in known and (fingerprint := bag_fingerprint(bag)) not in known:
             todo.append((bag, source, fingerprint))
+    unfinished = find_unfinished(bag_dir)
+    if unfinished:
+        warnings.warn(f"not reading {len(unfinished)} unfinished episode folder(s) in {bag_dir} (a recorder crashed, "
+                      "was killed or ran out of disk): the recorder makes bags of them at its next start, or run "
+                      f"`python -m qt_policy.tools.salvage {bag_dir}`", stacklevel=2)
     converted, last_save = 0, time.monotonic()
     for bag, source, fingerprint in tqdm(todo, desc="bags -> cache", unit="ep", disable=not progress or not todo):
         try:

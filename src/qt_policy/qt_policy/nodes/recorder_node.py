@@ -10,9 +10,15 @@ A thin adapter around `runtime.episode_recorder.EpisodeRecorder` (see its docstr
   previous episode);
 * service ``~/end_episode`` (qt_msgs/srv/EndEpisode): ends it with the requested label (``service``);
 * a timer for the episode timeout and the free-disk check;
-* after every episode: qt_msgs/EpisodeResult on ``result_topic`` (reliable, depth 10) and one log line.
+* after every episode: qt_msgs/EpisodeResult on ``result_topic`` (reliable, depth 10) and one log line
+  -- also for an instruction that could not be recorded (end_reason ``refused``) and for every
+  unfinished bag salvaged (at start-up, and once the disk has room again after a write error);
+* ``/diagnostics`` every ``diagnostics_period_s``: recording or idle, free disk, episodes, refusals,
+  write failures, salvaged bags, failed callbacks.
 
 SIGINT/SIGTERM: an open episode is finalized as a failure with end_reason ``shutdown`` before exit.
+SIGKILL, a crash or a full disk: at most ``flush_period_s`` of the open episode is lost; the rest
+becomes a bag at the next start (docs/nodes.md, "What survives what").
 
     python -m qt_policy.nodes.recorder_node --ros-args --params-file config/recorder.yaml
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 import time
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -32,6 +39,7 @@ from qt_msgs.srv import EndEpisode
 from ..data import bag_format as bf
 from ..runtime.episode_recorder import EpisodeEnd, EpisodeRecorder, RecordError, RecorderNodeConfig
 from ..runtime.policy_config import declare_parameters, read_parameters
+from .logs import CallbackFaults, log_at
 from .spin import spin_until_signal
 
 INSTRUCTION_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
@@ -49,11 +57,15 @@ class RecorderNode(Node):
             raise ValueError('; '.join(errors))
         self.config = read_parameters(self, RecorderNodeConfig).validate()
         cfg = self.config
-        self.recorder = EpisodeRecorder.from_config(cfg, log=self._log)
+        self.callback_faults = CallbackFaults(self.get_logger())
         self._error_counts: dict[str, int] = {}
         self._error_last: dict[str, float] = {}
-
         self._result_pub = self.create_publisher(EpisodeResult, cfg.result_topic, RELIABLE_10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.recorder = EpisodeRecorder.from_config(cfg, log=self._log)
+        for end in self.recorder.salvage_pending(time.monotonic(), scan=True):  # what a crash left
+            self._finished(end)
+
         self.create_subscription(String, cfg.instruction_topic, self._on_instruction, INSTRUCTION_QOS, raw=True)
         self.create_subscription(Image, cfg.image_topic, self._raw_cb(bf.IMAGE_TOPIC, bf.IMAGE_TYPE),
                                  qos_profile_sensor_data, raw=True)
@@ -65,6 +77,7 @@ class RecorderNode(Node):
         self.create_subscription(Bool, cfg.success_topic, self._on_success, RELIABLE_10)
         self.create_service(EndEpisode, '~/end_episode', self._on_end_episode)
         self.create_timer(cfg.check_period_s, self._on_timer)
+        self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
         self.get_logger().info(
             f'recording to {self.recorder.output_dir.resolve()} (timeout {cfg.episode_timeout_s:g} s, '
             f'min free disk {cfg.min_free_disk_mb} MB); instruction on {self._topic(cfg.instruction_topic)}')
@@ -75,8 +88,7 @@ class RecorderNode(Node):
         return self.resolve_topic_name(name)
 
     def _log(self, level: str, message: str) -> None:
-        logger = self.get_logger()
-        {'info': logger.info, 'warn': logger.warning, 'error': logger.error}.get(level, logger.info)(message)
+        log_at(self.get_logger(), level, message)
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -101,11 +113,12 @@ class RecorderNode(Node):
         msg.num_steps = int(end.num_steps)
         msg.end_reason = end.end_reason
         msg.bag_path = end.bag_path
+        msg.detail = end.detail
         self._result_pub.publish(msg)
-        line = (f'episode {end.episode_id}: success={end.success} steps={end.num_steps} reason={end.end_reason} '
-                f'({end.duration_s:.1f} s) bag {end.bag_path or "NOT WRITTEN"}'
-                + (f' -- {end.detail}' if end.detail else ''))
-        (self.get_logger().info if end.bag_path else self.get_logger().error)(line)
+        line = (f'episode {end.episode_id or "(none)"} {end.instruction!r}: success={end.success} '
+                f'steps={end.num_steps} reason={end.end_reason} ({end.duration_s:.1f} s) '
+                f'bag {end.bag_path or "NOT WRITTEN"}' + (f' -- {end.detail}' if end.detail else ''))
+        log_at(self.get_logger(), 'info' if end.bag_path else 'error', line)
 
     # ----- callbacks -----------------------------------------------------------------------------
 
@@ -119,8 +132,10 @@ class RecorderNode(Node):
         self._finished(out.ended)
         if out.started:
             self.get_logger().info(f'episode {out.episode_id} started: {text!r} -> {out.partial_path}')
+        elif out.refused is not None:
+            self._finished(out.refused)
         elif out.message:
-            (self.get_logger().info if not text.strip() else self.get_logger().error)(out.message)
+            self.get_logger().info(out.message)
 
     def _raw_cb(self, topic: str, msgtype: str):
         def callback(raw: bytes) -> None:
@@ -151,7 +166,33 @@ class RecorderNode(Node):
         return response
 
     def _on_timer(self) -> None:
-        self._finished(self.recorder.check(time.monotonic()))
+        now = time.monotonic()
+        self._finished(self.recorder.check(now))
+        for end in self.recorder.salvage_pending(now):
+            self._finished(end)
+
+    def _publish_diagnostics(self) -> None:
+        rec = self.recorder
+        try:
+            free = f'{rec.free_disk_mb():.0f}'
+        except OSError:
+            free = 'nan'
+        problems = rec.write_failures or rec.unfinished or self.callback_faults.total
+        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        state = f'recording {rec.episode_id}' if rec.is_recording else 'idle'
+        values = {
+            'state': state, 'output_dir': str(rec.output_dir.resolve()), 'free_disk_mb': free,
+            'min_free_disk_mb': f'{rec.min_free_disk_mb:g}', 'episodes_finished': str(rec.episodes_finished),
+            'refused': str(rec.refused), 'write_failures': str(rec.write_failures), 'salvaged': str(rec.salvaged),
+            'unfinished_to_salvage': ' '.join(rec.unfinished), 'callback_failures': str(self.callback_faults.total),
+            'last_callback_failure': self.callback_faults.last,
+        }
+        name = self.get_fully_qualified_name()
+        status = DiagnosticStatus(level=level, name=f'{name}: recorder', hardware_id=name, message=state,
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
 
     def shutdown_recording(self) -> None:
         """Finalize an open episode (failure, 'shutdown') and publish its result."""

@@ -2,6 +2,8 @@
 
 rclpy's own signal handlers are off so that a signal ends the loop instead of raising inside a
 callback: the recorder must still finalize its open bag, the policy must still send a zero twist.
+An exception that escapes a callback does not end the loop either: it goes to the node's
+``callback_faults`` (logs.CallbackFaults: logged, counted for /diagnostics) and the node keeps serving.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import Callable
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
+
+from .logs import CallbackFaults
 
 
 def spin_until_signal(name: str, make_node: Callable[[], object], args=None,
@@ -34,8 +38,12 @@ def spin_until_signal(name: str, make_node: Callable[[], object], args=None,
         executor.add_node(node)
         if on_start is not None:
             on_start(node)
+        faults = getattr(node, 'callback_faults', None) or CallbackFaults(node.get_logger())
         while not stop and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+            try:
+                executor.spin_once(timeout_sec=0.1)
+            except Exception as exc:  # noqa: BLE001 - a failed callback must not stop the robot's node
+                faults.report(exc)
         if on_stop is not None:
             rc = on_stop(node, executor) or 0
     finally:

@@ -29,17 +29,24 @@ Rules (each one ends the open episode with ``finalize``, so the bag is complete 
 * ``shutdown()``: an open episode is finalized as a failure with end_reason ``shutdown`` -- the steps
   recorded so far are complete data and are never thrown away (training may filter on end_reason).
 
-Free disk space (``shutil.disk_usage`` of the output folder) is checked before every start and every
-``disk_check_period_s`` while recording: below ``2 * min_free_disk_mb`` a warning is logged (once per
-low-disk spell); below ``min_free_disk_mb`` no episode is started, and a running episode is finalized
-as a failure with end_reason ``shutdown`` (the recorder stops recording as it would at shutdown, while
-the bag can still be closed cleanly) -- the detail says "low disk".
+Free disk space (``shutil.disk_usage`` of the output folder) is checked at construction, before every
+start and every ``disk_check_period_s`` while recording: below ``2 * min_free_disk_mb`` a warning is
+logged (once per low-disk spell); below ``min_free_disk_mb`` an instruction is refused (an EpisodeEnd
+with end_reason ``refused`` says why), and a running episode is finalized as a failure with
+end_reason ``disk_full`` while the bag can still be closed cleanly.
 
-If ``finalize`` itself fails (disk full, I/O error), the bag is aborted and stays as a ``.partial``
-folder for inspection; ``list_episode_bags`` and training never read ``.partial`` folders.
+Faults (see docs/nodes.md, "What survives what"): messages reach the file as complete MCAP chunks at
+least every ``flush_period_s`` (a worker thread writes them, so a slow disk does not block the
+caller). A write or finalize that fails (ENOSPC -> ``disk_full``, anything else -> ``write_error``)
+ends the episode at once: the bag is left unfinished (``.partial``), the EpisodeEnd counts the steps
+that are readable in it and has bag_path ''. Unfinished folders -- these, and those of a recorder that
+was killed -- are salvaged into ordinary bags by ``salvage_pending`` (the node calls it at start-up
+and from its timer once there is disk space again); each salvage is an EpisodeEnd of its own, with
+the bag_path.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -53,8 +60,11 @@ from typing import Callable
 
 from ..data import bag_format as bf
 from ..data.bag_io import EpisodeBagWriter
+from ..data.bag_salvage import INTERRUPTED, PartialBagScan, UnfinishedMark, find_unfinished, salvage_partial
 
-END_REASONS = ("service", "terminate", "success_topic", "timeout", "shutdown", "preempted")
+#: every end_reason an EpisodeEnd can carry: the rules, the faults, and 'refused' (nothing was recorded)
+END_REASONS = ("service", "terminate", "success_topic", "timeout", "shutdown", "preempted",
+               "disk_full", "write_error", INTERRUPTED, "refused")
 
 Logger = Callable[[str, str], None]  # (level: 'info' | 'warn' | 'error', message)
 
@@ -86,13 +96,15 @@ class RecorderNodeConfig:
     success_topic: str = "success"  # std_msgs/Bool: True -> success, False -> failure
     result_topic: str = "episode_result"  # qt_msgs/EpisodeResult, published after each episode
     drop_actions_before_start: bool = True  # skip actions decided from frames stamped before the instruction
+    flush_period_s: float = 1.0  # most of an open episode a crash/kill/full disk can lose (a chunk per period)
+    diagnostics_period_s: float = 1.0  # /diagnostics period (recording state, free disk, failures)
 
     def validate(self) -> "RecorderNodeConfig":
         if not self.output_dir.strip():
             raise ValueError("parameter 'output_dir' is empty")
         if self.min_free_disk_mb < 0:
             raise ValueError(f"parameter 'min_free_disk_mb' must be >= 0, got {self.min_free_disk_mb}")
-        for name in ("disk_check_period_s", "check_period_s"):
+        for name in ("disk_check_period_s", "check_period_s", "flush_period_s", "diagnostics_period_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
         for name in ("image_topic", "instruction_topic", "action_topic", "success_topic", "result_topic"):
@@ -114,7 +126,7 @@ class EpisodeEnd:
     bag_path: str  # the final bag folder; '' when finalize failed (then `detail` names the .partial)
     stamp_ns: int  # end time (log time of the /episode_result message)
     duration_s: float
-    detail: str = ""  # why, in words (service reason, 'low disk', an error)
+    detail: str = ""  # why, in words (service reason, 'low disk', an error, what a salvage recovered)
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,7 @@ class StartOutcome:
     partial_path: str = ""
     ended: EpisodeEnd | None = None  # the episode preempted by this instruction
     message: str = ""  # why nothing started (low disk, empty instruction, error)
+    refused: EpisodeEnd | None = None  # the result of an instruction that could not be recorded
 
 
 class RecordError(ValueError):
@@ -138,7 +151,7 @@ class EpisodeRecorder:
     def __init__(self, output_dir: str | os.PathLike, episode_timeout_s: float = 30.0,
                  min_free_disk_mb: float = 500.0, disk_check_period_s: float = 5.0, typestore=None,
                  log: Logger | None = None, wall_clock_ns: Callable[[], int] = time.time_ns,
-                 drop_actions_before_start: bool = True):
+                 drop_actions_before_start: bool = True, flush_period_s: float | None = 1.0):
         self.output_dir = Path(output_dir)
         self.episode_timeout_s = float(episode_timeout_s)
         self.min_free_disk_mb = float(min_free_disk_mb)
@@ -147,6 +160,12 @@ class EpisodeRecorder:
         self.log = log or _default_log
         self.wall_clock_ns = wall_clock_ns
         self.drop_actions_before_start = bool(drop_actions_before_start)
+        self.flush_period_s = flush_period_s
+        self._unfinished: dict[str, UnfinishedMark | None] = {}  # left by this recorder, to salvage
+        self._last_salvage_try = -math.inf
+        self.write_failures = 0
+        self.refused = 0
+        self.salvaged = 0
         self._dropped_actions = 0
         self._lock = threading.RLock()
         self._writer: EpisodeBagWriter | None = None
@@ -158,6 +177,10 @@ class EpisodeRecorder:
         self._disk_low_warned = False
         self._counter = 0
         self.episodes_finished = 0
+        status, free = self._disk_status()
+        if status == "full":
+            self.log("warn", f"only {free:.0f} MB free in {self.output_dir}: instructions are refused until "
+                             f"more than min_free_disk_mb={self.min_free_disk_mb:g} MB are free")
 
     # ----- state ---------------------------------------------------------------------------------
 
@@ -166,7 +189,8 @@ class EpisodeRecorder:
         config.validate()
         return cls(config.output_dir, episode_timeout_s=config.episode_timeout_s,
                    min_free_disk_mb=config.min_free_disk_mb, disk_check_period_s=config.disk_check_period_s,
-                   drop_actions_before_start=config.drop_actions_before_start, **kwargs)
+                   drop_actions_before_start=config.drop_actions_before_start,
+                   flush_period_s=config.flush_period_s, **kwargs)
 
     @property
     def is_recording(self) -> bool:
@@ -239,11 +263,11 @@ class EpisodeRecorder:
             status, free = self._disk_status()
             self._last_disk_check = now
             if status == "full":
-                return StartOutcome(False, ended=ended, message=(
-                    f"not recording {text!r}: only {free:.0f} MB free in {self.output_dir}, below "
-                    f"min_free_disk_mb={self.min_free_disk_mb:g}"))
+                message = (f"not recording {text!r}: only {free:.0f} MB free in {self.output_dir}, below "
+                           f"min_free_disk_mb={self.min_free_disk_mb:g}")
+                return StartOutcome(False, ended=ended, message=message, refused=self._refuse(text, message))
             log_ns = self.wall_clock_ns() if log_time_ns is None else int(log_time_ns)
-            writer = EpisodeBagWriter(typestore=self.typestore)
+            writer = EpisodeBagWriter(typestore=self.typestore, flush_period_s=self.flush_period_s)
             name = self._new_name()
             try:
                 partial = writer.open(self.output_dir, name)
@@ -252,17 +276,26 @@ class EpisodeRecorder:
                 else:
                     writer.write(bf.INSTRUCTION_TOPIC, bf.STRING_TYPE, bf.make_string_msg(text, self.typestore), log_ns)
             except Exception as exc:  # noqa: BLE001 - report; the recorder stays idle and usable
-                writer.abort()
-                return StartOutcome(False, ended=ended, message=f"cannot open episode bag {name} in "
-                                                                  f"{self.output_dir}: {type(exc).__name__}: {exc}")
+                where = writer.abort()
+                if where is not None:  # nothing of the episode is in it yet: the recorder keeps no junk
+                    shutil.rmtree(where, ignore_errors=True)
+                message = f"cannot open episode bag {name} in {self.output_dir}: {type(exc).__name__}: {exc}"
+                return StartOutcome(False, ended=ended, message=message, refused=self._refuse(text, message))
             self._writer, self._episode_id, self._instruction = writer, name, text
             self._started_at, self._start_log_ns = float(now), log_ns
             self._dropped_actions = 0
             return StartOutcome(True, episode_id=name, partial_path=str(partial), ended=ended)
 
+    def _refuse(self, text: str, message: str) -> EpisodeEnd:
+        self.refused += 1
+        return EpisodeEnd(episode_id="", instruction=text, success=False, reward=0.0, num_steps=0,
+                          end_reason="refused", bag_path="", stamp_ns=self.wall_clock_ns(), duration_s=0.0,
+                          detail=message)
+
     def record(self, topic: str, msgtype: str, raw: bytes, log_time_ns: int) -> EpisodeEnd | None:
         """Write one message (raw CDR) under its episode-format `topic`; returns the episode end when a
-        terminate action ends it. Dropped silently when no episode is open. Raises RecordError."""
+        terminate action or a failed write ends it. Dropped silently when no episode is open.
+        Raises RecordError for a message that cannot be recorded (the episode stays open)."""
         with self._lock:
             if self._writer is None:
                 return None
@@ -278,6 +311,8 @@ class EpisodeRecorder:
                     return None
             try:
                 self._writer.write_raw(topic, msgtype, raw, log_time_ns)
+            except OSError as exc:  # the disk (full, failing, too slow): the episode ends here
+                return self._fail(exc, False, "while writing")
             except Exception as exc:  # noqa: BLE001
                 raise RecordError(f"cannot write {topic} to {self._writer.partial_path}: "
                                   f"{type(exc).__name__}: {exc}") from None
@@ -307,31 +342,108 @@ class EpisodeRecorder:
             return self._end(bool(success), "success_topic", f"success topic said {bool(success)}")
 
     def check(self, now: float) -> EpisodeEnd | None:
-        """Periodic rules: episode timeout, free disk. Returns the episode it ended, if any."""
+        """Periodic rules: flush, episode timeout, free disk. Returns the episode it ended, if any."""
         with self._lock:
             if self._writer is None:
                 return None
+            try:
+                self._writer.flush()
+            except OSError as exc:
+                return self._fail(exc, False, "while flushing")
             if self.episode_timeout_s > 0 and now - self._started_at >= self.episode_timeout_s:
                 return self._end(False, "timeout", f"no end within episode_timeout_s={self.episode_timeout_s:g}")
             if now - self._last_disk_check >= self.disk_check_period_s:
                 self._last_disk_check = now
                 status, free = self._disk_status()
                 if status == "full":
-                    return self._end(False, "shutdown", f"low disk: {free:.0f} MB free, below "
-                                                        f"min_free_disk_mb={self.min_free_disk_mb:g}")
+                    return self._end(False, "disk_full", f"low disk: {free:.0f} MB free, below "
+                                                         f"min_free_disk_mb={self.min_free_disk_mb:g}")
             return None
 
     def shutdown(self) -> EpisodeEnd | None:
         """Finalize an open episode as failure 'shutdown' (its data is kept)."""
         return self.end(False, "shutdown", "recorder shutting down")
 
-    def _end(self, success: bool, reason: str, detail: str) -> EpisodeEnd:
+    # ----- faults and salvage --------------------------------------------------------------------
+
+    @property
+    def unfinished(self) -> list[str]:
+        """Episodes this recorder left unfinished and has not salvaged yet."""
+        return sorted(self._unfinished)
+
+    def salvage_pending(self, now: float, scan: bool = False) -> list[EpisodeEnd]:
+        """Salvage unfinished bags into ordinary ones (see data/bag_salvage.py).
+
+        ``scan=True`` (start-up): every ``.partial``/``.salvaging`` folder in output_dir except the open
+        episode's; otherwise the ones this recorder left, retried at most every disk_check_period_s
+        and only while the disk has room for them. Returns one EpisodeEnd per folder handled.
+        """
+        with self._lock:
+            if scan:
+                for name in find_unfinished(self.output_dir):
+                    if name != self.episode_id:
+                        self._unfinished.setdefault(name, None)
+            elif not self._unfinished or now - self._last_salvage_try < self.disk_check_period_s:
+                return []
+            self._last_salvage_try = now
+            out = []
+            for name in sorted(self._unfinished):
+                size_mb = sum(f.stat().st_size for f in self.output_dir.glob(f"{name}.*/*") if f.is_file()) / 2**20
+                status, free = self._disk_status()
+                if status == "full" or free - size_mb < self.min_free_disk_mb:
+                    break  # retried later; the folder stays as it is
+                try:
+                    got = salvage_partial(self.output_dir, name, self._unfinished[name], typestore=self.typestore)
+                except FileNotFoundError:
+                    del self._unfinished[name]  # removed by hand meanwhile
+                    continue
+                except OSError as exc:
+                    self.log("warn", f"salvage of {name} failed ({type(exc).__name__}: {exc}); retried later")
+                    break
+                del self._unfinished[name]
+                self.salvaged += bool(got.bag_path)
+                out.append(EpisodeEnd(episode_id=name, instruction=got.instruction, success=got.success,
+                                      reward=1.0 if got.success else 0.0, num_steps=got.num_steps,
+                                      end_reason=got.end_reason, bag_path=got.bag_path,
+                                      stamp_ns=got.stamp_ns or self.wall_clock_ns(), duration_s=0.0,
+                                      detail=got.detail))
+            return out
+
+    def _fail(self, exc: BaseException, success: bool, when: str, detail: str = "") -> EpisodeEnd:
+        """End the open episode after a write error: leave it unfinished, count what is readable."""
         writer, self._writer = self._writer, None
+        self.write_failures += 1
+        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        reason = "disk_full" if full else "write_error"
+        handed = writer.counts.get(bf.ACTION_TOPIC, 0)
+        partial = None
+        try:
+            partial = writer.abort()
+        except Exception:  # noqa: BLE001
+            pass
+        partial = partial or writer.partial_path
+        mark = UnfinishedMark(reason, bool(success), handed)
+        mark.save(partial)
+        self._unfinished[self._episode_id] = mark
+        readable = PartialBagScan(partial).count()
+        steps = readable.get(bf.ACTION_TOPIC, 0)
+        what = (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        detail = (f"{detail}; " if detail else "") + (
+            f"bag not finished ({what} {when}); {steps} of {handed} steps are readable in {partial}, which "
+            f"becomes a bag (end_reason {reason}) as soon as there is room")
+        stamp_ns = max(self.wall_clock_ns(), self._start_log_ns)
+        self.episodes_finished += 1
+        return EpisodeEnd(episode_id=self._episode_id, instruction=self._instruction, success=bool(success),
+                          reward=1.0 if success else 0.0, num_steps=steps, end_reason=reason, bag_path="",
+                          stamp_ns=stamp_ns, duration_s=max(0.0, (stamp_ns - self._start_log_ns) / 1e9),
+                          detail=detail)
+
+    def _end(self, success: bool, reason: str, detail: str) -> EpisodeEnd:
+        writer = self._writer
         num_steps = writer.counts.get(bf.ACTION_TOPIC, 0)
         stamp_ns = max(self.wall_clock_ns(), self._start_log_ns)
         duration = max(0.0, (stamp_ns - self._start_log_ns) / 1e9)
         reward = 1.0 if success else 0.0
-        bag_path = ""
         if self._dropped_actions:
             detail = (f"{detail}; " if detail else "") + (
                 f"{self._dropped_actions} action(s) decided from frames older than the episode start not recorded"
@@ -339,19 +451,14 @@ class EpisodeRecorder:
                                         "recorder use the same clock)"))
         try:
             final = writer.finalize(success=success, episode_id=self._episode_id, instruction=self._instruction,
-                                    reward=reward, num_steps=num_steps, end_reason=reason, stamp_ns=stamp_ns)
-            bag_path = str(final.resolve())
-        except Exception as exc:  # noqa: BLE001 - keep what was written as .partial, report, go on
-            partial = None
-            try:
-                partial = writer.abort()
-            except Exception:  # noqa: BLE001
-                pass
-            detail = (f"{detail}; " if detail else "") + (
-                f"finalize failed ({type(exc).__name__}: {exc}); data kept in {partial or writer.partial_path}")
+                                    reward=reward, num_steps=num_steps, end_reason=reason, stamp_ns=stamp_ns,
+                                    detail=detail)
+        except Exception as exc:  # noqa: BLE001 - keep what was written, report, go on
+            return self._fail(exc, success, f"while finalizing ({reason})", detail)
+        self._writer = None
         self.episodes_finished += 1
         return EpisodeEnd(episode_id=self._episode_id, instruction=self._instruction, success=success, reward=reward,
-                          num_steps=num_steps, end_reason=reason, bag_path=bag_path, stamp_ns=stamp_ns,
+                          num_steps=num_steps, end_reason=reason, bag_path=str(final.resolve()), stamp_ns=stamp_ns,
                           duration_s=duration, detail=detail)
 
     # ----- helpers for the node ------------------------------------------------------------------

@@ -44,7 +44,8 @@ def main(argv=None) -> int:
         for sk in index["skipped"][-5:]:
             print(f"  {sk['source']}: {sk['reason']}")
     if partial:
-        print(f"unfinished .partial bags ignored: {len(partial)}")
+        print(f"unfinished .partial bags ignored: {len(partial)} (the recorder salvages them at its next start; "
+              f"or: python -m qt_policy.tools.salvage {args.bag_dir})")
         for p in partial[:5]:
             print(f"  {p}")
     print(f"instructions ({len(s['instructions'])}):")
