@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from qt_policy.runtime.images import ImageError, compressed_to_rgb, image_to_rgb, resize_square
+from qt_policy.data.observation import ImageError, compressed_to_rgb, image_to_rgb, prepare_frame
 
 H, W = 3, 4
 RGB = np.arange(H * W * 3, dtype=np.uint8).reshape(H, W, 3) * 7  # distinct values per channel
@@ -92,9 +92,9 @@ def test_image_error_is_a_value_error():
 def test_resize_center_crops_to_square():
     img = np.zeros((40, 80, 3), np.uint8)
     img[:, 20:60] = 255  # the centre square is white, the sides (cropped away) black
-    out = resize_square(img, 16)
+    out = prepare_frame(img, 16)
     assert out.shape == (16, 16, 3)
     assert out.min() == 255
-    assert resize_square(np.full((8, 8, 3), 7, np.uint8), 8).shape == (8, 8, 3)
+    assert prepare_frame(np.full((8, 8, 3), 7, np.uint8), 8).shape == (8, 8, 3)
     with pytest.raises(ImageError):
-        resize_square(np.zeros((8, 8), np.uint8), 4)
+        prepare_frame(np.zeros((8, 8), np.uint8), 4)

@@ -66,17 +66,17 @@ def test_stale_camera_holds_and_fresh_image_recovers(checkpoint):
     hold = r.act(10.83)
     assert hold.kind == 'camera_stale'
     assert hold.reason == 'camera stale (0.83 s > 0.5 s)'
-    r.set_instruction('push the button', 10.9)  # same instruction again: nothing changes
+    r.set_instruction('push the button', 10.9)  # the same instruction again: a new episode, still stale
     assert r.act(11.0).kind == 'camera_stale'
     r.add_image(frame(2), 11.0)
-    assert isinstance(r.act(11.1), Action)
+    assert isinstance(r.act(11.1), Action) and len(r._history) == 1  # its history started again
 
 
 def test_actions_within_limits_even_with_narrow_limits(checkpoint):
     low, high = [-0.05, -0.2, 0.0, -1.0], [0.05, 0.2, 0.01, -0.5]
     r = make_runner(checkpoint, action_low=low, action_high=high)
     r.set_instruction('pick up the block', 0.0)
-    for i in range(12):
+    for i in range(1, 13):
         r.add_image(frame(i), i * 0.1)
         a = r.act(i * 0.1 + 0.01)
         assert isinstance(a, Action)
@@ -88,7 +88,7 @@ def test_same_input_same_action(checkpoint):
     for _ in range(2):
         r = make_runner(checkpoint)
         r.set_instruction('open the drawer', 0.0)
-        for i in range(3):
+        for i in range(1, 4):
             r.add_image(frame(i), i * 0.1)
             actions.append(r.act(i * 0.1 + 0.05))
     first, second = actions[:3], actions[3:]
@@ -102,11 +102,68 @@ def test_frame_history_pads_with_the_oldest_frame(checkpoint):
     """First decision: history [f0, f0]; the model sees the same input as with two identical frames."""
     r = make_runner(checkpoint)
     r.set_instruction('open the drawer', 0.0)
-    r.add_image(frame(5), 0.0)
-    a1 = r.act(0.1)
-    a2 = r.act(0.2)  # history now [f5, f5] explicitly: same input, same action
+    r.add_image(frame(5), 0.1)
+    a1 = r.act(0.15)
+    assert r.act(0.2).kind == 'no_new_frame'  # a frame makes one decision, never two
+    r.add_image(frame(5), 0.2)  # the same picture again: history [f5, f5] explicitly
+    a2 = r.act(0.25)
     np.testing.assert_array_equal(a1.bins, a2.bins)
-    assert len(r._history) == 2
+    assert a1.q_value == a2.q_value and len(r._history) == 2
+
+
+def test_a_new_instruction_is_a_new_episode(checkpoint):
+    """The history starts again, and frames from before the settle time are not used."""
+    r = make_runner(checkpoint, instruction_settle_s=0.05)
+    r.set_instruction('open the drawer', 0.0)
+    for i in range(1, 4):
+        r.add_image(frame(i), i * 0.1)
+        assert isinstance(r.act(i * 0.1), Action)
+    r.set_instruction('close the drawer', 0.5)
+    r.add_image(frame(9), 0.52)  # in flight from the old scene
+    assert r.act(0.53).kind == 'settling'
+    r.add_image(frame(7), 0.6)
+    first = r.act(0.6)
+    fresh = make_runner(checkpoint)  # the same episode start in a runner that saw nothing before
+    fresh.set_instruction('close the drawer', 0.0)
+    fresh.add_image(frame(7), 0.1)
+    expected = fresh.act(0.1)
+    np.testing.assert_array_equal(first.bins, expected.bins)
+    assert first.q_value == expected.q_value
+
+
+@pytest.mark.parametrize('camera_hz, every', [(10.0, 1), (30.0, 3), (60.0, 6)])
+def test_decisions_follow_the_frames_at_the_control_rate(checkpoint, camera_hz, every):
+    r = make_runner(checkpoint, control_rate_hz=10.0)
+    r.set_instruction('open the drawer', 0.0)
+    used = []
+    for k in range(int(3 * camera_hz)):  # 3 s of camera with +-2 ms jitter
+        t = 1.0 + k / camera_hz + (0.002 if k % 2 else -0.002)
+        r.add_image(frame(k % 7), t)
+        if r.on_frame(t):
+            assert isinstance(r.act(t), Action)
+            used.append(k)
+    assert used == list(range(0, int(3 * camera_hz), every))
+
+
+def test_a_15hz_camera_still_gives_10_decisions_a_second(checkpoint):
+    r = make_runner(checkpoint, control_rate_hz=10.0)
+    r.set_instruction('open the drawer', 0.0)
+    times = []
+    for k in range(45):
+        t = 1.0 + k / 15.0
+        r.add_image(frame(k % 7), t)
+        if r.on_frame(t) and isinstance(r.act(t), Action):
+            times.append(t)
+    assert len(times) == 30 and max(np.diff(times)) < 0.14
+
+
+def test_stale_check_uses_the_capture_stamp_when_it_is_on_our_clock(checkpoint):
+    r = make_runner(checkpoint, stale_timeout_s=0.5)
+    r.set_instruction('open the drawer', 0.0)
+    r.add_image(frame(1), 1.0, stamp_s=0.3)  # arrived now, taken 0.7 s ago
+    assert r.act(1.0).kind == 'camera_stale'
+    r.add_image(frame(2), 1.1, stamp_s=1.05)
+    assert isinstance(r.act(1.1), Action)
 
 
 def test_state_model_needs_fresh_state(tmp_path):
@@ -114,7 +171,7 @@ def test_state_model_needs_fresh_state(tmp_path):
     save_checkpoint(tmp_path / 's', QTransformer(cfg))
     r = make_runner(tmp_path / 's')
     r.set_instruction('open the drawer', 0.0)
-    r.add_image(frame(), 0.0)
+    r.add_image(frame(), 0.1)
     assert r.act(0.1).kind == 'no_state'
     with pytest.raises(ValueError, match='robot state has 3 values'):
         r.set_state([0.0, 0.0, 0.0], 0.1)
@@ -172,8 +229,8 @@ def test_runner_takes_an_ensemble_checkpoint(checkpoint, tmp_path):
     for name, path in (('single', checkpoint), ('twice', twice), ('mixed', mixed)):
         r = make_runner(path)
         r.set_instruction('open the drawer', 0.0)
-        r.add_image(frame(3), 0.0)
-        out[name] = (r, r.act(0.05))
+        r.add_image(frame(3), 0.1)
+        out[name] = (r, r.act(0.15))
     single, same = out['single'][1], out['twice'][1]
     np.testing.assert_array_equal(single.bins, same.bins)
     np.testing.assert_allclose(single.values, same.values)

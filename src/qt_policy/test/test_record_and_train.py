@@ -264,8 +264,10 @@ def test_sim_arm_driver_rules():
     assert tick.ended is True and "success after 2 steps" in tick.message and not drv.active
     drv.on_action([0, 0, 0.6, 0], 400)
     assert drv.tick().observation.step == 2  # episode over: actions ignored until the next instruction
-    assert "drawer-close seed 1001" in drv.on_instruction("close the drawer", now_ns=500)
+    assert "drawer-close seed 1000" in drv.on_instruction("close the drawer", now_ns=500)  # seeds count per task
     for k in range(3):
         drv.on_action([0, 0, -0.1, 0], 600 + k)
         tick = drv.tick()
-    assert tick.ended is False and "max_steps 3" in tick.message and arm.seeds == [1000, 1001]
+    assert tick.ended is False and "max_steps 3" in tick.message and arm.seeds == [1000, 1000]
+    assert "drawer-open seed 1001" in drv.on_instruction("open the drawer", now_ns=700)
+    assert arm.seeds == [1000, 1000, 1001]

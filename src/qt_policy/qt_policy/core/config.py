@@ -23,6 +23,7 @@ class ModelConfig:
     action_high: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])
     action_names: list[str] = field(default_factory=lambda: ["dx", "dy", "dz", "gripper"])
     image_size: int = 64  # square RGB input; 0 means no camera (state-only model, used in tests)
+    image_crop: str = "center"  # camera frame -> square input: "center" = centre crop, then resize (data/observation.py)
     frames: int = 2  # frame history length
     conv_channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # stride-2 FiLM conv blocks
     tokens_per_frame: int = 8  # TokenLearner output tokens per frame
@@ -41,6 +42,8 @@ class ModelConfig:
             raise ValueError("action_names must have action_dim entries")
         if self.d_model % self.num_heads:
             raise ValueError("d_model must be divisible by num_heads")
+        if self.image_crop not in ("center",):  # data.observation.CROP_RULES (core imports nothing from data)
+            raise ValueError(f"image_crop must be 'center', got {self.image_crop!r}")
         if self.image_size == 0 and self.state_dim == 0:
             raise ValueError("the model needs a camera (image_size > 0) or a state (state_dim > 0)")
 

@@ -182,34 +182,10 @@ def make_image_msg(image: np.ndarray, stamp_ns: int, frame_id: str = "camera", e
 
 
 def image_msg_to_rgb(msg) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from a sensor_msgs/Image (rgb8/bgr8/mono8/rgba8/bgra8; row padding allowed)."""
-    enc = str(msg.encoding).lower()
-    channels = IMAGE_ENCODING_CHANNELS.get(enc)
-    if channels is None:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r}; supported: "
-                         f"{sorted(IMAGE_ENCODING_CHANNELS)}")
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    row = w * channels
-    if step < row:
-        raise ValueError(f"image step {step} < width*channels {row}")
-    buf = np.frombuffer(memoryview(msg.data), dtype=np.uint8) if not isinstance(msg.data, np.ndarray) \
-        else msg.data.view(np.uint8).reshape(-1)
-    if buf.size < h * step - (step - row):
-        raise ValueError(f"image data has {buf.size} bytes, expected {h * step} ({h} rows x step {step})")
-    if buf.size < h * step:  # last row's padding omitted
-        buf = np.concatenate([buf, np.zeros(h * step - buf.size, np.uint8)])
-    arr = buf[: h * step].reshape(h, step)[:, :row].reshape(h, w, channels)
-    if enc == "rgb8":
-        out = arr
-    elif enc == "bgr8":
-        out = arr[:, :, ::-1]
-    elif enc == "mono8":
-        out = np.repeat(arr, 3, axis=2)
-    elif enc == "rgba8":
-        out = arr[:, :, :3]
-    else:  # bgra8
-        out = arr[:, :, 2::-1]
-    return np.ascontiguousarray(out, dtype=np.uint8)
+    """(H, W, 3) uint8 RGB from a sensor_msgs/Image: the policy node's decoder (data/observation.py)."""
+    from .observation import image_to_rgb
+
+    return image_to_rgb(str(msg.encoding), msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
 
 
 def make_string_msg(text: str, typestore=None):

@@ -32,6 +32,7 @@ import numpy as np
 
 from .bag_io import EpisodeBagError, list_episode_bags, read_episode_bag
 from .bag_salvage import find_unfinished
+from .observation import prepare_frames
 from .episode import EpisodeData
 
 INDEX_FILE = "index.json"
@@ -50,21 +51,9 @@ def _norm_size(image_size) -> int | None:
     return int(image_size)
 
 
-def resize_images(images: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> (T, size, size, 3) with cv2 INTER_AREA (no-op when the size already matches)."""
-    h = w = int(size)
-    if images.shape[1:3] == (h, w):
-        return images
-    import cv2
-
-    out = np.empty((len(images), h, w, images.shape[3]), dtype=np.uint8)
-    for t, img in enumerate(images):
-        out[t] = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-    return out
-
 
 def _empty_index(image_size) -> dict[str, Any]:
-    return {"version": INDEX_VERSION, "image_size": image_size,
+    return {"version": INDEX_VERSION, "image_size": image_size, "image_crop": "center",
             "episodes": [], "skipped": []}
 
 
@@ -125,7 +114,7 @@ def _write_episode(folder: Path, ep: EpisodeData, image_size) -> tuple[int, ...]
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    images = resize_images(ep.images, image_size) if image_size else ep.images
+    images = prepare_frames(ep.images, image_size) if image_size else ep.images  # the node's rule
     np.save(tmp / "images.npy", np.ascontiguousarray(images, dtype=np.uint8))
     np.save(tmp / "actions.npy", np.ascontiguousarray(ep.actions, dtype=np.float32))
     np.save(tmp / "rewards.npy", ep.rewards.astype(np.float32))

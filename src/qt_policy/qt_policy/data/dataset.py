@@ -34,14 +34,6 @@ def frame_window(t: np.ndarray, frames: int) -> np.ndarray:
     return np.maximum(t[:, None] - np.arange(frames - 1, -1, -1)[None, :], 0)
 
 
-def stack_history(history: Sequence[np.ndarray], frames: int) -> np.ndarray:
-    """The last `frames` of a policy's own frame history, stacked (F, ...), padded in front with the
-    oldest frame it has: at run time the same window `frame_window` gives training."""
-    if not history:
-        raise ValueError("stack_history needs at least one frame")
-    recent = list(history)[-frames:]
-    return np.stack([recent[0]] * (frames - len(recent)) + recent)
-
 
 class TransitionSampler:
     def __init__(self, cache_dir, model_cfg: ModelConfig, loss_cfg: LossConfig,

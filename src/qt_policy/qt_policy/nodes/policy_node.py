@@ -1,7 +1,8 @@
 """qt_policy: the Q-Transformer as a ROS 2 lifecycle node.
 
 A thin adapter around `runtime.PolicyRunner`: camera, instruction and state messages go in, and
-at `control_rate_hz` the node publishes
+for the camera frame of each control step (at most `control_rate_hz` a second, decided as soon as
+that frame arrives; see PolicyRunner) the node publishes
 
 * qt_msgs/QAction on `action_topic` (header.stamp = stamp of the camera frame the decision used),
 * geometry_msgs/TwistStamped on `twist_topic` (dx, dy, dz * twist_scale m/s, for MoveIt Servo),
@@ -12,6 +13,12 @@ at `control_rate_hz` the node publishes
 or, when an input is missing or stale, one zero twist and nothing else until inputs are fresh again
 (a robot that loses its camera stops). /diagnostics reports latency, rate, Q and the hold reason.
 
+Threads: camera frames (conversion + decision), the instruction (text encoding) and the control
+timer (the stale-input watchdog, and decisions of a model without camera) each have their own
+callback group on a multi-threaded executor, so a huge frame or a long instruction cannot delay a
+decision of another frame or fake a stale camera. Staleness is judged on each message's arrival
+time (rmw's received timestamp), and on its header stamp too when that is on the node's clock.
+
 Lifecycle: configure loads the model (failure -> FAILURE, node stays up), activate starts the
 control timer, deactivate stops it and sends a zero twist, cleanup frees the model. With
 `autostart` (default) main() configures and activates at startup.
@@ -19,12 +26,15 @@ control timer, deactivate stops it and sends a zero twist, cleanup frees the mod
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections import deque
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -32,7 +42,7 @@ from std_msgs.msg import Float64, String
 
 from qt_msgs.msg import QAction
 
-from ..runtime.images import ImageError, compressed_to_rgb, image_to_rgb
+from ..data.observation import ImageError, compressed_to_rgb, image_to_rgb
 from ..runtime.policy_config import PolicyNodeConfig, declare_parameters, read_parameters
 from .spin import spin_until_signal
 from ..runtime.policy_runner import Action, PolicyRunner
@@ -42,6 +52,7 @@ from ..runtime.policy_runner import Action, PolicyRunner
 INSTRUCTION_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                              reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 MALFORMED_LOG_PERIOD_S = 10.0
+STAMP_CLOCK_TOLERANCE_S = 1.0  # a header stamp this close to the arrival time is taken to be on our clock
 
 
 class PolicyNode(LifecycleNode):
@@ -66,6 +77,10 @@ class PolicyNode(LifecycleNode):
         self._malformed_last_log = -1e9
         self._last_image_error = ''
         self._last_state_error = ''
+        self._out_lock = threading.Lock()  # actions/holds come from the camera thread and the timer
+        self._camera_group = MutuallyExclusiveCallbackGroup()
+        self._instruction_group = MutuallyExclusiveCallbackGroup()
+        self._control_group = MutuallyExclusiveCallbackGroup()
         # diagnostics run in every lifecycle state: they are how an operator sees a failed configure
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(max(self.config.diagnostics_period_s, 0.05), self._publish_diagnostics)
@@ -88,17 +103,19 @@ class PolicyNode(LifecycleNode):
         self._twist_pub = self.create_lifecycle_publisher(TwistStamped, cfg.twist_topic, 10)
         self._gripper_pub = self.create_lifecycle_publisher(Float64, cfg.gripper_topic, 10)
         self._entities = [self._action_pub, self._twist_pub, self._gripper_pub]
-        self._entities.append(self.create_subscription(String, cfg.instruction_topic, self._on_instruction, INSTRUCTION_QOS))
+        self._entities.append(self.create_subscription(String, cfg.instruction_topic, self._on_instruction,
+                                                       INSTRUCTION_QOS, callback_group=self._instruction_group))
         if self.runner.needs_camera:
             if cfg.use_compressed:
                 sub = self.create_subscription(CompressedImage, cfg.compressed_image_topic, self._on_compressed,
-                                               qos_profile_sensor_data)
+                                               qos_profile_sensor_data, callback_group=self._camera_group)
             else:
-                sub = self.create_subscription(Image, cfg.image_topic, self._on_image, qos_profile_sensor_data)
+                sub = self.create_subscription(Image, cfg.image_topic, self._on_image, qos_profile_sensor_data,
+                                               callback_group=self._camera_group)
             self._entities.append(sub)
         if self.runner.needs_state:
             self._entities.append(self.create_subscription(JointState, cfg.state_topic, self._on_state,
-                                                           qos_profile_sensor_data))
+                                                           qos_profile_sensor_data, callback_group=self._control_group))
         self._status = 'inactive'
         self.get_logger().info(
             f'configured: {cfg.checkpoint} ({model_cfg.action_dim} dims {list(self.runner.names)}, '
@@ -109,7 +126,8 @@ class PolicyNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         ret = super().on_activate(state)  # enables the lifecycle publishers
         self._hold, self._hold_reason = 'activated', 'activated'
-        self._timer = self.create_timer(1.0 / self.config.control_rate_hz, self._tick)
+        self._timer = self.create_timer(1.0 / self.config.control_rate_hz, self._tick,
+                                        callback_group=self._control_group)
         self._status = 'active'
         self.get_logger().info('activated')
         return ret
@@ -162,18 +180,40 @@ class PolicyNode(LifecycleNode):
         self.get_logger().info(f'instruction: {self.runner.instruction!r}' if self.runner.instruction
                                else 'instruction cleared: holding')
 
-    def _on_image(self, msg: Image):
+    def _arrival(self, info) -> float:
+        """When the message arrived (rmw's received timestamp), not when its callback got to run."""
+        received = (info or {}).get('received_timestamp', 0) if isinstance(info, dict) else 0
+        return received * 1e-9 if received > 0 else self._now()
+
+    def _stamp_s(self, header, arrival: float) -> float | None:
+        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+        return stamp if abs(arrival - stamp) <= STAMP_CLOCK_TOLERANCE_S else None
+
+    def _on_image(self, msg: Image, info):
+        arrival = self._arrival(info)
         try:
             rgb = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
-            self.runner.add_image(rgb, self._now(), msg.header)
+            self.runner.add_image(rgb, arrival, msg.header, self._stamp_s(msg.header, arrival))
         except ImageError as exc:
             self._malformed_image(exc)
+            return
+        self._on_frame(arrival)
 
-    def _on_compressed(self, msg: CompressedImage):
+    def _on_compressed(self, msg: CompressedImage, info):
+        arrival = self._arrival(info)
         try:
-            self.runner.add_image(compressed_to_rgb(msg.format, msg.data), self._now(), msg.header)
+            self.runner.add_image(compressed_to_rgb(msg.format, msg.data), arrival, msg.header,
+                                  self._stamp_s(msg.header, arrival))
         except ImageError as exc:
             self._malformed_image(exc)
+            return
+        self._on_frame(arrival)
+
+    def _on_frame(self, arrival: float):
+        """The frame of the next control step is here: decide now (PolicyRunner.on_frame)."""
+        if self._timer is None or not self.runner.on_frame(arrival):
+            return  # inactive, or a frame between two control steps
+        self._handle(self.runner.act(self._now()))
 
     def _malformed_image(self, exc: Exception):
         """Drop the frame; one warning, then at most one summary every MALFORMED_LOG_PERIOD_S."""
@@ -197,17 +237,31 @@ class PolicyNode(LifecycleNode):
     # ----- control tick --------------------------------------------------------------------------
 
     def _tick(self):
-        result = self.runner.act(self._now())
-        if isinstance(result, Action):
-            if self._hold is not None:
-                self.get_logger().info(f'acting (was holding: {self._hold_reason})')
-            self._hold, self._hold_reason = None, ''
-            self._publish_action(result)
+        """The watchdog: a stale or missing input holds the robot even when no frame arrives. A model
+        without camera decides here, once per tick."""
+        runner = self.runner
+        if runner is None:
             return
-        if result.kind != self._hold:
-            self.get_logger().warning(f'holding: {result.reason}')
-            self._publish_zero_twist()
-        self._hold, self._hold_reason = result.kind, result.reason
+        now = self._now()
+        if not runner.needs_camera:
+            self._handle(runner.act(now))
+            return
+        hold = runner.check(now)
+        if hold is not None:
+            self._handle(hold)
+
+    def _handle(self, result):
+        with self._out_lock:
+            if isinstance(result, Action):
+                if self._hold is not None:
+                    self.get_logger().info(f'acting (was holding: {self._hold_reason})')
+                self._hold, self._hold_reason = None, ''
+                self._publish_action(result)
+                return
+            if result.kind != self._hold:
+                self.get_logger().warning(f'holding: {result.reason}')
+                self._publish_zero_twist()
+            self._hold, self._hold_reason = result.kind, result.reason
 
     def _publish_action(self, action: Action):
         msg = QAction()
@@ -288,7 +342,8 @@ def main(args=None) -> int:
         if node._status == 'active':
             node.trigger_deactivate()
 
-    return spin_until_signal('qt_policy', PolicyNode, args, on_start=start, on_stop=stop)
+    return spin_until_signal('qt_policy', PolicyNode, args, on_start=start, on_stop=stop,
+                             executor=lambda: MultiThreadedExecutor(num_threads=3))
 
 
 if __name__ == '__main__':

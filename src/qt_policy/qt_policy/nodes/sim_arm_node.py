@@ -2,9 +2,13 @@
 
 * An instruction (std_msgs/String, reliable + transient-local) starts an episode: the arm resets to
   the task whose instruction it is (`sim.tasks.task_for_instruction`; or to the `task` parameter when
-  set) with placement seed ``seed + k`` for the k-th episode (k = 0, 1, ...; the default seed 1000 keeps
-  these placements apart from the training seeds 0..999). An unknown instruction: one error line
+  set) with placement seed ``seed + k`` for the k-th episode *of that task* (k = 0, 1, ...; the
+  default seed 1000 keeps these placements apart from the training seeds 0..999), as the evaluation
+  CLI seeds each task (`tools.evaluate --seed-start`), so both paths can run the same placements. An unknown instruction: one error line
   listing the known instructions, the arm stays idle.
+* The reset observation is published at once, and the timer starts its period again from the reset:
+  a decision made on that frame is applied at the next tick, as in the data (action t from
+  observation t, applied at step t+1), whatever the timers' phases were before.
 * At ``rate_hz`` a timer applies the latest qt_msgs/QAction received since the last tick (``values``,
   clipped to [-1, 1] by the arm) -- no new action, no motion -- then publishes the camera
   (sensor_msgs/Image rgb8, header.stamp = now, frame_id 'camera') and the robot state
@@ -42,7 +46,7 @@ class SimArmNodeConfig:
     task: str = ""  # Meta-World task name (sim.tasks.TASKS); '' = the task of each instruction
     image_size: int = 64  # rendered camera image, square pixels (the shipped model uses 64)
     rate_hz: float = 10.0  # simulation / camera rate: one action applied per tick at most
-    seed: int = 1000  # episode k uses placement seed + k (training data uses seeds 0..999)
+    seed: int = 1000  # episode k of a task uses placement seed + k (training data uses seeds 0..999)
     max_steps: int = 0  # applied actions before the episode fails; 0 = the task's max_steps
     image_topic: str = "camera/image_raw"  # sensor_msgs/Image rgb8
     state_topic: str = "robot_state"  # sensor_msgs/JointState
@@ -84,7 +88,9 @@ class SimArmDriver:
             arm = SimArm(config.image_size)
         self.arm = arm
         self.log = log or (lambda level, message: None)
-        self.episode = -1  # index k of the current/last episode
+        self.episode = -1  # index of the current/last episode (all tasks)
+        self.seed = 0  # placement seed of the current/last episode
+        self._task_episodes: dict[str, int] = {}  # episodes started per task
         self.active = False  # actions are applied only while True
         self.task = None
         self.max_steps = 0
@@ -117,8 +123,11 @@ class SimArmDriver:
                 return f"error: unknown instruction {text!r}: arm idle; known instructions: {known}"
             note = ""
         self.episode += 1
-        seed = self.config.seed + self.episode
+        k = self._task_episodes.get(task.name, 0)
+        seed = self.config.seed + k
         self.arm.reset(task.name, seed)
+        self._task_episodes[task.name] = k + 1
+        self.seed = seed
         self.task = task
         self.max_steps = self.config.max_steps or task.max_steps
         self.steps, self.superseded, self.stale, self._pending, self.active = 0, 0, 0, None, True
@@ -174,7 +183,7 @@ class SimArmDriver:
     def _summary(self, what: str) -> str:
         extra = f", {self.superseded} superseded actions" if self.superseded else ""
         extra += f", {self.stale} actions from pre-reset frames ignored" if self.stale else ""
-        return (f"episode {self.episode} ({self.task.name}, seed {self.config.seed + self.episode}): {what} "
+        return (f"episode {self.episode} ({self.task.name}, seed {self.seed}): {what} "
                 f"after {self.steps} steps{extra}")
 
 
@@ -212,7 +221,7 @@ def _make_node_class():
             self._success_pub = self.create_publisher(Bool, cfg.success_topic, reliable_10)
             self.create_subscription(String, cfg.instruction_topic, self._on_instruction, instruction_qos)
             self.create_subscription(QAction, cfg.action_topic, self._on_action, reliable_10)
-            self.create_timer(1.0 / cfg.rate_hz, self._on_tick)
+            self._timer = self.create_timer(1.0 / cfg.rate_hz, self._on_tick)
             self.get_logger().info(
                 f'sim arm ready: {cfg.image_size}px camera at {cfg.rate_hz:g} Hz, task '
                 f'{cfg.task or "from the instruction"}, seeds from {cfg.seed}; waiting for an instruction on '
@@ -227,8 +236,11 @@ def _make_node_class():
                 return
             if line.startswith('error:'):
                 self.get_logger().error(line[len('error:'):].strip())
-            else:
-                self.get_logger().info(line)
+                return
+            self.get_logger().info(line)
+            if self.driver.active and self.driver.arm.task_name is not None:
+                self._timer.reset()  # the next step comes one period after this frame
+                self._publish_observation(self.driver.arm.observation)
 
         def _on_action(self, msg):
             stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec

@@ -67,6 +67,7 @@ class PolicyNodeConfig:
     torch_threads: int = 1  # intra-op threads (process-wide); 1 keeps batch-1 latency steady on a busy CPU; 0 = torch default
     control_rate_hz: float = 10.0  # decisions per second (the rate the training data was recorded at)
     stale_timeout_s: float = 0.5  # camera/state older than this -> hold (zero twist)
+    instruction_settle_s: float = 0.05  # after a new instruction, frames that arrived sooner are not used
     image_topic: str = "camera/image_raw"
     compressed_image_topic: str = "camera/image_raw/compressed"
     use_compressed: bool = False  # subscribe to the compressed topic instead of the raw one
@@ -89,6 +90,8 @@ class PolicyNodeConfig:
         """Raise ValueError naming the bad field; checked on configure, before anything is loaded."""
         if not self.checkpoint.strip():
             raise ValueError("parameter 'checkpoint' is empty: set it to a model directory")
+        if self.instruction_settle_s < 0:
+            raise ValueError(f"parameter 'instruction_settle_s' must be >= 0, got {self.instruction_settle_s}")
         for name in ("control_rate_hz", "stale_timeout_s", "diagnostics_period_s"):
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")

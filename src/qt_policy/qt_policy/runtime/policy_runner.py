@@ -1,15 +1,24 @@
 """The policy node's logic without ROS: observations in, an action or a reason to hold out.
 
 `PolicyRunner` keeps the latest instruction embedding, camera frame and robot state with the time
-each arrived, and on every control tick (`act(now)`) either decodes an action with the
-Q-Transformer or returns `Hold(reason)`: nothing is ever decoded from missing or stale input, so
-a robot that loses its camera stops. Times are plain float seconds from one clock chosen by the
-caller (the node uses its ROS clock), which makes the staleness logic testable with fake times.
+each arrived, and decides with the Q-Transformer or returns `Hold(reason)`: nothing is ever decoded
+from missing or stale input, so a robot that loses its camera stops. Times are plain float seconds
+from one clock chosen by the caller (the node uses its ROS clock), which makes the logic testable
+with fake times.
+
+Decisions are tied to frames, as in the data (action t from observation t): each decision uses a
+frame no earlier decision used, and the frame history holds the frames of consecutive decisions.
+`on_frame(now)` says whether a frame that just arrived is the one for the next control step (at
+most `control_rate_hz` decisions a second; a 30 Hz camera gives every third frame, a 10 Hz one
+every frame), so the node decides as soon as that frame is there instead of on a free-running timer.
+After a new instruction, frames that arrived within `instruction_settle_s` are not used: they may
+still show the scene before it (a simulator resets on the instruction). The timing model is in
+README ("Timing").
 """
 from __future__ import annotations
 
+import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -19,9 +28,11 @@ import torch
 from ..core.decoding import greedy_decode
 from ..core.model import QTransformer
 from ..core.text import normalize_instruction
-from ..data.dataset import stack_history
-from .images import resize_square
+from ..data.observation import FrameHistory, prepare_frame
 from .policy_config import PolicyNodeConfig, resolve_data_path
+
+#: longest instruction encoded; the text encoder reads 256 word pieces at most, so longer text only costs time
+MAX_INSTRUCTION_CHARS = 4096
 
 Encoder = Callable[[str], np.ndarray]
 
@@ -43,7 +54,7 @@ class Action:
 class Hold:
     """No action this tick. `kind` is stable across ticks (for logging transitions), `reason` is for humans."""
 
-    kind: str  # no_instruction | no_image | camera_stale | no_state | state_stale | error
+    kind: str  # no_instruction | no_image | settling | camera_stale | no_new_frame | no_state | state_stale | error
     reason: str
 
 
@@ -61,6 +72,8 @@ class PolicyRunner:
         stale_timeout_s: float = 0.5,
         twist_scale: Sequence[float] = (0.1, 0.1, 0.1),
         gripper_dimension: str = "gripper",
+        control_rate_hz: float = 10.0,
+        instruction_settle_s: float = 0.05,
     ):
         self.model = model.eval()
         self.encoder = encoder
@@ -81,12 +94,21 @@ class PolicyRunner:
         self.gripper_index = self.names.index(gripper_dimension) if gripper_dimension in self.names else None
         self.linear_index = self._linear_dims()
 
+        self.period_s = 1.0 / float(control_rate_hz)
+        self.instruction_settle_s = float(instruction_settle_s)
+        self._lock = threading.RLock()  # the node calls in from several threads (camera, instruction, timer)
         self.instruction = ""
         self._embedding: np.ndarray | None = None
-        self._latest: np.ndarray | None = None  # newest resized frame
-        self._latest_time = 0.0
+        self._instruction_time = -np.inf
+        self._latest: np.ndarray | None = None  # newest prepared frame
+        self._latest_time = 0.0  # when it arrived
         self._latest_stamp: Any = None
-        self._history: deque[np.ndarray] = deque(maxlen=max(cfg.frames, 1))
+        self._latest_stamp_s: float | None = None  # its capture time, when the caller knows it on our clock
+        self._frame_seq = 0  # frames received
+        self._used_seq = 0  # the frame of the last decision
+        self._next_due: float | None = None  # when the next control step's frame is due
+        self._frame_interval: float | None = None  # the camera's period (running mean of arrival gaps)
+        self._history = FrameHistory(cfg.frames)
         self._state: np.ndarray | None = None
         self._state_time = 0.0
 
@@ -113,7 +135,8 @@ class PolicyRunner:
             encoder = shared_encoder()
         return cls(model, encoder, action_names=config.action_names, action_low=config.action_low,
                    action_high=config.action_high, stale_timeout_s=config.stale_timeout_s,
-                   twist_scale=config.twist_scale, gripper_dimension=config.gripper_dimension)
+                   twist_scale=config.twist_scale, gripper_dimension=config.gripper_dimension,
+                   control_rate_hz=config.control_rate_hz, instruction_settle_s=config.instruction_settle_s)
 
     # ----- inputs --------------------------------------------------------------------------------
 
@@ -126,25 +149,44 @@ class PolicyRunner:
         return self.model.cfg.state_dim > 0
 
     def set_instruction(self, text: str, now: float) -> None:
-        """Encode once per instruction; an empty one clears it (the robot holds). History is kept."""
-        text = normalize_instruction(text or "")
+        """Encode once per instruction (outside the lock: a long text must not hold up decisions); an
+        empty one clears it (the robot holds). Every instruction is a new episode, as for the recorder
+        and the simulator (the same text again too, without encoding it again): the frame history
+        starts again, from frames that arrive after the settle time."""
+        text = normalize_instruction(text or "")[:MAX_INSTRUCTION_CHARS]
         if not text:
-            self.instruction, self._embedding = "", None
+            with self._lock:
+                self.instruction, self._embedding = "", None
             return
-        if text == self.instruction and self._embedding is not None:
-            return
-        emb = np.asarray(self.encoder(text), dtype=np.float32).reshape(-1)
+        with self._lock:
+            emb = self._embedding if text == self.instruction else None
+        if emb is None:
+            emb = np.asarray(self.encoder(text), dtype=np.float32).reshape(-1)
         if emb.shape[0] != self.model.cfg.text_dim:
             raise ValueError(f"instruction encoder gave {emb.shape[0]} values, the model expects {self.model.cfg.text_dim}")
-        self.instruction, self._embedding = text, emb
+        with self._lock:
+            self.instruction, self._embedding = text, emb
+            self._instruction_time = float(now)
+            self._history.clear()
+            self._next_due = None
 
-    def add_image(self, rgb: np.ndarray, now: float, stamp: Any = None) -> None:
-        """Keep the newest frame, centre-cropped and resized to the model's square input."""
+    def add_image(self, rgb: np.ndarray, now: float, stamp: Any = None, stamp_s: float | None = None) -> None:
+        """Keep the newest frame, prepared for the model (data.observation.prepare_frame, the rule the
+        training cache used). `now`: when it arrived; `stamp_s`: when it was taken, on the same clock
+        (the stale check then uses the older of the two)."""
         if not self.needs_camera:
             return
-        self._latest = resize_square(rgb, self.model.cfg.image_size)
-        self._latest_time = float(now)
-        self._latest_stamp = stamp
+        prepared = prepare_frame(rgb, self.model.cfg.image_size, self.model.cfg.image_crop)  # outside the lock
+        with self._lock:
+            gap = float(now) - self._latest_time
+            if self._latest is not None and 0.0 < gap < 1.0:
+                self._frame_interval = gap if self._frame_interval is None else \
+                    0.9 * self._frame_interval + 0.1 * gap
+            self._latest = prepared
+            self._latest_time = float(now)
+            self._latest_stamp = stamp
+            self._latest_stamp_s = None if stamp_s is None else float(stamp_s)
+            self._frame_seq += 1
 
     def set_state(self, vec: Sequence[float], now: float) -> None:
         state = np.asarray(vec, dtype=np.float32).reshape(-1)
@@ -152,55 +194,86 @@ class PolicyRunner:
             raise ValueError(f"robot state has {state.shape[0]} values, the model expects {self.model.cfg.state_dim}")
         if not np.all(np.isfinite(state)):
             raise ValueError("robot state contains NaN or inf")
-        self._state, self._state_time = state, float(now)
+        with self._lock:
+            self._state, self._state_time = state, float(now)
 
     # ----- one control tick ----------------------------------------------------------------------
 
+    def _frame_age(self, now: float) -> float:
+        if self._latest_stamp_s is None:
+            return now - self._latest_time
+        return now - min(self._latest_time, self._latest_stamp_s)
+
     def check(self, now: float) -> Hold | None:
         """The reason not to act now, or None when every input is present and fresh."""
-        if self._embedding is None:
-            return Hold("no_instruction", "no instruction")
-        if self.needs_camera:
-            if self._latest is None:
-                return Hold("no_image", "no camera image yet")
-            age = now - self._latest_time
-            if age > self.stale_timeout_s:
-                return Hold("camera_stale", f"camera stale ({age:.2f} s > {self.stale_timeout_s:g} s)")
-        if self.needs_state:
-            if self._state is None:
-                return Hold("no_state", "no robot state yet")
-            age = now - self._state_time
-            if age > self.stale_timeout_s:
-                return Hold("state_stale", f"state stale ({age:.2f} s > {self.stale_timeout_s:g} s)")
-        return None
+        with self._lock:
+            if self._embedding is None:
+                return Hold("no_instruction", "no instruction")
+            if self.needs_camera:
+                if self._latest is None:
+                    return Hold("no_image", "no camera image yet")
+                age = self._frame_age(now)
+                if age > self.stale_timeout_s:
+                    return Hold("camera_stale", f"camera stale ({age:.2f} s > {self.stale_timeout_s:g} s)")
+            if self.needs_state:
+                if self._state is None:
+                    return Hold("no_state", "no robot state yet")
+                age = now - self._state_time
+                if age > self.stale_timeout_s:
+                    return Hold("state_stale", f"state stale ({age:.2f} s > {self.stale_timeout_s:g} s)")
+            return None
+
+    def on_frame(self, now: float) -> bool:
+        """Is the newest frame the one for the next control step? (Then decide now.) The frame nearest
+        the step's due time is taken: one that arrives more than half a camera period (at most a
+        quarter control period) early is skipped; a step late by half a period or more restarts the
+        schedule."""
+        with self._lock:
+            if self._frame_seq == self._used_seq:
+                return False
+            slack = 0.25 * self.period_s
+            if self._frame_interval is not None:
+                slack = min(slack, 0.5 * self._frame_interval)
+            if self._next_due is not None and now < self._next_due - slack:
+                return False
+            return True
 
     def act(self, now: float) -> Action | Hold:
-        """Decide at time `now`. Never raises: a model failure becomes Hold('error', ...).
-
-        The frame history advances once per decision, not once per camera message: training windows
-        are consecutive control steps (data.dataset.frame_window), so a 30 Hz camera must not make
-        the history 33 ms deep. The first decision pads the history with its own frame.
+        """Decide at time `now` from the newest frame. Never raises: a model failure becomes
+        Hold('error', ...). A frame an earlier decision used is never used again (Hold 'no_new_frame'):
+        the history advances once per decision, with the frames of consecutive control steps
+        (data.dataset.frame_window), and the first decision of an episode pads it with its own frame.
         """
-        hold = self.check(now)
-        if hold is not None:
-            return hold
-        t0 = time.perf_counter()
-        try:
-            cfg = self.model.cfg
-            images = None
+        with self._lock:
+            hold = self.check(now)
+            if hold is not None:
+                return hold
             if self.needs_camera:
-                self._history.append(self._latest)
-                images = torch.from_numpy(stack_history(self._history, cfg.frames)[None]).to(self.device)
-            text = torch.from_numpy(self._embedding[None]).to(self.device)
-            state = torch.from_numpy(self._state[None]).to(self.device) if self.needs_state else None
-            out = greedy_decode(self.model, images, text, state)
-            values = np.clip(out.values[0].float().cpu().numpy(), self.low, self.high).astype(np.float32)
-            bins = out.bins[0].cpu().numpy().astype(np.int64)
-            q = float(out.q_value[0])
-        except Exception as exc:  # noqa: BLE001 - a bad tick must hold the robot, never kill the node
-            return Hold("error", f"policy error: {type(exc).__name__}: {exc}")
-        latency_ms = (time.perf_counter() - t0) * 1000.0
-        return Action(values, bins, q, latency_ms, self._latest_stamp, self.instruction, self.names)
+                if self._latest_time < self._instruction_time + self.instruction_settle_s:
+                    return Hold("settling", "waiting for a frame taken after the instruction")
+                if self._frame_seq == self._used_seq:
+                    return Hold("no_new_frame", "no camera frame since the last decision")
+            t0 = time.perf_counter()
+            try:
+                cfg = self.model.cfg
+                images = None
+                if self.needs_camera:
+                    window = self._history.push(self._latest)
+                    self._used_seq = self._frame_seq
+                    images = torch.from_numpy(window[None]).to(self.device)
+                text = torch.from_numpy(self._embedding[None]).to(self.device)
+                state = torch.from_numpy(self._state[None]).to(self.device) if self.needs_state else None
+                out = greedy_decode(self.model, images, text, state)
+                values = np.clip(out.values[0].float().cpu().numpy(), self.low, self.high).astype(np.float32)
+                bins = out.bins[0].cpu().numpy().astype(np.int64)
+                q = float(out.q_value[0])
+            except Exception as exc:  # noqa: BLE001 - a bad tick must hold the robot, never kill the node
+                return Hold("error", f"policy error: {type(exc).__name__}: {exc}")
+            latency_ms = (time.perf_counter() - t0) * 1000.0
+            arrived, due = self._latest_time, self._next_due  # the schedule follows the frames' arrival
+            self._next_due = due + self.period_s if due is not None and arrived < due + 0.5 * self.period_s \
+                else arrived + self.period_s
+            return Action(values, bins, q, latency_ms, self._latest_stamp, self.instruction, self.names)
 
     # ----- outputs -------------------------------------------------------------------------------
 

@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/demo_bags", help="folder for the episode bags (default data/demo_bags)")
     p.add_argument("--episode-timeout-s", type=float, default=30.0,
                    help="the recorder ends an episode as a failure after this long (default 30)")
-    p.add_argument("--seed", type=int, default=1000, help="sim placement seed of the first episode (default 1000)")
+    p.add_argument("--seed", type=int, default=1000,
+                   help="sim placement seed of each task's first episode; episode k uses seed + k (default 1000)")
     p.add_argument("--log", default=None, help="node output file (default: $ROS_LOG_DIR/demo-<pid>.log)")
     p.add_argument("--verbose", action="store_true", help="show the nodes' output on the console")
     return p
@@ -220,6 +221,39 @@ def run_episodes(args, tasks, handle, log_path: Path, driver: Driver) -> tuple[l
     return rows, None
 
 
+def run_in_ros_graph(args, tasks, checkpoint: Path, out: Path, log_path: Path) -> tuple[list[dict], str | None]:
+    """Start the three nodes, run `args.episodes_per_task` episodes of each task, stop the nodes by pid.
+
+    `args` needs seed, episode_timeout_s, episodes_per_task and verbose (this CLI's flags; the
+    evaluation CLI's --through-ros passes its own). Returns (one row per episode, error or None).
+    """
+    log = sys.stdout if args.verbose else open(log_path, "w", buffering=1)
+    handle = driver = None
+    rows: list[dict] = []
+    error = None
+    try:
+        driver = Driver()
+        foreign = driver.foreign_nodes()
+        if foreign:
+            error = (f"ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')} already has {', '.join(foreign)} running "
+                     f"(another demo or test?): their topics would mix with ours; set another ROS_DOMAIN_ID")
+        else:
+            handle, how = start_nodes(args, checkpoint, out, log)
+            print(f"[demo] started {how}", flush=True)
+            rows, error = run_episodes(args, tasks, handle, log_path, driver)
+    except KeyboardInterrupt:
+        error = "interrupted"
+    finally:
+        if handle is not None:
+            print("[demo] stopping the nodes (the recorder finalizes an open episode)...", flush=True)
+            handle.stop()
+        if driver is not None:
+            driver.close()
+        if log is not sys.stdout:
+            log.close()
+    return rows, error
+
+
 def print_summary(rows: list[dict], out: Path) -> None:
     if not rows:
         return
@@ -267,30 +301,7 @@ def main(argv=None) -> int:
 
     print(f"[demo] model {checkpoint}\n[demo] {len(tasks)} task(s) x {args.episodes_per_task} episode(s); "
           f"bags -> {out}; node output -> {'console' if args.verbose else log_path}", flush=True)
-    log = sys.stdout if args.verbose else open(log_path, "w", buffering=1)
-    handle = driver = None
-    rows: list[dict] = []
-    error = None
-    try:
-        driver = Driver()
-        foreign = driver.foreign_nodes()
-        if foreign:
-            error = (f"ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')} already has {', '.join(foreign)} running "
-                     f"(another demo or test?): their topics would mix with ours; set another ROS_DOMAIN_ID")
-        else:
-            handle, how = start_nodes(args, checkpoint, out, log)
-            print(f"[demo] started {how}", flush=True)
-            rows, error = run_episodes(args, tasks, handle, log_path, driver)
-    except KeyboardInterrupt:
-        error = "interrupted"
-    finally:
-        if handle is not None:
-            print("[demo] stopping the nodes (the recorder finalizes an open episode)...", flush=True)
-            handle.stop()
-        if driver is not None:
-            driver.close()
-        if log is not sys.stdout:
-            log.close()
+    rows, error = run_in_ros_graph(args, tasks, checkpoint, out, log_path)
     print_summary(rows, out)
     if error:
         print(f"[demo] error: {error}", file=sys.stderr)

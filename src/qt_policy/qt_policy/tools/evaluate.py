@@ -43,26 +43,22 @@ class BatchPolicy:
         self.model, self.embed, self.cfg = model, embed, model.cfg
 
     def reset(self, batch: int, instruction: str):
+        from ..data.observation import FrameHistory
+
         self.text = torch.from_numpy(np.repeat(self.embed(instruction)[None], batch, axis=0))
-        self.history: list[list[np.ndarray]] = [[] for _ in range(batch)]
+        self.history = [FrameHistory(self.cfg.frames) for _ in range(batch)]
 
     @torch.no_grad()
     def act(self, observations, active: list[int]):
-        import cv2
-
         from ..core.decoding import greedy_decode
-        from ..data.dataset import stack_history
+        from ..data.observation import prepare_frame
 
         cfg = self.cfg
         frames, states = [], []
         for i in active:
-            img = observations[i].image
-            if img.shape[0] != cfg.image_size:
-                img = cv2.resize(img, (cfg.image_size, cfg.image_size), interpolation=cv2.INTER_AREA)
-            hist = self.history[i]
-            hist.append(img)
-            del hist[:-cfg.frames]
-            frames.append(stack_history(hist, cfg.frames))
+            if cfg.image_size:  # the one observation pipeline (the node and the training cache use it too)
+                frames.append(self.history[i].push(prepare_frame(observations[i].image, cfg.image_size,
+                                                                 cfg.image_crop)))
             states.append(observations[i].state)
         images = torch.from_numpy(np.stack(frames)) if cfg.image_size else None
         state = torch.from_numpy(np.stack(states)) if cfg.state_dim else None
@@ -129,7 +125,8 @@ def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, see
     model = load_policy_model(checkpoints)
     policy = BatchPolicy(model, shared_encoder())
     arms = [SimArm(image_size=model.cfg.image_size or 64) for _ in range(batch)]
-    results = {"checkpoint": ",".join(map(str, checkpoints)), "episodes_per_task": episodes, "seed_start": seed_start, "tasks": {}}
+    results = {"checkpoint": ",".join(map(str, checkpoints)), "episodes_per_task": episodes, "seed_start": seed_start,
+               "path": "harness", "tasks": {}}
     t0 = time.time()
     bar = tqdm(total=episodes * len(tasks), disable=not progress, desc="episodes", dynamic_ncols=True)
     try:
@@ -150,20 +147,63 @@ def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, see
                     video_dir.mkdir(parents=True, exist_ok=True)
                     imageio.mimsave(video_dir / f"{name}.gif", frames, duration=0.1)
                 bar.update(len(seeds))
-            k = int(sum(succ))
-            lo, hi = wilson_interval(k, len(succ))
-            results["tasks"][name] = {"instruction": task.instruction, "successes": k, "episodes": len(succ),
-                                      "success_rate": k / len(succ), "ci95": [lo, hi],
-                                      "mean_length": float(np.mean(lens))}
+            results["tasks"][name] = {"instruction": task.instruction, "successes": int(sum(succ)),
+                                      "episodes": len(succ), "mean_length": float(np.mean(lens)),
+                                      "seeds": [seed_start + k for k in range(episodes)],
+                                      "per_episode": [bool(x) for x in succ]}
     finally:
         bar.close()
         for arm in arms:
             arm.close()
+    results = summarize(results)
+    results["wall_time_s"] = time.time() - t0
+    return results
+
+
+def summarize(results: dict) -> dict:
+    """Per-task and overall success with 95% Wilson intervals, from per-episode successes/lengths."""
+    for r in results["tasks"].values():
+        k, n = r["successes"], r["episodes"]
+        lo, hi = wilson_interval(k, n)
+        r.update(success_rate=k / n if n else 0.0, ci95=[lo, hi])
     total = sum(r["successes"] for r in results["tasks"].values())
     n = sum(r["episodes"] for r in results["tasks"].values())
     lo, hi = wilson_interval(total, n)
     results["mean_success"] = float(np.mean([r["success_rate"] for r in results["tasks"].values()]))
     results["overall"] = {"successes": total, "episodes": n, "ci95": [lo, hi]}
+    return results
+
+
+def evaluate_through_ros(checkpoint: Path, tasks: list[str], episodes: int, seed_start: int, out_dir: Path,
+                         episode_timeout_s: float = 30.0, verbose: bool = False) -> dict:
+    """The same evaluation through the ROS graph: the sim arm, the policy and the recorder as separate
+    processes from launch/sim_demo.launch.xml (the product path), the k-th episode of each task on
+    placement seed_start + k as in `evaluate`. Success is the recorder's EpisodeResult."""
+    import argparse as _argparse
+
+    from ..sim.tasks import get_task
+    from .demo import find_checkpoint, run_in_ros_graph
+
+    resolved = find_checkpoint(str(checkpoint))
+    if resolved is None:
+        raise FileNotFoundError(f"no model at {checkpoint}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "nodes.log"
+    args = _argparse.Namespace(seed=seed_start, episode_timeout_s=episode_timeout_s, episodes_per_task=episodes,
+                               verbose=verbose)
+    t0 = time.time()
+    rows, error = run_in_ros_graph(args, [get_task(n) for n in tasks], resolved, out_dir / "bags", log_path)
+    if error:
+        raise RuntimeError(f"through-ROS evaluation stopped: {error}")
+    results = {"checkpoint": str(checkpoint), "episodes_per_task": episodes, "seed_start": seed_start,
+               "path": "ros", "tasks": {}}
+    for name in tasks:
+        mine = [r for r in rows if r["task"] == name]
+        results["tasks"][name] = {"instruction": get_task(name).instruction, "successes": sum(r["success"] for r in mine),
+                                  "episodes": len(mine), "mean_length": float(np.mean([r["steps"] for r in mine])),
+                                  "seeds": [seed_start + k for k in range(len(mine))],
+                                  "per_episode": [bool(r["success"]) for r in mine]}
+    results = summarize(results)
     results["wall_time_s"] = time.time() - t0
     return results
 
@@ -182,12 +222,22 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, help="write results as JSON here")
     p.add_argument("--video", type=Path, help="save a GIF of the first episode of each task in this folder")
     p.add_argument("--q-plot", type=Path, help="save a plot of the greedy Q over the first episode of each task here")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--through-ros", action="store_true",
+                   help="run the episodes through the ROS graph instead: sim arm, policy node and recorder as "
+                        "separate processes (launch/sim_demo.launch.xml), in real time at the control rate")
+    p.add_argument("--ros-out", type=Path, default=Path("data/eval_ros"),
+                   help="with --through-ros: folder for the episode bags and the nodes' log (default data/eval_ros)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    res = evaluate(args.checkpoint, args.tasks, args.episodes, args.seed_start, args.batch, args.video, args.q_plot,
-                   progress=not args.no_progress)
+    if args.through_ros:
+        if len(args.checkpoint) != 1 or args.video or args.q_plot:
+            p.error("--through-ros takes one checkpoint and no --video/--q-plot")
+        res = evaluate_through_ros(args.checkpoint[0], args.tasks, args.episodes, args.seed_start, args.ros_out)
+    else:
+        res = evaluate(args.checkpoint, args.tasks, args.episodes, args.seed_start, args.batch, args.video,
+                       args.q_plot, progress=not args.no_progress)
     for name, r in res["tasks"].items():
         print(f"{name:<22} {r['success_rate']:6.1%}  [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
               f"({r['successes']}/{r['episodes']}, mean length {r['mean_length']:.0f})")

@@ -1,8 +1,19 @@
-"""Camera messages -> RGB uint8 arrays the model eats, without cv_bridge (not installable everywhere).
+"""The one observation pipeline: camera message -> RGB -> model frame -> frame history.
 
-The functions take the message *fields* (plain Python / numpy values), not message objects, so they
-run and are tested without ROS. Malformed input raises `ImageError` with a message saying what is
-wrong; the node turns that into one throttled warning and no motion.
+Used by every path that turns camera frames into model input, so training, evaluation and the robot
+can never disagree: the bag reader (bag_format.image_msg_to_rgb) and the training cache
+(cache.convert_bags), the evaluation rollouts (tools/evaluate.py) and the policy node
+(runtime/policy_runner.py).
+
+* `image_to_rgb` / `compressed_to_rgb`: sensor_msgs/Image or CompressedImage fields -> (H, W, 3)
+  uint8 RGB, without cv_bridge (not installable everywhere). They take the message *fields* (plain
+  Python / numpy values), so they run and are tested without ROS; malformed input raises
+  `ImageError` saying what is wrong (the node turns that into one throttled warning and no motion).
+* `prepare_frame`: RGB -> the model's square input by the rule `CROP_RULES[...]` named in the
+  checkpoint (ModelConfig.image_crop): "center" = the largest centred square, then INTER_AREA
+  resize. A non-square camera is cropped, never squashed, in training and at run time alike.
+* `FrameHistory` / `stack_history`: the last F decision frames, padded in front with the oldest,
+  exactly the window `dataset.frame_window` gives training.
 """
 from __future__ import annotations
 
@@ -50,8 +61,10 @@ def image_to_rgb(encoding: str, height: int, width: int, step: int, data, is_big
     if step < row_bytes:
         raise ImageError(f"step {step} < width {width} * {channels * depth} bytes per pixel = {row_bytes} ({enc})")
     buf = _as_bytes(data)
-    if buf.size < step * height:
+    if buf.size < step * (height - 1) + row_bytes:
         raise ImageError(f"image data has {buf.size} bytes, expected step {step} * height {height} = {step * height}")
+    if buf.size < step * height:  # the last row's padding omitted
+        buf = np.concatenate([buf, np.zeros(step * height - buf.size, np.uint8)])
     rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
     if depth == 2:
         dtype = np.dtype(">u2" if is_bigendian else "<u2")
@@ -87,6 +100,10 @@ def compressed_to_rgb(format: str, data) -> np.ndarray:  # noqa: A002 (the messa
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+#: how a camera frame becomes the model's square input; the checkpoint names one (ModelConfig.image_crop)
+CROP_RULES = ("center",)
+
+
 def center_crop_square(rgb: np.ndarray) -> np.ndarray:
     """Largest centred square: the model was trained on square images, so crop rather than squash."""
     h, w = rgb.shape[:2]
@@ -95,8 +112,11 @@ def center_crop_square(rgb: np.ndarray) -> np.ndarray:
     return rgb[top: top + side, left: left + side]
 
 
-def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Centre-crop to a square, then resize to (size, size) with INTER_AREA (anti-aliased downscaling)."""
+def prepare_frame(rgb: np.ndarray, size: int, crop: str = "center") -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (size, size, 3): centre-crop to a square, then INTER_AREA resize
+    (anti-aliased downscaling; a frame already square and of that size is returned as it is)."""
+    if crop not in CROP_RULES:
+        raise ValueError(f"unknown image crop rule {crop!r}; known: {CROP_RULES}")
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ImageError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
@@ -105,3 +125,39 @@ def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
     if square.shape[0] == size:
         return np.ascontiguousarray(square)
     return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def prepare_frames(images: np.ndarray, size: int, crop: str = "center") -> np.ndarray:
+    """(T, H, W, 3) -> (T, size, size, 3), each frame by `prepare_frame` (no copy when nothing changes)."""
+    if images.shape[1:3] == (size, size):
+        return images
+    return np.stack([prepare_frame(img, size, crop) for img in images]) if len(images) else \
+        np.zeros((0, size, size, 3), np.uint8)
+
+
+def stack_history(history, frames: int) -> np.ndarray:
+    """The last `frames` of a policy's own frame history, stacked (F, ...), padded in front with the
+    oldest frame it has: at run time the same window `frame_window` gives training."""
+    if not history:
+        raise ValueError("stack_history needs at least one frame")
+    recent = list(history)[-frames:]
+    return np.stack([recent[0]] * (frames - len(recent)) + recent)
+
+
+class FrameHistory:
+    """The frames of the last decisions (one per control step, as in the data), newest last."""
+
+    def __init__(self, frames: int):
+        self.frames = max(int(frames), 1)
+        self._recent: list[np.ndarray] = []
+
+    def clear(self) -> None:
+        self._recent = []
+
+    def push(self, frame: np.ndarray) -> np.ndarray:
+        """Add the frame of this decision; returns the model's (F, H, W, 3) window ending at it."""
+        self._recent = self._recent[-(self.frames - 1):] + [frame] if self.frames > 1 else [frame]
+        return stack_history(self._recent, self.frames)
+
+    def __len__(self) -> int:
+        return len(self._recent)
