@@ -39,6 +39,9 @@ export TRANSFORMERS_OFFLINE=1
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 # Fast DDS over shared memory only: no UDP sockets, no multicast off this machine
 export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-SHM}"
+# ... with a shared-memory segment that real camera frames fit in (the default 512 KiB drops a
+# 640x480 rgb8 frame); the profile is SHM-only too (config/fastdds_shm.xml says why)
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_qt_repo/config/fastdds_shm.xml}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export ROS_HOME="${ROS_HOME:-$_qt_repo/.ros}"
 export ROS_LOG_DIR="${ROS_LOG_DIR:-$ROS_HOME/log}"

@@ -10,7 +10,7 @@ cd "$REPO"
 source "$REPO/scripts/env.sh"
 # a fresh DDS domain per run, so concurrent runs never see each other's topics
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( RANDOM % 100 + 1 ))}"
-echo "[test] ROS_DOMAIN_ID=$ROS_DOMAIN_ID FASTDDS_BUILTIN_TRANSPORTS=$FASTDDS_BUILTIN_TRANSPORTS ROS_LOG_DIR=$ROS_LOG_DIR"
+echo "[test] ROS_DOMAIN_ID=$ROS_DOMAIN_ID FASTDDS_BUILTIN_TRANSPORTS=$FASTDDS_BUILTIN_TRANSPORTS FASTDDS_DEFAULT_PROFILES_FILE=$FASTDDS_DEFAULT_PROFILES_FILE ROS_LOG_DIR=$ROS_LOG_DIR"
 echo "[test] python -m pytest src/qt_policy/test $*"
 rc=0
 python -m pytest src/qt_policy/test "$@" || rc=$?

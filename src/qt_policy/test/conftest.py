@@ -17,6 +17,7 @@ def ros_env():
     """Never let a test talk over the network: Fast DDS over shared memory only, an own domain id
     per run, ROS logs inside the tree, offline Hugging Face. scripts/test.sh sets these too."""
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "SHM")
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_shm.xml"))
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
     os.environ.setdefault("ROS_HOME", str(REPO_ROOT / ".ros"))
     os.environ.setdefault("ROS_LOG_DIR", str(Path(os.environ["ROS_HOME"]) / "log"))

@@ -61,7 +61,10 @@ class Harness:
         self.lock = threading.Lock()
         self.actions, self.twists, self.grippers, self.diags = [], [], [], []
         self.sent_stamps = set()
-        self.mode = 'off'  # camera: off | good | bad
+        self.mode = 'off'  # camera: off | good | bad | old (stamped 1 s in the past)
+        self.size = (48, 64)  # (height, width) of 'good' frames
+        self.huge_every = 0  # with 'good': every n-th frame is 4000x4000 instead
+        self._huge = None
         self.last_good_sent = None
         self.frame_count = 0
         rec = self._recorder
@@ -103,10 +106,18 @@ class Harness:
         msg.header.stamp = self.node.get_clock().now().to_msg()
         msg.header.frame_id = 'camera'
         rng = np.random.default_rng(self.frame_count)
-        if mode == 'good':
-            msg.height, msg.width, msg.encoding = 48, 64, 'bgr8'
-            msg.step = 64 * 3
-            msg.data = rng.integers(0, 256, 48 * 64 * 3, dtype=np.uint8).tobytes()
+        if mode == 'old':
+            msg.header.stamp.sec -= 1
+        if mode == 'good' and self.huge_every and self.frame_count % self.huge_every == 0:
+            if self._huge is None:
+                self._huge = np.random.default_rng(0).integers(0, 256, 4000 * 4000 * 3, dtype=np.uint8).tobytes()
+            msg.height, msg.width, msg.encoding, msg.step = 4000, 4000, 'rgb8', 4000 * 3
+            msg.data = self._huge
+        elif mode in ('good', 'old'):
+            h, w = self.size
+            msg.height, msg.width, msg.encoding = h, w, 'bgr8'
+            msg.step = w * 3
+            msg.data = rng.integers(0, 256, h * w * 3, dtype=np.uint8).tobytes()
         else:  # cycle through the malformed cases
             case = self.frame_count % 4
             msg.height, msg.width, msg.encoding, msg.step = 48, 64, 'rgb8', 64 * 3
@@ -121,13 +132,22 @@ class Harness:
             if case != 2 and msg.height:
                 msg.data = bytes(msg.step * msg.height)
         self.image_pub.publish(msg)
-        if mode == 'good':
+        if mode in ('good', 'old'):
             with self.lock:
                 self.sent_stamps.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
                 self.last_good_sent = time.monotonic()
 
     def instruct(self, text):
         self.instruction_pub.publish(self.String(data=text))
+
+    def publish_rgb(self, rgb):
+        """One rgb8 frame now; returns its stamp (sec, nanosec)."""
+        msg = self.Image()
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.height, msg.width, msg.encoding, msg.step = rgb.shape[0], rgb.shape[1], 'rgb8', rgb.shape[1] * 3
+        msg.data = np.ascontiguousarray(rgb).tobytes()
+        self.image_pub.publish(msg)
+        return (msg.header.stamp.sec, msg.header.stamp.nanosec)
 
     def snapshot(self, store, since=0.0):
         with self.lock:
@@ -189,6 +209,7 @@ def system(tmp_path_factory):
     ns = f'/qt_node_test_{os.getpid()}'
     log_path = tmp / 'launch.log'
     harness = Harness(ns)
+    harness.checkpoint = ckpt
     log = open(log_path, 'w')
     launched = None
     try:
@@ -341,3 +362,101 @@ def test_camera_loss_stops_motion_and_frames_resume_it(system):
           'actions after the camera came back')
     harness.mode = 'off'
     assert launched.poll() is None
+
+
+def _rate(harness, seconds, warmup=1.0):
+    t0 = time.monotonic() + warmup
+    time.sleep(warmup + seconds)
+    times = np.array([t for t, _ in harness.snapshot(harness.actions, since=t0) if t <= t0 + seconds])
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 else 0.0
+
+
+@pytest.mark.parametrize('size', [(480, 640), (720, 1280)])
+def test_real_camera_sizes_keep_the_control_rate(system, size):
+    """640x480 and 1280x720 rgb8 at 30 Hz from the documented shell (the SHM profile of scripts/env.sh)."""
+    harness, launched, config, log_path = system
+    harness.size, harness.mode = size, 'good'
+    try:
+        _wait(lambda: harness.snapshot(harness.actions, since=time.monotonic() - 0.3), 10.0, launched, log_path,
+              f'actions from {size[1]}x{size[0]} frames')
+        rate = _rate(harness, 3.0)
+    finally:
+        harness.mode, harness.size = 'off', (48, 64)
+    print(f'\n[policy node] {size[1]}x{size[0]} at 30 Hz: {rate:.2f} actions/s')
+    assert abs(rate - config.control_rate_hz) <= 0.1 * config.control_rate_hz, f'rate {rate:.2f} Hz'
+
+
+def test_frames_older_than_the_stale_timeout_never_make_an_action(system):
+    harness, launched, config, log_path = system
+    time.sleep(config.stale_timeout_s + 0.3)
+    since = time.monotonic()
+    harness.mode = 'old'  # arriving now, taken 1 s ago
+    time.sleep(1.5)
+    harness.mode = 'off'
+    assert harness.snapshot(harness.actions, since=since) == []
+    assert harness.latest_diag()['state'].startswith('holding: camera stale')
+
+
+def test_rate_holds_with_huge_frames_and_a_huge_instruction(system):
+    """A 4000x4000 frame every second, then a 100,000-character instruction: neither may slow the
+    decisions on the other frames or fake a stale camera."""
+    harness, launched, config, log_path = system
+    harness.mode, harness.huge_every = 'good', int(CAMERA_HZ)
+    try:
+        _wait(lambda: harness.snapshot(harness.actions, since=time.monotonic() - 0.3), 10.0, launched, log_path,
+              'actions with huge frames in the stream')
+        rate_huge = _rate(harness, 3.0)
+        t_long = time.monotonic()
+        harness.instruct('open the drawer ' + 'very ' * 20000)  # 100,016 characters
+        rate_long = _rate(harness, 3.0, warmup=0.0)
+        holds = [m for t, m in harness.snapshot(harness.twists, since=t_long) if not _nonzero(m)]
+    finally:
+        harness.mode, harness.huge_every = 'off', 0
+        harness.instruct(INSTRUCTION)
+    print(f'\n[policy node] with a 4000x4000 frame a second: {rate_huge:.2f} actions/s; '
+          f'while a 100,000-character instruction arrives: {rate_long:.2f} actions/s')
+    for rate in (rate_huge, rate_long):
+        assert abs(rate - config.control_rate_hz) <= 0.1 * config.control_rate_hz, f'rate {rate:.2f} Hz'
+    assert 'camera stale' not in _tail(log_path, 100000).split('open the drawer very')[-1]
+    assert len(holds) <= 1  # at most the new episode's one zero twist, never a stale-camera hold
+
+
+def test_node_bins_equal_the_harness_bins_for_the_same_frames(system):
+    """The node (its own process, the ROS path) and the evaluation rollout (tools.evaluate.BatchPolicy)
+    choose the same bins for the same sequence of non-square frames: one observation pipeline."""
+    from types import SimpleNamespace
+
+    from qt_policy.core.checkpoint import load_policy_model
+    from qt_policy.core.text import shared_encoder
+    from qt_policy.tools.evaluate import BatchPolicy
+
+    harness, launched, config, log_path = system
+    harness.mode = 'off'
+    text = 'close the drawer'
+    harness.instruct(text)
+    _wait(lambda: harness.latest_diag().get('instruction') == text, 10.0, launched, log_path, 'the new instruction')
+    time.sleep(0.3)
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, 256, (60, 80, 3), dtype=np.uint8) for _ in range(8)]  # 4:3, like a robot camera
+    node_bins = []
+    for rgb in frames:  # one frame per control step, as a 10 Hz camera sends them
+        since = time.monotonic()
+        stamp = harness.publish_rgb(rgb)
+        _wait(lambda: any((m.header.stamp.sec, m.header.stamp.nanosec) == stamp
+                          for _, m in harness.snapshot(harness.actions, since=since)), 5.0, launched, log_path,
+              'the action of a frame')
+        (msg,) = [m for _, m in harness.snapshot(harness.actions, since=since)
+                  if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp]
+        node_bins.append(list(msg.bins))
+        time.sleep(max(0.0, since + 0.1 - time.monotonic()))
+    harness.instruct(INSTRUCTION)
+
+    model = load_policy_model(harness.checkpoint)
+    policy = BatchPolicy(model, shared_encoder())
+    policy.reset(1, text)
+    expected = []
+    for rgb in frames:
+        out = policy.act([SimpleNamespace(image=rgb, state=None)], [0])
+        expected.append(out.bins[0].tolist())
+    assert node_bins == expected
+

@@ -1,0 +1,96 @@
+"""One observation pipeline: for a non-square camera, the tensor the policy feeds the model equals,
+bit for bit, the tensor training builds from the bag the recorder wrote of the same frames; the
+evaluation rollout prepares frames the same way.
+
+The frames go in as the node receives them (raw sensor_msgs/Image CDR, bgr8 with row padding);
+the recorder writes them; the cache converts them at the model's size; the TransitionSampler gives
+the window of each step. The policy runner gets the same messages decoded by the node's decoder,
+and what it hands to the model is captured.
+"""
+import cv2
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("rosbags")
+from qt_policy.core.checkpoint import save_checkpoint  # noqa: E402
+from qt_policy.core.config import LossConfig, ModelConfig  # noqa: E402
+from qt_policy.core.model import QTransformer  # noqa: E402
+from qt_policy.data import bag_format as bf  # noqa: E402
+from qt_policy.data.cache import convert_bags  # noqa: E402
+from qt_policy.data.dataset import TransitionSampler  # noqa: E402
+from qt_policy.data.observation import image_to_rgb, prepare_frame  # noqa: E402
+from qt_policy.runtime import policy_runner  # noqa: E402
+from qt_policy.runtime.episode_recorder import EpisodeRecorder  # noqa: E402
+from qt_policy.runtime.policy_config import PolicyNodeConfig  # noqa: E402
+
+SIZE = 32
+NAMES = ["dx", "dy", "dz", "gripper"]
+T0 = 1_800_000_000 * 10**9
+
+
+def encoder(text):
+    v = np.zeros(384, np.float32)
+    v[0] = 1.0
+    return v
+
+
+def padded_bgr_image_cdr(ts, bgr, stamp_ns, pad=7):
+    """A bgr8 Image with `pad` bytes of padding per row, as some camera drivers send."""
+    h, w, _ = bgr.shape
+    rows = np.zeros((h, w * 3 + pad), np.uint8)
+    rows[:, : w * 3] = bgr.reshape(h, w * 3)
+    msg = ts.types[bf.IMAGE_TYPE](header=bf.make_header(stamp_ns, "camera", ts), height=h, width=w, encoding="bgr8",
+                                  is_bigendian=0, step=w * 3 + pad, data=rows.reshape(-1))
+    return ts.serialize_cdr(msg, bf.IMAGE_TYPE), msg
+
+
+@pytest.mark.parametrize("shape", [(480, 640), (640, 480)])
+def test_node_input_equals_training_input_bit_for_bit(tmp_path, monkeypatch, shape):
+    ts = bf.get_episode_typestore()
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=SIZE, frames=3, conv_channels=[8, 16], tokens_per_frame=4, d_model=32, num_layers=1,
+                      num_heads=2)
+    ckpt = save_checkpoint(tmp_path / "model", QTransformer(cfg))
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for _ in range(5)]
+
+    # the robot: the policy runner decides on each frame; capture what it gives the model
+    seen = []
+    real_decode = policy_runner.greedy_decode
+
+    def capture(model, images, text, state):
+        seen.append(images[0].clone())
+        return real_decode(model, images, text, state)
+
+    monkeypatch.setattr(policy_runner, "greedy_decode", capture)
+    runner = policy_runner.PolicyRunner.from_config(PolicyNodeConfig(checkpoint=str(ckpt)), encoder=encoder)
+    runner.set_instruction("open the drawer", 0.0)
+    recorder = EpisodeRecorder(tmp_path / "bags", wall_clock_ns=lambda: T0)
+    recorder.start("open the drawer", now=0.0, log_time_ns=T0)
+    for t, rgb in enumerate(frames):
+        stamp = T0 + (t + 1) * 100_000_000
+        raw, msg = padded_bgr_image_cdr(ts, rgb[:, :, ::-1], stamp)
+        recorder.record(bf.IMAGE_TOPIC, bf.IMAGE_TYPE, raw, stamp + 1000)  # what the recorder gets
+        decoded = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data)  # the node's decoder
+        np.testing.assert_array_equal(decoded, rgb)
+        runner.add_image(decoded, (t + 1) * 0.1)
+        action = runner.act((t + 1) * 0.1)
+        act = ts.serialize_cdr(bf.make_qaction_msg(action.values, stamp, NAMES, bins=action.bins, typestore=ts),
+                               bf.QACTION_TYPE)
+        recorder.record(bf.ACTION_TOPIC, bf.QACTION_TYPE, act, stamp + 2000)
+    assert recorder.end(True, "service").num_steps == len(frames)
+
+    # training: bag -> cache at the model's size -> the sampler's window of each step
+    convert_bags(tmp_path / "bags", tmp_path / "cache", image_size=SIZE, progress=False)
+    sampler = TransitionSampler(tmp_path / "cache", cfg, LossConfig(), encoder)
+    for t in range(len(frames)):
+        trained = sampler.observation(np.array([0]), np.array([t])).images[0]
+        assert trained.dtype == seen[t].dtype and torch.equal(trained, seen[t]), f"step {t}"
+    # and the frame is the centre crop, resized: not squashed
+    side = min(shape)
+    top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
+    crop = frames[-1][top: top + side, left: left + side]
+    np.testing.assert_array_equal(seen[-1][-1].numpy(), prepare_frame(crop, SIZE))
+    squashed = cv2.resize(frames[-1], (SIZE, SIZE), interpolation=cv2.INTER_AREA)  # what the cache did before
+    assert not np.array_equal(seen[-1][-1].numpy(), squashed)

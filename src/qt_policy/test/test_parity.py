@@ -1,0 +1,41 @@
+"""tools.parity: the harness-vs-ROS comparison and its exact McNemar test."""
+import json
+
+import pytest
+
+from qt_policy.tools import parity
+from qt_policy.tools.evaluate import summarize
+
+
+def run(per_task: dict[str, list[bool]], seed_start=1_000_000):
+    res = {"checkpoint": "m", "seed_start": seed_start, "episodes_per_task": 4, "tasks": {}}
+    for name, outcomes in per_task.items():
+        res["tasks"][name] = {"successes": sum(outcomes), "episodes": len(outcomes), "mean_length": 1.0,
+                              "seeds": [seed_start + k for k in range(len(outcomes))], "per_episode": outcomes}
+    return summarize(res)
+
+
+def test_mcnemar_exact_values():
+    assert parity.mcnemar_exact(0, 0) == 1.0
+    assert parity.mcnemar_exact(0, 6) == pytest.approx(2 / 64)  # 2 * 0.5**6
+    assert parity.mcnemar_exact(3, 3) == 1.0
+    assert parity.mcnemar_exact(1, 9) == pytest.approx(2 * 11 / 1024)
+
+
+def test_compare_pairs_the_same_seeds_and_judges_the_target(tmp_path):
+    h = run({"a": [True] * 10 + [False] * 10, "b": [True] * 20})
+    r = run({"a": [True] * 9 + [False] * 10 + [True], "b": [True] * 20})
+    c = parity.compare(h, r)
+    a = c["tasks"]["a"]
+    assert (a["harness_only_successes"], a["ros_only_successes"]) == (1, 1) and a["difference_points"] == 0.0
+    assert c["target"]["met"] and c["mean"]["difference_points"] == 0.0
+    worse = parity.compare(h, run({"a": [False] * 20, "b": [True] * 20}))
+    assert not worse["target"]["met"] and worse["tasks"]["a"]["ros_below_harness_interval"]
+    assert worse["mean"]["difference_points"] == pytest.approx(-25.0)
+    with pytest.raises(ValueError, match="different seeds"):
+        parity.compare(h, run({"a": [True] * 20}, seed_start=5))
+    (tmp_path / "h.json").write_text(json.dumps(h))
+    (tmp_path / "r.json").write_text(json.dumps(r))
+    assert parity.main([str(tmp_path / "h.json"), str(tmp_path / "r.json"), "--out", str(tmp_path / "p.json")]) == 0
+    assert json.loads((tmp_path / "p.json").read_text())["target"]["met"]
+    assert "**met**" in (tmp_path / "p.table.md").read_text()
