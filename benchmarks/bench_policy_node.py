@@ -5,8 +5,10 @@ A camera publisher in this process sends sensor_msgs/Image at --camera-hz (defau
 header.stamp = now; the policy node (separate process, control_rate_hz --control-rate, default 10)
 answers with qt_msgs/QAction whose header.stamp is the stamp of the frame it decided from.
 Latency = time this process receives the QAction - time it published the image with that stamp:
-it includes the wait for the policy's next control tick (0..1/control_rate), preprocessing (resize),
-the model's decode and both transports. Also reported: the achieved action rate and the policy's own
+the node decides when the frame of a control step arrives (frames between two steps make no
+decision and are not counted), so it is conversion, preprocessing (crop + resize), the model's
+decode and both transports. Run it from `source scripts/env.sh` (the Fast DDS profile that lets
+frames over 512 KiB through). Also reported: the achieved action rate and the policy's own
 decode latency (its /diagnostics). Default model: the default ModelConfig with random weights
 (the same architecture and cost as a trained one); --checkpoint to use a real one.
 
@@ -176,8 +178,8 @@ def main() -> int:
           f"model {'random default ModelConfig' if not args.checkpoint else checkpoint}, torch threads "
           f"{args.threads or os.environ.get('OMP_NUM_THREADS', 'default')}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load avg {load[0]:.1f}/{load[1]:.1f}")
-    print("image-to-action latency = QAction receive time - publish time of the image it names (includes the wait "
-          "for the next control tick)\n")
+    print("image-to-action latency = QAction receive time - publish time of the image it names (the decision is made "
+          "when the frame of a control step arrives)\n")
     head = f"{'camera':>9} {'cam Hz':>7} {'actions':>8} {'act Hz':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} " \
            f"{'max ms':>8} {'decode p50 ms':>14}"
     print(head)
