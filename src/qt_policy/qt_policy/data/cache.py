@@ -142,7 +142,8 @@ def convert_bags(bag_dir: str | os.PathLike, cache_dir: str | os.PathLike, image
                  progress: bool = True) -> dict[str, Any]:
     """Convert every completed episode bag in ``bag_dir`` not yet in the cache; returns the index.
 
-    ``image_size``: int N: images not N x N are resized to N x N with cv2.INTER_AREA; None keeps the bags'
+    ``image_size``: int N: images not N x N are centre-cropped to a square and resized to N x N with cv2.INTER_AREA
+    (``observation.prepare_frame``, the policy node's rule); None keeps the bags'
     size (``index["image_size"]`` stays None; each entry's ``image_shape`` tells). A cache holds one
     image_size: re-running with another raises.
     Index entries: ``key, id, path, length, instruction, success, task, end_reason, action_names,

@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bag_dir", metavar="BAG_DIR", type=Path, help="folder holding one rosbag2 folder per episode")
     p.add_argument("cache_dir", metavar="CACHE_DIR", type=Path, help="output cache folder (index.json + episodes/)")
     p.add_argument("--image-size", type=int, default=None, metavar="N",
-                   help="resize images to N x N (cv2 INTER_AREA); default: keep the recorded size")
+                   help="centre-crop and resize images to N x N (data/observation.py, as the policy node does); "
+                        "default: keep the recorded size")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
