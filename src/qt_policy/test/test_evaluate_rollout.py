@@ -46,3 +46,28 @@ def test_on_step_sees_each_observation_before_its_action_and_changes_nothing():
         # one call per action taken, with the observation the action was chosen from (steps 0..len-1)
         assert [obs for j, obs in seen if j == i] == [(seed, t) for t in range(lengths[i])]
         assert len(q_trace[i]) == lengths[i]
+
+
+def test_evaluate_through_ros_writes_the_harness_format(tmp_path, monkeypatch):
+    """tools.evaluate --through-ros: sim arm, policy node and recorder as processes (the launch file),
+    one episode of the shipped model; the JSON has the harness's fields and the episode's bag."""
+    import json
+    import os
+
+    import pytest
+
+    pytest.importorskip("rclpy")
+    pytest.importorskip("metaworld")
+    from qt_policy.tools import evaluate
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(int(os.environ["ROS_DOMAIN_ID"]) % 100 + 121))  # a graph of its own
+    out = tmp_path / "ros.json"
+    rc = evaluate.main(["--checkpoint", "models/qt_metaworld", "--through-ros", "--tasks", "drawer-close",
+                        "--episodes", "1", "--seed-start", "2000000", "--ros-out", str(tmp_path / "ros"),
+                        "--out", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    task = res["tasks"]["drawer-close"]
+    assert res["path"] == "ros" and task["episodes"] == 1 and task["seeds"] == [2000000]
+    assert task["successes"] == int(task["per_episode"][0]) and 0 < task["mean_length"] <= 130
+    assert len(list((tmp_path / "ros" / "bags").iterdir())) == 1

@@ -32,6 +32,7 @@ import numpy as np
 
 from .bag_io import EpisodeBagError, list_episode_bags, read_episode_bag
 from .bag_salvage import find_unfinished
+from .lerobot import is_lerobot_dataset
 from .observation import prepare_frames
 from .episode import EpisodeData
 
@@ -181,6 +182,8 @@ def _convert_locked(bag_dir, cache_dir: Path, image_size, progress: bool) -> dic
             changed = True
     known = {e["source"] for e in entries} | {e["fingerprint"] for e in entries if "fingerprint" in e}
     keys = {e["key"] for e in index["episodes"]}
+    if is_lerobot_dataset(bag_dir):  # a LeRobotDataset v3.0 folder instead of episode bags
+        return _convert_lerobot(bag_dir, cache_dir, index, known, keys, size, changed, progress)
     todo = []  # (bag, source, fingerprint); a bag known by its path is not hashed
     for bag in list_episode_bags(bag_dir):
         source = str(bag.resolve())
@@ -200,21 +203,45 @@ def _convert_locked(bag_dir, cache_dir: Path, image_size, progress: bool) -> dic
             index["skipped"].append({"source": source, "fingerprint": fingerprint, "reason": str(err)})
             changed = True
             continue
-        key = _unique_key(bag.name, keys)
-        keys.add(key)
-        rel = f"{EPISODES_DIR}/{key}"
-        shape = _write_episode(cache_dir / rel, ep, size)
-        index["episodes"].append({
-            "key": key, "id": ep.episode_id or bag.name, "path": rel, "length": len(ep),
-            "instruction": ep.instruction, "success": bool(ep.success), "task": ep.task,
-            "end_reason": ep.end_reason, "action_names": list(ep.action_names),
-            "state_names": list(ep.state_names), "image_shape": [int(x) for x in shape],
-            "has_states": ep.states is not None, "source": source, "fingerprint": fingerprint,
-        })
+        _add_episode(cache_dir, index, keys, bag.name, ep, size, source, fingerprint)
         converted += 1
         if time.monotonic() - last_save > _SAVE_EVERY_S:
             _save_index(cache_dir, index)
             last_save = time.monotonic()
+    if changed or converted:
+        _save_index(cache_dir, index)
+    index["converted"] = converted
+    return index
+
+
+def _add_episode(cache_dir: Path, index, keys: set, name: str, ep: EpisodeData, size, source: str,
+                 fingerprint: str) -> None:
+    key = _unique_key(name, keys)
+    keys.add(key)
+    rel = f"{EPISODES_DIR}/{key}"
+    shape = _write_episode(cache_dir / rel, ep, size)
+    index["episodes"].append({
+        "key": key, "id": ep.episode_id or name, "path": rel, "length": len(ep),
+        "instruction": ep.instruction, "success": bool(ep.success), "task": ep.task,
+        "end_reason": ep.end_reason, "action_names": list(ep.action_names),
+        "state_names": list(ep.state_names), "image_shape": [int(x) for x in shape],
+        "has_states": ep.states is not None, "source": source, "fingerprint": fingerprint,
+    })
+
+
+def _convert_lerobot(root, cache_dir: Path, index, known: set, keys: set, size, changed: bool,
+                     progress: bool) -> dict[str, Any]:
+    """The episodes of a LeRobotDataset v3.0 folder not in the cache yet (data/lerobot.py reads them)."""
+    from tqdm.auto import tqdm
+
+    from .lerobot import read_lerobot_episodes
+
+    converted = 0
+    for source, ep in tqdm(read_lerobot_episodes(root, skip=known), desc="LeRobot -> cache", unit="ep",
+                           disable=not progress):
+        fingerprint = hashlib.sha1(source.encode()).hexdigest()
+        _add_episode(cache_dir, index, keys, ep.episode_id, ep, size, source, fingerprint)
+        converted += 1
     if changed or converted:
         _save_index(cache_dir, index)
     index["converted"] = converted

@@ -13,11 +13,13 @@ that frame arrives; see PolicyRunner) the node publishes
 or, when an input is missing or stale, one zero twist and nothing else until inputs are fresh again
 (a robot that loses its camera stops). /diagnostics reports latency, rate, Q and the hold reason.
 
-Threads: camera frames (conversion + decision), the instruction (text encoding) and the control
-timer (the stale-input watchdog, and decisions of a model without camera) each have their own
-callback group on a multi-threaded executor, so a huge frame or a long instruction cannot delay a
-decision of another frame or fake a stale camera. Staleness is judged on each message's arrival
-time (rmw's received timestamp), and on its header stamp too when that is on the node's clock.
+Threads: the callbacks only note each message's arrival (rmw's received timestamp) and hand it on.
+Frame conversion + decision run on one worker thread and instruction encoding on another
+(runtime.latest_worker: the newest item wins, no backlog), so a huge frame or a long instruction
+cannot delay another frame's decision or fake a stale camera; the executor stays single-threaded
+(rclpy's multi-threaded one busy-waits). The control timer is the stale-input watchdog (and decides
+for a model without camera). Staleness is judged on arrival time, and on the header stamp too when
+that is on the node's clock.
 
 Lifecycle: configure loads the model (failure -> FAILURE, node stays up), activate starts the
 control timer, deactivate stops it and sends a zero twist, cleanup frees the model. With
@@ -33,8 +35,6 @@ from collections import deque
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -43,16 +43,21 @@ from std_msgs.msg import Float64, String
 from qt_msgs.msg import QAction
 
 from ..data.observation import ImageError, compressed_to_rgb, image_to_rgb
+from ..runtime.latest_worker import LatestWorker
 from ..runtime.policy_config import PolicyNodeConfig, declare_parameters, read_parameters
-from .spin import spin_until_signal
 from ..runtime.policy_runner import Action, PolicyRunner
+from .logs import CallbackFaults
+from .spin import spin_until_signal
 
 # Latched like a parameter: a late-starting node still gets the current instruction, and
 # `ros2 topic pub --once` (reliable + transient-local by default) reaches it.
 INSTRUCTION_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                              reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 MALFORMED_LOG_PERIOD_S = 10.0
-STAMP_CLOCK_TOLERANCE_S = 1.0  # a header stamp this close to the arrival time is taken to be on our clock
+# A header stamp within this of the arrival time is taken to be on our clock (then a frame delayed in
+# transport is judged stale by its age); one further off is another clock (sim time, a camera's own) and
+# only the arrival time counts.
+STAMP_CLOCK_TOLERANCE_S = 10.0
 
 
 class PolicyNode(LifecycleNode):
@@ -77,10 +82,10 @@ class PolicyNode(LifecycleNode):
         self._malformed_last_log = -1e9
         self._last_image_error = ''
         self._last_state_error = ''
-        self._out_lock = threading.Lock()  # actions/holds come from the camera thread and the timer
-        self._camera_group = MutuallyExclusiveCallbackGroup()
-        self._instruction_group = MutuallyExclusiveCallbackGroup()
-        self._control_group = MutuallyExclusiveCallbackGroup()
+        self._out_lock = threading.Lock()  # actions/holds come from the frame worker and the timer
+        self.callback_faults = CallbackFaults(self.get_logger())
+        self._frames: LatestWorker | None = None  # conversion + decision of the newest frame
+        self._instructions: LatestWorker | None = None  # encoding of the newest instruction
         # diagnostics run in every lifecycle state: they are how an operator sees a failed configure
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(max(self.config.diagnostics_period_s, 0.05), self._publish_diagnostics)
@@ -103,19 +108,20 @@ class PolicyNode(LifecycleNode):
         self._twist_pub = self.create_lifecycle_publisher(TwistStamped, cfg.twist_topic, 10)
         self._gripper_pub = self.create_lifecycle_publisher(Float64, cfg.gripper_topic, 10)
         self._entities = [self._action_pub, self._twist_pub, self._gripper_pub]
+        self._frames = LatestWorker(self._process_frame, 'policy-frames', self.callback_faults.report)
+        self._instructions = LatestWorker(self._encode_instruction, 'policy-instruction', self.callback_faults.report)
         self._entities.append(self.create_subscription(String, cfg.instruction_topic, self._on_instruction,
-                                                       INSTRUCTION_QOS, callback_group=self._instruction_group))
+                                                       INSTRUCTION_QOS))
         if self.runner.needs_camera:
             if cfg.use_compressed:
                 sub = self.create_subscription(CompressedImage, cfg.compressed_image_topic, self._on_compressed,
-                                               qos_profile_sensor_data, callback_group=self._camera_group)
+                                               qos_profile_sensor_data)
             else:
-                sub = self.create_subscription(Image, cfg.image_topic, self._on_image, qos_profile_sensor_data,
-                                               callback_group=self._camera_group)
+                sub = self.create_subscription(Image, cfg.image_topic, self._on_image, qos_profile_sensor_data)
             self._entities.append(sub)
         if self.runner.needs_state:
             self._entities.append(self.create_subscription(JointState, cfg.state_topic, self._on_state,
-                                                           qos_profile_sensor_data, callback_group=self._control_group))
+                                                           qos_profile_sensor_data))
         self._status = 'inactive'
         self.get_logger().info(
             f'configured: {cfg.checkpoint} ({model_cfg.action_dim} dims {list(self.runner.names)}, '
@@ -126,8 +132,7 @@ class PolicyNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         ret = super().on_activate(state)  # enables the lifecycle publishers
         self._hold, self._hold_reason = 'activated', 'activated'
-        self._timer = self.create_timer(1.0 / self.config.control_rate_hz, self._tick,
-                                        callback_group=self._control_group)
+        self._timer = self.create_timer(1.0 / self.config.control_rate_hz, self._tick)
         self._status = 'active'
         self.get_logger().info('activated')
         return ret
@@ -158,6 +163,10 @@ class PolicyNode(LifecycleNode):
             self._timer = None
 
     def _free(self):
+        for worker in (self._frames, self._instructions):
+            if worker is not None:
+                worker.stop()
+        self._frames = self._instructions = None
         for entity in self._entities:
             if hasattr(entity, 'publish'):
                 self.destroy_lifecycle_publisher(entity)
@@ -172,13 +181,21 @@ class PolicyNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_instruction(self, msg: String):
-        try:
-            self.runner.set_instruction(msg.data, self._now())
-        except Exception as exc:  # noqa: BLE001 - a bad instruction must not kill the node
-            self.get_logger().error(f'cannot encode instruction {msg.data!r}: {exc}')
+        self._instructions.put((msg.data, self._now()))
+
+    def _encode_instruction(self, item):
+        """On the instruction worker: a long text is encoded without holding up frames or the timer."""
+        text, arrival = item
+        runner = self.runner
+        if runner is None:
             return
-        self.get_logger().info(f'instruction: {self.runner.instruction!r}' if self.runner.instruction
-                               else 'instruction cleared: holding')
+        try:
+            runner.set_instruction(text, arrival)
+        except Exception as exc:  # noqa: BLE001 - a bad instruction must not kill the node
+            self.get_logger().error(f'cannot encode instruction {text[:200]!r}: {exc}')
+            return
+        shown = runner.instruction if len(runner.instruction) <= 200 else runner.instruction[:200] + '...'
+        self.get_logger().info(f'instruction: {shown!r}' if runner.instruction else 'instruction cleared: holding')
 
     def _arrival(self, info) -> float:
         """When the message arrived (rmw's received timestamp), not when its callback got to run."""
@@ -190,30 +207,29 @@ class PolicyNode(LifecycleNode):
         return stamp if abs(arrival - stamp) <= STAMP_CLOCK_TOLERANCE_S else None
 
     def _on_image(self, msg: Image, info):
-        arrival = self._arrival(info)
-        try:
-            rgb = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
-            self.runner.add_image(rgb, arrival, msg.header, self._stamp_s(msg.header, arrival))
-        except ImageError as exc:
-            self._malformed_image(exc)
-            return
-        self._on_frame(arrival)
+        self._frames.put((msg, self._arrival(info)))
 
     def _on_compressed(self, msg: CompressedImage, info):
-        arrival = self._arrival(info)
+        self._frames.put((msg, self._arrival(info)))
+
+    def _process_frame(self, item):
+        """On the frame worker: convert, and decide if it is the frame of the next control step."""
+        msg, arrival = item
+        runner = self.runner
+        if runner is None:
+            return
         try:
-            self.runner.add_image(compressed_to_rgb(msg.format, msg.data), arrival, msg.header,
-                                  self._stamp_s(msg.header, arrival))
+            if isinstance(msg, CompressedImage):
+                rgb = compressed_to_rgb(msg.format, msg.data)
+            else:
+                rgb = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
+            runner.add_image(rgb, arrival, msg.header, self._stamp_s(msg.header, arrival))
         except ImageError as exc:
             self._malformed_image(exc)
             return
-        self._on_frame(arrival)
-
-    def _on_frame(self, arrival: float):
-        """The frame of the next control step is here: decide now (PolicyRunner.on_frame)."""
-        if self._timer is None or not self.runner.on_frame(arrival):
+        if self._timer is None or not runner.on_frame(arrival):
             return  # inactive, or a frame between two control steps
-        self._handle(self.runner.act(self._now()))
+        self._handle(runner.act(self._now()))
 
     def _malformed_image(self, exc: Exception):
         """Drop the frame; one warning, then at most one summary every MALFORMED_LOG_PERIOD_S."""
@@ -321,6 +337,8 @@ class PolicyNode(LifecycleNode):
             'last_q': f'{self._last_q:.4f}',
             'actions_published': str(self._actions_published),
             'malformed_images': str(self._malformed),
+            'frames_skipped_busy': str(self._frames.dropped if self._frames else 0),
+            'callback_failures': str(self.callback_faults.total),
             'last_image_error': self._last_image_error,
             'last_state_error': self._last_state_error,
         }
@@ -342,8 +360,7 @@ def main(args=None) -> int:
         if node._status == 'active':
             node.trigger_deactivate()
 
-    return spin_until_signal('qt_policy', PolicyNode, args, on_start=start, on_stop=stop,
-                             executor=lambda: MultiThreadedExecutor(num_threads=3))
+    return spin_until_signal('qt_policy', PolicyNode, args, on_start=start, on_stop=stop)
 
 
 if __name__ == '__main__':

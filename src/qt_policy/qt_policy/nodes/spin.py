@@ -19,15 +19,14 @@ from .logs import CallbackFaults
 
 def spin_until_signal(name: str, make_node: Callable[[], object], args=None,
                       on_start: Callable[[object], None] | None = None,
-                      on_stop: Callable[[object, SingleThreadedExecutor], int] | None = None,
-                      executor: Callable[[], object] = SingleThreadedExecutor) -> int:
+                      on_stop: Callable[[object, SingleThreadedExecutor], int] | None = None) -> int:
     """Exit status: 2 when the node cannot be built (bad parameters: one fatal line), else on_stop's (0)."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stop.append(signum))
     node = None
-    executor = executor()  # the policy node takes a multi-threaded one (its callback groups)
+    executor = SingleThreadedExecutor()
     rc = 0
     try:
         try:
