@@ -238,3 +238,34 @@ def test_runner_takes_an_ensemble_checkpoint(checkpoint, tmp_path):
     runner, action = out['mixed']
     assert isinstance(runner.model, QEnsemble) and len(runner.model.members) == 2
     assert isinstance(action, Action) and 0.0 <= action.q_value <= 1.0
+
+
+def test_state_of_a_decision_is_the_one_stamped_with_its_frame(tmp_path):
+    """The data's alignment rule: the latest state stamped at or before the frame, even when it
+    arrives after the frame (wait_for_state), and not a newer one."""
+    import threading
+
+    cfg = ModelConfig(**{**SMALL, 'state_dim': 4})
+    save_checkpoint(tmp_path / 's', QTransformer(cfg))
+    s_old, s_frame, s_new = [0.1] * 4, [0.5, -0.2, 0.3, 1.0], [0.9] * 4
+
+    def decide(order):
+        r = make_runner(tmp_path / 's')
+        r.set_instruction('open the drawer', 0.0)
+        r.set_state(s_old, 0.9, stamp_s=0.9)
+        for what in order:
+            if what == 'frame':
+                r.add_image(frame(3), 1.0, stamp_s=1.0)
+            else:
+                r.set_state(s_frame, 1.001, stamp_s=1.0)
+        return r
+
+    reference = decide(['state', 'frame']).act(1.01)
+    late = decide(['frame'])
+    assert late.wait_for_state(0.0) is False  # the frame's state is not there yet
+    threading.Timer(0.05, lambda: late.set_state(s_frame, 1.002, stamp_s=1.0)).start()
+    assert late.wait_for_state(2.0) is True
+    late.set_state(s_new, 1.003, stamp_s=1.05)  # a newer state must not be used for this frame
+    got = late.act(1.01)
+    np.testing.assert_array_equal(got.bins, reference.bins)
+    assert got.q_value == reference.q_value

@@ -58,6 +58,9 @@ MALFORMED_LOG_PERIOD_S = 10.0
 # transport is judged stale by its age); one further off is another clock (sim time, a camera's own) and
 # only the arrival time counts.
 STAMP_CLOCK_TOLERANCE_S = 10.0
+# How long a decision waits for the state taken with its frame (it usually arrives ~1 ms after the frame;
+# a state stream that stops is caught by the stale-state hold, not by this wait).
+STATE_WAIT_S = 0.02
 
 
 class PolicyNode(LifecycleNode):
@@ -229,6 +232,7 @@ class PolicyNode(LifecycleNode):
             return
         if self._timer is None or not runner.on_frame(arrival):
             return  # inactive, or a frame between two control steps
+        runner.wait_for_state(STATE_WAIT_S)  # the state taken with this frame may arrive just after it
         self._handle(runner.act(self._now()))
 
     def _malformed_image(self, exc: Exception):
@@ -242,9 +246,10 @@ class PolicyNode(LifecycleNode):
                                    f'warning, {self._malformed} total): {exc}')
             self._malformed_last_log, self._malformed_unlogged = now, 0
 
-    def _on_state(self, msg: JointState):
+    def _on_state(self, msg: JointState, info):
+        arrival = self._arrival(info)
         try:
-            self.runner.set_state(list(msg.position), self._now())
+            self.runner.set_state(list(msg.position), arrival, self._stamp_s(msg.header, arrival))
         except ValueError as exc:
             if self._last_state_error != str(exc):  # one line per distinct problem, not per message
                 self.get_logger().warning(f'dropping robot state: {exc}')

@@ -12,13 +12,18 @@ frame no earlier decision used, and the frame history holds the frames of consec
 most `control_rate_hz` decisions a second; a 30 Hz camera gives every third frame, a 10 Hz one
 every frame), so the node decides as soon as that frame is there instead of on a free-running timer.
 After a new instruction, frames that arrived within `instruction_settle_s` are not used: they may
-still show the scene before it (a simulator resets on the instruction). The timing model is in
+still show the scene before it (a simulator resets on the instruction). The robot state of a decision
+is the one the data's alignment rule gives (data/bag_format.py): the latest state stamped at or
+before the frame; `wait_for_state` waits (briefly) until the state stream has passed the frame's
+stamp, since a state taken with the frame often arrives just after it. The timing model is in
 README ("Timing").
 """
 from __future__ import annotations
 
+import bisect
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -111,6 +116,8 @@ class PolicyRunner:
         self._history = FrameHistory(cfg.frames)
         self._state: np.ndarray | None = None
         self._state_time = 0.0
+        self._states: deque[tuple[float, np.ndarray]] = deque(maxlen=64)  # (capture stamp, state), by stamp
+        self._state_cv = threading.Condition(self._lock)
 
     @classmethod
     def from_config(cls, config: PolicyNodeConfig, encoder: Encoder | None = None) -> "PolicyRunner":
@@ -188,7 +195,8 @@ class PolicyRunner:
             self._latest_stamp_s = None if stamp_s is None else float(stamp_s)
             self._frame_seq += 1
 
-    def set_state(self, vec: Sequence[float], now: float) -> None:
+    def set_state(self, vec: Sequence[float], now: float, stamp_s: float | None = None) -> None:
+        """`stamp_s`: when the state was measured, on the frames' clock (None: unknown, the latest is used)."""
         state = np.asarray(vec, dtype=np.float32).reshape(-1)
         if state.shape[0] != self.model.cfg.state_dim:
             raise ValueError(f"robot state has {state.shape[0]} values, the model expects {self.model.cfg.state_dim}")
@@ -196,6 +204,31 @@ class PolicyRunner:
             raise ValueError("robot state contains NaN or inf")
         with self._lock:
             self._state, self._state_time = state, float(now)
+            if stamp_s is not None:
+                if self._states and stamp_s < self._states[-1][0]:
+                    self._states.clear()  # the clock went back (a new run of a recording, a sim reset)
+                self._states.append((float(stamp_s), state))
+            self._state_cv.notify_all()
+
+    def wait_for_state(self, timeout: float) -> bool:
+        """Until a state stamped at or after the newest frame has arrived (then the state of that frame
+        is known for sure), at most `timeout` s; True if it did. Immediately True when the model has no
+        state or the stamps are unknown."""
+        with self._lock:
+            return self._state_cv.wait_for(self._state_caught_up, timeout=timeout)
+
+    def _state_caught_up(self) -> bool:
+        if not self.needs_state or self._latest_stamp_s is None or not self._states:
+            return True
+        return self._states[-1][0] >= self._latest_stamp_s
+
+    def _state_for_frame(self) -> np.ndarray:
+        """The latest state stamped at or before the frame (the data's alignment rule), else the newest."""
+        if self._latest_stamp_s is None or not self._states:
+            return self._state
+        stamps = [t for t, _ in self._states]
+        k = bisect.bisect_right(stamps, self._latest_stamp_s + 1e-9) - 1
+        return self._states[max(k, 0)][1]
 
     # ----- one control tick ----------------------------------------------------------------------
 
@@ -262,7 +295,7 @@ class PolicyRunner:
                     self._used_seq = self._frame_seq
                     images = torch.from_numpy(window[None]).to(self.device)
                 text = torch.from_numpy(self._embedding[None]).to(self.device)
-                state = torch.from_numpy(self._state[None]).to(self.device) if self.needs_state else None
+                state = torch.from_numpy(self._state_for_frame()[None]).to(self.device) if self.needs_state else None
                 out = greedy_decode(self.model, images, text, state)
                 values = np.clip(out.values[0].float().cpu().numpy(), self.low, self.high).astype(np.float32)
                 bins = out.bins[0].cpu().numpy().astype(np.int64)
