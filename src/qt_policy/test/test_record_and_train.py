@@ -203,6 +203,14 @@ def test_record_episodes_then_train(tmp_path):
         img = next(m for topic, m in decoded if topic == bf.IMAGE_TOPIC)
         assert (img.encoding, img.height, img.width) == ("rgb8", 64, 64)
 
+    # the node decided as the evaluation does: deciding again on each step's recorded frame (and state)
+    # with the evaluation's decision function gives the same bins at every step
+    from qt_policy.tools.parity import replay_agreement
+
+    replay = replay_agreement(bags, ckpt)
+    assert replay["episodes"] == 3 and replay["steps_identical"] == replay["steps"], replay
+    assert replay["max_greedy_q_difference"] < 1e-4
+
     # the recorded bags are training data as they are
     from qt_policy.core.checkpoint import read_config
     from qt_policy.tools.train import main as train_main

@@ -1,6 +1,7 @@
 """Does the policy as the robot runs it (through the ROS graph) do what the evaluation harness says?
 
-    python -m qt_policy.tools.parity HARNESS.json ROS.json --out results/ros_loop/parity.json
+    python -m qt_policy.tools.parity HARNESS.json ROS.json --out results/ros_loop/parity.json \
+        [--replay-bags data/eval_ros/bags --checkpoint models/qt_metaworld]
 
 Both inputs are `tools.evaluate --out` files of the same checkpoint on the same placements (the
 second made with --through-ros). Per task: successes of each path with 95% Wilson intervals, and
@@ -67,6 +68,34 @@ def compare(harness: dict, ros: dict) -> dict:
     }
 
 
+def replay_agreement(bag_dir: Path, checkpoint: Path) -> dict:
+    """Decide again, with the evaluation's decision function, on the frames each recorded episode's
+    actions were decided from: the share of steps whose bins the ROS policy node chose identically, and
+    the largest greedy-Q difference. Every step identical = the node is the evaluated policy, step for
+    step; any success gap then comes from elsewhere (the placements, the simulator's timing)."""
+    import numpy as np
+
+    from ..core.checkpoint import load_policy_model
+    from ..core.text import shared_encoder
+    from ..data.bag_io import list_episode_bags
+    from .view import decide_on_episode, load_episode
+
+    model, embed = load_policy_model(checkpoint), shared_encoder()
+    steps = same = episodes = identical = 0
+    max_q = 0.0
+    for bag in list_episode_bags(bag_dir):
+        ep, recorded, recorded_q = load_episode(bag)
+        if recorded is None:
+            continue
+        bins, q, _ = decide_on_episode(model, ep, embed)
+        agree = (bins == recorded).all(1)
+        steps, same, episodes = steps + len(ep), same + int(agree.sum()), episodes + 1
+        identical += bool(agree.all())
+        max_q = max(max_q, float(np.abs(q - recorded_q).max()))
+    return {"episodes": episodes, "episodes_identical": identical, "steps": steps, "steps_identical": same,
+            "max_greedy_q_difference": max_q}
+
+
 def markdown(c: dict) -> str:
     lines = ["| task | harness | ROS loop | difference | harness-only / ROS-only successes | McNemar p |",
              "|---|---|---|---|---|---|"]
@@ -81,6 +110,14 @@ def markdown(c: dict) -> str:
     lines.append(f"| **mean** | {100 * m['harness']:.1f}% | {100 * m['ros']:.1f}% | {m['difference_points']:+.1f} | "
                  f"{m['harness_only_successes']} / {m['ros_only_successes']} | {m['mcnemar_p']:.2f} |")
     lines.append("")
+    if "replay" in c:
+        r = c["replay"]
+        lines.append("")
+        lines.append(f"Replay of the ROS loop's {r['episodes']} recorded episodes through the evaluation's decision "
+                     f"function: {r['steps_identical']} of {r['steps']} steps chose the same bins "
+                     f"({r['episodes_identical']} episodes identical at every step); largest greedy-Q difference "
+                     f"{r['max_greedy_q_difference']:.1e}.")
+        lines.append("")
     lines.append(f"Target (ROS loop within {c['target']['within_points']:g} points of the harness, no task below "
                  f"the harness's 95% interval): **{'met' if c['target']['met'] else 'not met'}**.")
     return "\n".join(lines) + "\n"
@@ -92,8 +129,15 @@ def main(argv=None) -> int:
     p.add_argument("harness", type=Path, help="tools.evaluate --out JSON of the harness")
     p.add_argument("ros", type=Path, help="tools.evaluate --through-ros --out JSON of the same checkpoint and seeds")
     p.add_argument("--out", type=Path, help="write the comparison here (JSON, and .md beside it)")
+    p.add_argument("--replay-bags", type=Path, default=None,
+                   help="the ROS run's episode bags: decide again on their frames and count identical steps")
+    p.add_argument("--checkpoint", type=Path, default=None, help="with --replay-bags: the model that ran")
     args = p.parse_args(argv)
     c = compare(json.loads(args.harness.read_text()), json.loads(args.ros.read_text()))
+    if args.replay_bags is not None:
+        if args.checkpoint is None:
+            p.error("--replay-bags needs --checkpoint")
+        c["replay"] = replay_agreement(args.replay_bags, args.checkpoint)
     c["inputs"] = {"harness": str(args.harness), "ros": str(args.ros)}
     text = markdown(c)
     print(text, end="")
