@@ -7,6 +7,7 @@ max_steps (success=False, published on the success topic), stops the nodes (SIGI
 (finalized as 'shutdown'), then checks that each episode is one bag readable by rosbags
 (read_episode_bag) and by the mcap reader, and trains 3 steps on those bags.
 """
+import importlib.util
 import os
 import subprocess
 import sys
@@ -210,6 +211,16 @@ def test_record_episodes_then_train(tmp_path):
     replay = replay_agreement(bags, ckpt)
     assert replay["episodes"] == 3 and replay["steps_identical"] == replay["steps"], replay
     assert replay["max_greedy_q_difference"] < 1e-4
+
+    # ... and a LeRobotDataset the independent checker accepts (data/lerobot.py; skipped without pyarrow/av)
+    if importlib.util.find_spec("pyarrow") and importlib.util.find_spec("av"):
+        from test_lerobot import doctor
+
+        from qt_policy.data.lerobot import export_bags
+
+        assert export_bags(bags, tmp_path / "lerobot", progress=False)["exported"] == 3
+        checked = doctor(tmp_path / "lerobot")
+        assert checked.returncode == 0, checked.stdout[-3000:]
 
     # the recorded bags are training data as they are
     from qt_policy.core.checkpoint import read_config
