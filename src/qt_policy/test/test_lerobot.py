@@ -158,6 +158,15 @@ def test_import_the_dataset_lerobots_own_writer_made(tmp_path):
     shutil.copytree(REFERENCE, data)
     index = convert_bags(data, tmp_path / "cache", progress=False)
     assert index["converted"] == 3 and [e["length"] for e in load_index(tmp_path / "cache")["episodes"]] == [12, 15, 9]
+    from qt_policy.core.checkpoint import read_config
+    from qt_policy.tools.train import main as train_main
+
+    tiny = ["--steps", "2", "--batch-size", "4", "--frames", "2", "--conv-channels", "8", "16", "--tokens-per-frame",
+            "4", "--d-model", "32", "--num-layers", "1", "--num-heads", "2", "--num-bins", "16", "--no-progress",
+            "--threads", "1", "--checkpoint-every", "100"]
+    assert train_main(["--data", str(data), "--out", str(tmp_path / "run"), *tiny]) == 0  # tools.train --data <lerobot>
+    cfg = read_config(tmp_path / "run" / "checkpoint")
+    assert cfg["data"]["episodes"] == 3 and cfg["data"]["successes"] == 2 and cfg["model"]["state_dim"] == 4
 
 
 def test_other_versions_are_a_clear_error(tmp_path):
