@@ -65,6 +65,7 @@ setup(
             'policy_node = qt_policy.nodes.policy_node:main',
             'recorder_node = qt_policy.nodes.recorder_node:main',
             'sim_arm_node = qt_policy.nodes.sim_arm_node:main',
+            'scripted_teleop_node = qt_policy.nodes.scripted_teleop_node:main',
         ],
     },
 )

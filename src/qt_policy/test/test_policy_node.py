@@ -27,6 +27,7 @@ from rclpy.qos import (  # noqa: E402
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+CONTROL_RATE_HZ = 10.0  # the embodiment's (config/embodiments/metaworld_sawyer.yaml)
 SMALL = dict(image_size=32, frames=2, conv_channels=[8, 16], tokens_per_frame=4, d_model=32,
              num_layers=1, num_heads=2, text_dim=384)
 LOW = [-0.3, -0.3, -0.3, -1.0]
@@ -241,16 +242,16 @@ def test_parameters_round_trip_without_a_graph():
     from qt_policy.runtime.policy_config import PolicyNodeConfig, declare_parameters, read_parameters
 
     context = rclpy.context.Context()
-    rclpy.init(context=context, args=['--ros-args', '-p', 'control_rate_hz:=5.0', '-p', 'action_low:=[-0.5, -0.5]',
-                                      '-p', 'action_names:=[a, b]', '-p', 'dry_run:=true', '-p', 'twist_scale:=[1, 2, 3]'])
+    rclpy.init(context=context, args=['--ros-args', '-p', 'stale_timeout_s:=0.3', '-p', 'action_low:=[-0.5, -0.5]',
+                                      '-p', 'embodiment:=robot.yaml', '-p', 'dry_run:=true', '-p', 'action_high:=[1, 2]'])
     try:
         node = Node('param_test', context=context)
         errors = declare_parameters(node, PolicyNodeConfig)
-        assert len(errors) == 1 and "'twist_scale' must be list[float] (write [1.0, -1.0]" in errors[0]
+        assert len(errors) == 1 and "'action_high' must be list[float] (write [1.0, -1.0]" in errors[0]
         cfg = read_parameters(node, PolicyNodeConfig)
-        assert cfg.control_rate_hz == 5.0 and cfg.dry_run is True
-        assert cfg.action_low == [-0.5, -0.5] and cfg.action_names == ['a', 'b']
-        assert cfg.action_high == [] and cfg.twist_scale == [0.1, 0.1, 0.1]  # unset list / refused override
+        assert cfg.stale_timeout_s == 0.3 and cfg.dry_run is True
+        assert cfg.action_low == [-0.5, -0.5] and cfg.embodiment == 'robot.yaml'
+        assert cfg.action_high == [] and cfg.q_floor == 0.0  # refused override / default
         node.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)
@@ -323,9 +324,9 @@ def test_action_rate_and_limits(system):
     rate = (len(times) - 1) / (times[-1] - times[0])
     diag = harness.latest_diag()
     print(f'\n[policy node] QAction rate {rate:.2f} Hz over {times[-1] - times[0]:.2f} s '
-          f'(control_rate_hz {config.control_rate_hz}); node diagnostics: decode p50 '
+          f'(control_rate_hz {CONTROL_RATE_HZ}); node diagnostics: decode p50 '
           f'{diag.get("decode_latency_p50_ms")} ms, achieved {diag.get("achieved_rate_hz")} Hz')
-    assert abs(rate - config.control_rate_hz) <= 0.1 * config.control_rate_hz, f'rate {rate:.2f} Hz'
+    assert abs(rate - CONTROL_RATE_HZ) <= 0.1 * CONTROL_RATE_HZ, f'rate {rate:.2f} Hz'
 
     actions = harness.snapshot(harness.actions)
     low, high = np.array(LOW, np.float32), np.array(HIGH, np.float32)
@@ -336,10 +337,10 @@ def test_action_rate_and_limits(system):
         assert msg.instruction == INSTRUCTION and not msg.terminate
         assert (msg.header.stamp.sec, msg.header.stamp.nanosec) in harness.sent_stamps
         assert all(0 <= b < 256 for b in msg.bins) and 0.0 <= msg.q_value <= 1.0
-    scale = np.array(config.twist_scale) * np.abs(np.array(HIGH[:3]))
+    scale = 0.1 * np.abs(np.array(HIGH[:3]))  # the embodiment's 0.1 m/s per unit action, within the envelope
     for _, msg in harness.snapshot(harness.twists):
         assert np.all(np.abs([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z]) <= scale + 1e-6)
-        assert msg.header.frame_id == config.twist_frame_id
+        assert msg.header.frame_id == 'base_link'
     grippers = harness.snapshot(harness.grippers)
     assert grippers and all(-1.0 <= m.data <= 1.0 for _, m in grippers)
 
@@ -353,7 +354,7 @@ def test_camera_loss_stops_motion_and_frames_resume_it(system):
     time.sleep(0.1)  # let an in-flight camera tick finish
     stopped = harness.last_good_sent
     time.sleep(config.stale_timeout_s + 1.0)
-    limit = stopped + config.stale_timeout_s + 1.0 / config.control_rate_hz + 0.05  # 50 ms transport slack
+    limit = stopped + config.stale_timeout_s + 1.0 / CONTROL_RATE_HZ + 0.05  # 50 ms transport slack
     late_actions = [t - stopped for t, _ in harness.snapshot(harness.actions, since=limit)]
     late_twists = [t - stopped for t, m in harness.snapshot(harness.twists, since=limit) if _nonzero(m)]
     assert not late_actions, f'QAction {late_actions} s after the last frame'
@@ -389,7 +390,7 @@ def test_real_camera_sizes_keep_the_control_rate(system, size):
     finally:
         harness.mode, harness.size = 'off', (48, 64)
     print(f'\n[policy node] {size[1]}x{size[0]} at 30 Hz: {rate:.2f} actions/s')
-    assert abs(rate - config.control_rate_hz) <= 0.1 * config.control_rate_hz, f'rate {rate:.2f} Hz'
+    assert abs(rate - CONTROL_RATE_HZ) <= 0.1 * CONTROL_RATE_HZ, f'rate {rate:.2f} Hz'
 
 
 def test_frames_older_than_the_stale_timeout_never_make_an_action(system):
@@ -455,11 +456,11 @@ def test_rate_holds_with_huge_frames_and_a_huge_instruction(system):
         harness.instruct(INSTRUCTION)
     print(f'\n[policy node] with a 4000x4000 frame a second: {rate_huge:.2f} actions/s; '
           f'while a 100,000-character instruction arrives: {rate_long:.2f} actions/s')
-    assert abs(rate_long - config.control_rate_hz) <= 0.1 * config.control_rate_hz, f'rate {rate_long:.2f} Hz'
+    assert abs(rate_long - CONTROL_RATE_HZ) <= 0.1 * CONTROL_RATE_HZ, f'rate {rate_long:.2f} Hz'
     # About one decision per huge frame is still lost (8.6-9.2 Hz measured on the 2-core VM; it was 2-5 Hz
     # when frames were converted on the executor thread): not yet the 10 % of issue 18; the bound leaves
     # room for a loaded CI machine and still fails the old design
-    assert rate_huge >= 0.7 * config.control_rate_hz, f'rate {rate_huge:.2f} Hz'
+    assert rate_huge >= 0.7 * CONTROL_RATE_HZ, f'rate {rate_huge:.2f} Hz'
     assert 'camera stale' not in _tail(log_path, 100000).split("open the drawer very")[-1]
     assert len(holds) <= 1  # at most the new episode's one zero twist, never a stale-camera hold
 
@@ -503,3 +504,49 @@ def test_node_bins_equal_the_harness_bins_for_the_same_frames(system):
         expected.append(out.bins[0].tolist())
     assert node_bins == expected
 
+
+
+def test_hold_input_stops_within_a_tick_and_is_latched(system):
+    """~/enable false: a zero twist at once and no action after it; a latched enable=False from a node that
+    restarts keeps holding; true (service or topic) acts again."""
+    from std_msgs.msg import Bool
+    from std_srvs.srv import SetBool
+
+    harness, launched, config, log_path = system
+    harness.mode = 'good'
+    _wait(lambda: harness.snapshot(harness.actions, since=time.monotonic() - 0.5), 10.0, launched, log_path,
+          'actions before the hold')
+    client = harness.node.create_client(SetBool, f'{harness.ns}/qt_policy/enable')
+    assert client.wait_for_service(timeout_sec=10.0)
+    sent = time.monotonic()
+    future = client.call_async(SetBool.Request(data=False))
+    _wait(future.done, 5.0, launched, log_path, 'the ~/enable response')
+    answered = time.monotonic()
+    assert future.result().success
+    stops = [t for t, m in harness.snapshot(harness.twists, since=sent) if not _nonzero(m)]
+    _wait(lambda: [t for t, m in harness.snapshot(harness.twists, since=sent) if not _nonzero(m)], 2.0, launched,
+          log_path, 'the zero twist of the hold')
+    stops = [t for t, m in harness.snapshot(harness.twists, since=sent) if not _nonzero(m)]
+    assert stops[0] - sent <= 1.0 / CONTROL_RATE_HZ, f'stop {stops[0] - sent:.3f} s after the request'
+    time.sleep(1.0)
+    assert not harness.snapshot(harness.actions, since=answered + 0.05), 'acted while disabled'
+    assert harness.latest_diag().get('enabled') == 'false'
+    # the enable topic: a latched False from a node, which then goes away and comes back (a restart)
+    latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    client.call_async(SetBool.Request(data=True))
+    _wait(lambda: harness.snapshot(harness.actions, since=time.monotonic() - 0.3), 5.0, launched, log_path,
+          'actions after enable')
+    pub = harness.node.create_publisher(Bool, f'{harness.ns}/enable', latched)
+    pub.publish(Bool(data=False))
+    _wait(lambda: harness.latest_diag().get('enabled') == 'false', 5.0, launched, log_path, 'the topic hold')
+    harness.node.destroy_publisher(pub)  # the operator's node restarts: the hold stays
+    time.sleep(1.0)
+    t_gone = time.monotonic()
+    time.sleep(1.0)
+    assert not harness.snapshot(harness.actions, since=t_gone) and harness.latest_diag().get('enabled') == 'false'
+    pub = harness.node.create_publisher(Bool, f'{harness.ns}/enable', latched)
+    pub.publish(Bool(data=True))
+    _wait(lambda: harness.snapshot(harness.actions, since=time.monotonic() - 0.3), 5.0, launched, log_path,
+          'actions after the topic enabled it again')
+    harness.node.destroy_publisher(pub)

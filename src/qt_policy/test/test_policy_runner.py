@@ -133,7 +133,7 @@ def test_a_new_instruction_is_a_new_episode(checkpoint):
 
 @pytest.mark.parametrize('camera_hz, every', [(10.0, 1), (30.0, 3), (60.0, 6)])
 def test_decisions_follow_the_frames_at_the_control_rate(checkpoint, camera_hz, every):
-    r = make_runner(checkpoint, control_rate_hz=10.0)
+    r = make_runner(checkpoint)
     r.set_instruction('open the drawer', 0.0)
     used = []
     for k in range(int(3 * camera_hz)):  # 3 s of camera with +-2 ms jitter
@@ -146,7 +146,7 @@ def test_decisions_follow_the_frames_at_the_control_rate(checkpoint, camera_hz, 
 
 
 def test_a_15hz_camera_still_gives_10_decisions_a_second(checkpoint):
-    r = make_runner(checkpoint, control_rate_hz=10.0)
+    r = make_runner(checkpoint)
     r.set_instruction('open the drawer', 0.0)
     times = []
     for k in range(45):
@@ -181,13 +181,75 @@ def test_state_model_needs_fresh_state(tmp_path):
     assert r.act(1.0).kind == 'state_stale'
 
 
-def test_twist_and_gripper_mapping(checkpoint):
-    r = make_runner(checkpoint, twist_scale=[0.1, 0.2, 0.5])
-    linear, gripper = r.twist_and_gripper([1.0, -1.0, 0.5, 0.7])
-    np.testing.assert_allclose(linear, [0.1, -0.2, 0.25])
-    assert gripper == pytest.approx(0.7)
-    r2 = make_runner(checkpoint, gripper_dimension='')
-    assert r2.twist_and_gripper([0, 0, 0, 1.0])[1] is None
+def test_commands_follow_the_embodiment(checkpoint):
+    """The sim arm's embodiment: dx, dy, dz -> twist.linear at 0.1 m/s per unit, gripper -> Float64."""
+    r = make_runner(checkpoint)
+    cmd = r.commands.group(r.commands.to_commands([1.0, -1.0, 0.5, 0.7]))
+    np.testing.assert_allclose(cmd.linear, [0.1, -0.1, 0.05])
+    np.testing.assert_allclose(cmd.angular, [0.0, 0.0, 0.0])
+    assert cmd.gripper == pytest.approx(0.7) and cmd.joints is None and not cmd.terminate
+
+
+def test_hold_input_q_floor_and_terminate(checkpoint, tmp_path):
+    """disabled -> Hold at once; the Q floor holds below it; a terminate dimension ends the episode."""
+    r = make_runner(checkpoint)
+    r.set_instruction('open the drawer', 0.0)
+    r.add_image(frame(1), 0.1)
+    r.set_enabled(False)
+    assert r.check(0.1).kind == 'disabled' and r.act(0.1).kind == 'disabled'
+    r.set_enabled(True)
+    a = r.act(0.1)
+    assert isinstance(a, Action)
+    floor = make_runner(checkpoint, q_floor=min(0.999, a.q_value + 1e-3))
+    floor.set_instruction('open the drawer', 0.0)
+    floor.add_image(frame(1), 0.1)
+    held = floor.act(0.1)
+    assert held.kind == 'q_floor' and floor.last_q == pytest.approx(a.q_value, abs=1e-6)
+
+    import yaml
+    emb = yaml.safe_load((REPO_ROOT / 'config/embodiments/metaworld_sawyer.yaml').read_text())
+    emb['actions'][2] = {'name': 'dz', 'command': 'terminate', 'low': 0.0, 'high': 1.0}  # always >= 0.5 when high
+    (tmp_path / 'term.yaml').write_text(yaml.safe_dump(emb))
+    names = ['dx', 'dy', 'dz', 'gripper']
+    r = make_runner(checkpoint, embodiment=str(tmp_path / 'term.yaml'), action_low=[-1.0, -1.0, 0.9, -1.0],
+                    action_high=[1.0, 1.0, 1.0, 1.0])
+    assert list(r.names) == names
+    r.set_instruction('open the drawer', 0.0)
+    r.add_image(frame(1), 0.1)
+    a = r.act(0.1)
+    assert a.terminate and a.command.terminate
+    r.add_image(frame(2), 0.2)
+    assert r.act(0.2).kind == 'terminated'
+    r.set_instruction('open the drawer', 0.3)  # the next instruction is a new episode
+    assert r.check(0.3) is None
+
+
+def test_a_model_only_drives_the_robot_it_was_trained_for(tmp_path):
+    """A checkpoint carrying an embodiment refuses another robot's file, naming the difference."""
+    import yaml
+
+    from qt_policy.robot.embodiment import load_embodiment
+
+    emb = load_embodiment(REPO_ROOT / 'config/embodiments/metaworld_sawyer.yaml')
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / 'm', QTransformer(ModelConfig(**{**SMALL, 'state_dim': 4})),
+                           {'embodiment': emb.to_dict()})
+    assert make_runner(path).embodiment.name == 'metaworld_sawyer'
+    with pytest.raises(ValueError, match=r"trained for embodiment 'metaworld_sawyer'.*action dimensions"):
+        make_runner(path, embodiment=str(REPO_ROOT / 'config/embodiments/panda_moveit_servo.yaml'))
+    other = emb.to_dict()
+    other['actions'][0]['scale'] = 0.2
+    other['twist']['topic'] = 'my_servo/delta_twist_cmds'  # topics are the deployment's own
+    (tmp_path / 'o.yaml').write_text(yaml.safe_dump(other))
+    with pytest.raises(ValueError, match=r"dimension 'dx': scale 0.1 \(model\) vs 0.2 \(robot\)"):
+        make_runner(path, embodiment=str(tmp_path / 'o.yaml'))
+    other['actions'][0]['scale'] = 0.1
+    (tmp_path / 'o.yaml').write_text(yaml.safe_dump(other))
+    assert make_runner(path, embodiment=str(tmp_path / 'o.yaml')).embodiment.twist.topic == 'my_servo/delta_twist_cmds'
+    # a checkpoint without one is checked against its own layout
+    with pytest.raises(ValueError, match='carries no embodiment and does not fit'):
+        make_runner(tmp_path / 'm_legacy' if save_checkpoint(tmp_path / 'm_legacy', QTransformer(
+            ModelConfig(**{**SMALL, 'state_dim': 3}))) else None)
 
 
 def test_bad_configuration_is_a_clear_error(checkpoint, tmp_path):
@@ -197,11 +259,11 @@ def test_bad_configuration_is_a_clear_error(checkpoint, tmp_path):
         make_runner(tmp_path / 'missing')
     with pytest.raises(ValueError, match='action_low has 2 entries'):
         make_runner(checkpoint, action_low=[-1.0, -1.0], action_high=[1.0, 1.0])
-    with pytest.raises(ValueError, match='twist_scale'):
-        make_runner(checkpoint, twist_scale=[0.1])
+    with pytest.raises(ValueError, match="'q_floor' must lie in"):
+        make_runner(checkpoint, q_floor=1.5)
     r = make_runner(checkpoint)
     with pytest.raises(ValueError, match='encoder gave 3 values'):
-        PolicyRunner(r.model, lambda t: np.zeros(3)).set_instruction('x', 0.0)
+        PolicyRunner(r.model, lambda t: np.zeros(3), r.embodiment).set_instruction('x', 0.0)
 
 
 def test_policy_yaml_matches_the_dataclass():

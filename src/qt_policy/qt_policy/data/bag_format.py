@@ -2,12 +2,18 @@
 
 One episode = one rosbag2 folder (MCAP storage, ros2 profile) with these topics:
 
-* ``/camera/image_raw``  sensor_msgs/msg/Image (rgb8 when we write it; header.stamp = capture time)
+* ``/camera/image_raw``  sensor_msgs/msg/Image (rgb8 when we write it; header.stamp = capture time), or
+  ``/camera/image_raw/compressed`` sensor_msgs/msg/CompressedImage (JPEG/PNG) -- one of the two
 * ``/instruction``       std_msgs/msg/String (written first)
 * ``/robot_state``       sensor_msgs/msg/JointState (optional; name = state names, position = values)
 * ``/qt/action``         qt_msgs/msg/QAction, one per control step; header.stamp = stamp of the camera
   frame the action was computed from; ``bins`` may be empty and ``q_value`` NaN for human/scripted actions
 * ``/episode_result``    qt_msgs/msg/EpisodeResult, written once, last, when the episode is finalized
+* ``/command/twist``, ``/command/joints``, ``/command/gripper``: a teleoperator's commands as received
+  (recorded in teleoperation mode only; the QActions were made from them, robot/command_window.py)
+
+metadata.yaml custom_data ``qt_ros.embodiment`` holds the robot's embodiment (robot/embodiment.py, JSON)
+when the recorder knew it; the state is then read by its state spec (joints picked by name).
 
 Alignment when reading: step t = the t-th QAction in log-time order; its observation is the latest image
 (and latest state) whose header.stamp <= the action's header.stamp (if none: the first image). Reward is 1
@@ -29,12 +35,22 @@ import numpy as np
 
 # ----------------------------------------------------------------------------------------- topics
 IMAGE_TOPIC = "/camera/image_raw"
+COMPRESSED_IMAGE_TOPIC = "/camera/image_raw/compressed"
+TWIST_COMMAND_TOPIC = "/command/twist"
+JOINT_COMMAND_TOPIC = "/command/joints"
+GRIPPER_COMMAND_TOPIC = "/command/gripper"
 INSTRUCTION_TOPIC = "/instruction"
 STATE_TOPIC = "/robot_state"
 ACTION_TOPIC = "/qt/action"
 RESULT_TOPIC = "/episode_result"
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
+TWIST_STAMPED_TYPE = "geometry_msgs/msg/TwistStamped"
+JOINT_TRAJECTORY_TYPE = "trajectory_msgs/msg/JointTrajectory"
+FLOAT64_MULTI_ARRAY_TYPE = "std_msgs/msg/Float64MultiArray"
+FLOAT64_TYPE = "std_msgs/msg/Float64"
+BOOL_TYPE = "std_msgs/msg/Bool"
 STRING_TYPE = "std_msgs/msg/String"
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 QACTION_TYPE = "qt_msgs/msg/QAction"
@@ -53,8 +69,11 @@ TOPIC_TYPES = {
 CUSTOM_FORMAT_KEY = "qt_ros.format"
 CUSTOM_FORMAT_VALUE = "episode-v1"
 CUSTOM_TASK_KEY = "qt_ros.task"
+CUSTOM_EMBODIMENT_KEY = "qt_ros.embodiment"
 
 PARTIAL_SUFFIX = ".partial"
+#: custom_data of an open episode, beside its MCAP file (a salvaged bag gets it back)
+PARTIAL_CUSTOM_DATA_FILE = "qt_custom_data.json"
 QT_MSGS_PACKAGE = "qt_msgs"
 
 #: channels per supported 8-bit image encoding
@@ -149,6 +168,20 @@ def header_ns(msg) -> int:
     return stamp_to_ns(msg.header.stamp)
 
 
+def cdr_header_stamp_ns(raw) -> int:
+    """header.stamp of a serialized message whose first field is a std_msgs/Header (Image,
+    CompressedImage, JointState, QAction...), read from the CDR bytes without deserializing the rest
+    (a 640x480 frame would be copied otherwise)."""
+    import struct
+
+    buf = memoryview(raw)
+    if len(buf) < 12:
+        raise ValueError(f"{len(buf)} bytes: too short for a CDR message with a header")
+    endian = "<" if buf[1] & 1 else ">"  # encapsulation: 0x0001 CDR_LE, 0x0000 CDR_BE
+    sec, nanosec = struct.unpack_from(endian + "iI", buf, 4)
+    return int(sec) * 1_000_000_000 + int(nanosec)
+
+
 def make_header(stamp_ns: int, frame_id: str = "", typestore=None):
     ts = typestore or get_episode_typestore()
     stamp_ns = int(stamp_ns)
@@ -182,10 +215,31 @@ def make_image_msg(image: np.ndarray, stamp_ns: int, frame_id: str = "camera", e
 
 
 def image_msg_to_rgb(msg) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from a sensor_msgs/Image: the policy node's decoder (data/observation.py)."""
-    from .observation import image_to_rgb
+    """(H, W, 3) uint8 RGB from a sensor_msgs/Image or CompressedImage: the policy node's decoders
+    (data/observation.py)."""
+    from .observation import compressed_to_rgb, image_to_rgb
 
+    if hasattr(msg, "format"):
+        return compressed_to_rgb(str(msg.format), msg.data)
     return image_to_rgb(str(msg.encoding), msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
+
+
+def make_compressed_image_msg(image: np.ndarray, stamp_ns: int, fmt: str = "jpeg", quality: int = 90,
+                              frame_id: str = "camera", typestore=None):
+    """sensor_msgs/CompressedImage (format 'rgb8; jpeg compressed bgr8', as image_transport writes) from
+    an (H, W, 3) uint8 RGB array; fmt 'jpeg' (lossy, `quality`) or 'png' (lossless)."""
+    import cv2
+
+    ts = typestore or get_episode_typestore()
+    if fmt not in ("jpeg", "png"):
+        raise ValueError(f"compressed image format must be 'jpeg' or 'png', got {fmt!r}")
+    bgr = cv2.cvtColor(np.ascontiguousarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr, params)
+    if not ok:
+        raise ValueError(f"cv2 could not encode a {image.shape} frame as {fmt}")
+    return ts.types[COMPRESSED_IMAGE_TYPE](header=make_header(stamp_ns, frame_id, ts),
+                                           format=f"rgb8; {fmt} compressed bgr8", data=buf.reshape(-1))
 
 
 def make_string_msg(text: str, typestore=None):

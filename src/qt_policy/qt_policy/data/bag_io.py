@@ -189,6 +189,11 @@ class EpisodeBagWriter:
         return self.directory / self.name
 
     @property
+    def max_log_time(self) -> int:
+        """The latest log time written so far (-1 before the first message)."""
+        return self._max_log_time
+
+    @property
     def is_open(self) -> bool:
         return self._writer is not None
 
@@ -225,6 +230,10 @@ class EpisodeBagWriter:
         self._custom_data = {bf.CUSTOM_FORMAT_KEY: bf.CUSTOM_FORMAT_VALUE}
         for k, v in (custom_data or {}).items():
             self.set_custom_data(k, v)
+        if custom_data:  # metadata.yaml is only written at finalize: a salvage reads them from here
+            import json
+
+            (partial / bf.PARTIAL_CUSTOM_DATA_FILE).write_text(json.dumps(custom_data), encoding="utf-8")
         return partial
 
     def flush(self, force: bool = False) -> None:
@@ -446,7 +455,9 @@ def read_episode_bag(path: str | os.PathLike, typestore=None) -> EpisodeData:
     state_msgs: list[tuple[int, Any]] = []
     actions: list[Any] = []
     result = None
-    wanted = {bf.IMAGE_TOPIC, bf.INSTRUCTION_TOPIC, bf.STATE_TOPIC, bf.ACTION_TOPIC, bf.RESULT_TOPIC}
+    wanted = {bf.IMAGE_TOPIC, bf.COMPRESSED_IMAGE_TOPIC, bf.INSTRUCTION_TOPIC, bf.STATE_TOPIC, bf.ACTION_TOPIC,
+              bf.RESULT_TOPIC}
+    embodiment = _bag_embodiment(custom, path)
     with AnyReader([path], default_typestore=ts) as reader:
         conns = [c for c in reader.connections if c.topic in wanted]
         if not any(c.topic == bf.RESULT_TOPIC for c in conns):
@@ -457,7 +468,7 @@ def read_episode_bag(path: str | os.PathLike, typestore=None) -> EpisodeData:
             topic = conn.topic
             if topic == bf.ACTION_TOPIC:
                 actions.append(msg)
-            elif topic == bf.IMAGE_TOPIC:
+            elif topic in (bf.IMAGE_TOPIC, bf.COMPRESSED_IMAGE_TOPIC):
                 image_msgs.append((bf.header_ns(msg), msg))
             elif topic == bf.STATE_TOPIC:
                 state_msgs.append((bf.header_ns(msg), msg))
@@ -471,7 +482,7 @@ def read_episode_bag(path: str | os.PathLike, typestore=None) -> EpisodeData:
     if not actions:
         raise EpisodeBagError(f"{path} has no {bf.ACTION_TOPIC} messages (0-step episode)")
     if not image_msgs:
-        raise EpisodeBagError(f"{path} has no {bf.IMAGE_TOPIC} messages")
+        raise EpisodeBagError(f"{path} has no {bf.IMAGE_TOPIC} (or {bf.COMPRESSED_IMAGE_TOPIC}) messages")
 
     def align(msgs: list[tuple[int, Any]]) -> list[Any]:
         order = sorted(range(len(msgs)), key=lambda i: msgs[i][0])  # stable: ties keep log order
@@ -487,7 +498,10 @@ def read_episode_bag(path: str | os.PathLike, typestore=None) -> EpisodeData:
     frames = []
     for m in align(image_msgs):
         if id(m) not in decoded:
-            decoded[id(m)] = bf.image_msg_to_rgb(m)
+            try:
+                decoded[id(m)] = bf.image_msg_to_rgb(m)
+            except ValueError as exc:
+                raise EpisodeBagError(f"{path}: cannot decode a camera frame: {exc}") from None
         frames.append(decoded[id(m)])
     if len({f.shape for f in frames}) != 1:
         raise EpisodeBagError(f"{path}: image size changes within the episode: {sorted({f.shape for f in frames})}")
@@ -500,20 +514,45 @@ def read_episode_bag(path: str | os.PathLike, typestore=None) -> EpisodeData:
     acts = np.stack([np.asarray(a.values, dtype=np.float32) for a in actions]).reshape(num_steps, dims.pop())
 
     states, state_names = None, []
-    if state_msgs:
+    if state_msgs and (embodiment is None or embodiment.state.dim):
         chosen = align(state_msgs)
-        sdims = {len(np.asarray(m.position)) for m in chosen}
+        if embodiment is not None:  # the robot's state spec: its joints, by name, its fields
+            try:
+                rows = [embodiment.state.extract(m.name, position=m.position, velocity=m.velocity, effort=m.effort)
+                        for m in chosen]
+            except ValueError as exc:
+                raise EpisodeBagError(f"{path}: robot state does not fit embodiment {embodiment.name!r}: {exc}") from None
+            state_names = embodiment.state.names
+        else:
+            rows = [np.asarray(m.position, dtype=np.float32) for m in chosen]
+            state_names = [str(n) for n in chosen[0].name]
+        sdims = {len(r) for r in rows}
         if len(sdims) != 1:
             raise EpisodeBagError(f"{path}: state dimension changes within the episode: {sorted(sdims)}")
-        states = np.stack([np.asarray(m.position, dtype=np.float32) for m in chosen]).reshape(num_steps, sdims.pop())
-        state_names = [str(n) for n in chosen[0].name]
+        states = np.asarray(rows, dtype=np.float32).reshape(num_steps, sdims.pop())
 
     if instruction is None:
         instruction = result.instruction or actions[0].instruction
     return EpisodeData(
         instruction=instruction, images=images, actions=acts, success=bool(result.success),
         action_names=action_names, states=states, state_names=state_names,
-        episode_id=result.episode_id, end_reason=result.end_reason, task=str(custom.get(bf.CUSTOM_TASK_KEY, "")))
+        episode_id=result.episode_id, end_reason=result.end_reason, task=str(custom.get(bf.CUSTOM_TASK_KEY, "")),
+        embodiment=embodiment.to_dict() if embodiment is not None else None)
+
+
+def _bag_embodiment(custom: dict, path: Path):
+    """The embodiment the recorder stored in the bag's custom_data, or None."""
+    text = custom.get(bf.CUSTOM_EMBODIMENT_KEY)
+    if not text:
+        return None
+    import json
+
+    from ..robot.embodiment import Embodiment
+
+    try:
+        return Embodiment.from_dict(json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise EpisodeBagError(f"{path}: unreadable {bf.CUSTOM_EMBODIMENT_KEY} in metadata.yaml: {exc}") from None
 
 
 # -------------------------------------------------------------------------------------- listing

@@ -167,6 +167,10 @@ def salvage_partial(directory: str | Path, name: str, mark: UnfinishedMark | Non
 
     scan = PartialBagScan(work)
     writer = EpisodeBagWriter(typestore=typestore)
+    try:
+        custom = json.loads((work / bf.PARTIAL_CUSTOM_DATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        custom = None
     instruction, success, last_log, opened = "", False, 0, False
     try:
         for topic, msgtype, log_time, data in scan.messages():
@@ -177,7 +181,7 @@ def salvage_partial(directory: str | Path, name: str, mark: UnfinishedMark | Non
             if topic == bf.INSTRUCTION_TOPIC and not instruction:
                 instruction = str(writer.typestore.deserialize_cdr(data, msgtype).data)
             if not opened:
-                writer.open(directory, name)
+                writer.open(directory, name, custom_data=custom)
                 opened = True
             writer.write_raw(topic, msgtype, data, log_time)
         counts = dict(scan.counts)

@@ -226,6 +226,7 @@ def _add_episode(cache_dir: Path, index, keys: set, name: str, ep: EpisodeData, 
         "end_reason": ep.end_reason, "action_names": list(ep.action_names),
         "state_names": list(ep.state_names), "image_shape": [int(x) for x in shape],
         "has_states": ep.states is not None, "source": source, "fingerprint": fingerprint,
+        "embodiment": ep.embodiment,
     })
 
 

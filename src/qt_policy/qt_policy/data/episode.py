@@ -25,6 +25,7 @@ class EpisodeData:
     episode_id: str = ""
     end_reason: str = ""
     task: str = ""  # free-form metadata, e.g. the simulator task name
+    embodiment: dict | None = None  # the robot's embodiment (robot/embodiment.py) when the recorder knew it
 
     def __post_init__(self):
         t = len(self.actions)

@@ -1,17 +1,21 @@
 """qt_policy: the Q-Transformer as a ROS 2 lifecycle node.
 
 A thin adapter around `runtime.PolicyRunner`: camera, instruction and state messages go in, and
-for the camera frame of each control step (at most `control_rate_hz` a second, decided as soon as
-that frame arrives; see PolicyRunner) the node publishes
+for the camera frame of each control step (at most the embodiment's `control_rate_hz` a second,
+decided as soon as that frame arrives; see PolicyRunner) the node publishes
 
-* qt_msgs/QAction on `action_topic` (header.stamp = stamp of the camera frame the decision used),
-* geometry_msgs/TwistStamped on `twist_topic` (dx, dy, dz * twist_scale m/s, for MoveIt Servo),
-* std_msgs/Float64 on `gripper_topic`: the gripper action as a position command in [-1, 1]
-  (-1 open .. 1 closed in the Meta-World convention; a plain Float64 because control_msgs is not
-  available on every install),
+* qt_msgs/QAction on `action_topic` (header.stamp = stamp of the camera frame the decision used;
+  values = the action sent, after the safety limits; terminate from a terminate dimension),
+* the robot's commands, as the embodiment file maps them (robot/embodiment.py): a
+  geometry_msgs/TwistStamped (linear + angular, MoveIt Servo), a trajectory_msgs/JointTrajectory
+  (one point, time_from_start = one control period) or std_msgs/Float64MultiArray of joint
+  commands (ros2_control), a std_msgs/Float64 gripper command,
 
-or, when an input is missing or stale, one zero twist and nothing else until inputs are fresh again
-(a robot that loses its camera stops). /diagnostics reports latency, rate, Q and the hold reason.
+or, when an input is missing or stale, or the hold input says so, one stop command (zero twist,
+zero joint velocities) and nothing else until it may act again (a robot that loses its camera
+stops). Hold input: service ``~/enable`` (std_srvs/SetBool) and the latched topic `enable_topic`
+(std_msgs/Bool); the stop goes out within the callback, i.e. within one tick. /diagnostics reports
+latency, rate, Q, the hold reason and the safety limits that acted.
 
 Threads: the callbacks only note each message's arrival (rmw's received timestamp) and hand it on.
 Frame conversion + decision run on one worker thread and instruction encoding on another
@@ -34,11 +38,13 @@ from collections import deque
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import TwistStamped
+from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Float64, String
+from std_msgs.msg import Bool, Float64, Float64MultiArray, String
+from std_srvs.srv import SetBool
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from qt_msgs.msg import QAction
 
@@ -85,6 +91,8 @@ class PolicyNode(LifecycleNode):
         self._malformed_last_log = -1e9
         self._last_image_error = ''
         self._last_state_error = ''
+        self._limits_acted: dict[str, int] = {}
+        self._pubs: dict[str, object] = {}
         self._out_lock = threading.Lock()  # actions/holds come from the frame worker and the timer
         self.callback_faults = CallbackFaults(self.get_logger())
         self._frames: LatestWorker | None = None  # conversion + decision of the newest frame
@@ -106,45 +114,61 @@ class PolicyNode(LifecycleNode):
             self.get_logger().error(f'configure failed: {exc}')
             self.runner = None
             return TransitionCallbackReturn.FAILURE
-        cfg, model_cfg = self.config, self.runner.model.cfg
+        cfg, model_cfg, emb = self.config, self.runner.model.cfg, self.runner.embodiment
+        cmap = self.runner.commands
         self._action_pub = self.create_lifecycle_publisher(QAction, cfg.action_topic, 10)
-        self._twist_pub = self.create_lifecycle_publisher(TwistStamped, cfg.twist_topic, 10)
-        self._gripper_pub = self.create_lifecycle_publisher(Float64, cfg.gripper_topic, 10)
-        self._entities = [self._action_pub, self._twist_pub, self._gripper_pub]
+        self._entities = [self._action_pub]
+        self._pubs = {}
+        if cmap.twist_index:
+            self._pubs['twist'] = self.create_lifecycle_publisher(TwistStamped, emb.twist.topic, 10)
+        if cmap.joint_index:
+            kind = JointTrajectory if emb.joints.type == 'joint_trajectory' else Float64MultiArray
+            self._pubs['joints'] = self.create_lifecycle_publisher(kind, emb.joints.topic, 10)
+        if cmap.gripper_index is not None:
+            self._pubs['gripper'] = self.create_lifecycle_publisher(Float64, emb.gripper.topic, 10)
+        self._entities += list(self._pubs.values())
         self._frames = LatestWorker(self._process_frame, 'policy-frames', self.callback_faults.report)
         self._instructions = LatestWorker(self._encode_instruction, 'policy-instruction', self.callback_faults.report)
         self._entities.append(self.create_subscription(String, cfg.instruction_topic, self._on_instruction,
                                                        INSTRUCTION_QOS))
+        self._entities.append(self.create_subscription(Bool, cfg.enable_topic, self._on_enable_topic, INSTRUCTION_QOS))
+        self._entities.append(self.create_service(SetBool, '~/enable', self._on_enable_service))
         if self.runner.needs_camera:
-            if cfg.use_compressed:
-                sub = self.create_subscription(CompressedImage, cfg.compressed_image_topic, self._on_compressed,
+            camera = emb.cameras[0]
+            if camera.compressed:
+                sub = self.create_subscription(CompressedImage, camera.topic, self._on_compressed,
                                                qos_profile_sensor_data)
             else:
-                sub = self.create_subscription(Image, cfg.image_topic, self._on_image, qos_profile_sensor_data)
+                sub = self.create_subscription(Image, camera.topic, self._on_image, qos_profile_sensor_data)
             self._entities.append(sub)
         if self.runner.needs_state:
-            self._entities.append(self.create_subscription(JointState, cfg.state_topic, self._on_state,
+            self._entities.append(self.create_subscription(JointState, emb.state.topic, self._on_state,
+                                                           qos_profile_sensor_data))
+        if self.runner.safety.has_box:
+            self._entities.append(self.create_subscription(PoseStamped, emb.workspace.pose_topic, self._on_pose,
                                                            qos_profile_sensor_data))
         self._status = 'inactive'
         self.get_logger().info(
-            f'configured: {cfg.checkpoint} ({model_cfg.action_dim} dims {list(self.runner.names)}, '
+            f'configured: {cfg.checkpoint} for embodiment {emb.name!r} ({model_cfg.action_dim} dims '
+            f'{list(self.runner.names)} -> {", ".join(sorted(self._pubs)) or "QAction only"}, '
             f'{model_cfg.image_size}px x {model_cfg.frames} frames, state_dim {model_cfg.state_dim}) on {cfg.device}, '
-            f'{cfg.control_rate_hz:g} Hz{", dry run" if cfg.dry_run else ""}')
+            f'{emb.control_rate_hz:g} Hz{", dry run" if cfg.dry_run else ""}'
+            f'{"" if self.runner.enabled else ", DISABLED until enabled"}')
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         ret = super().on_activate(state)  # enables the lifecycle publishers
         self._hold, self._hold_reason = 'activated', 'activated'
-        self._timer = self.create_timer(1.0 / self.config.control_rate_hz, self._tick)
+        self._timer = self.create_timer(self.runner.period_s, self._tick)
         self._status = 'active'
         self.get_logger().info('activated')
         return ret
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_timer()
-        self._publish_zero_twist()  # while the publishers are still enabled
+        self._publish_stop()  # while the publishers are still enabled
         self._hold, self._hold_reason, self._status = 'inactive', 'inactive', 'inactive'
-        self.get_logger().info('deactivated' if self.config.dry_run else 'deactivated (zero twist sent)')
+        self.get_logger().info('deactivated' if self.config.dry_run else 'deactivated (stop command sent)')
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -155,7 +179,7 @@ class PolicyNode(LifecycleNode):
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._timer is not None:
             self._stop_timer()
-            self._publish_zero_twist()
+            self._publish_stop()
         self._free()
         self._status = 'finalized'
         return super().on_shutdown(state)
@@ -173,9 +197,12 @@ class PolicyNode(LifecycleNode):
         for entity in self._entities:
             if hasattr(entity, 'publish'):
                 self.destroy_lifecycle_publisher(entity)
+            elif hasattr(entity, 'srv_type'):
+                self.destroy_service(entity)
             else:
                 self.destroy_subscription(entity)
         self._entities = []
+        self._pubs = {}
         self.runner = None
 
     # ----- inputs --------------------------------------------------------------------------------
@@ -246,10 +273,38 @@ class PolicyNode(LifecycleNode):
                                    f'warning, {self._malformed} total): {exc}')
             self._malformed_last_log, self._malformed_unlogged = now, 0
 
+    def _on_enable_topic(self, msg: Bool):
+        self._set_enabled(bool(msg.data), f'topic {self.resolve_topic_name(self.config.enable_topic)}')
+
+    def _on_enable_service(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        self._set_enabled(bool(request.data), 'service ~/enable')
+        response.success, response.message = True, 'enabled' if request.data else 'disabled: holding'
+        return response
+
+    def _set_enabled(self, enabled: bool, source: str):
+        runner = self.runner
+        if runner is None:
+            return
+        was = runner.enabled
+        runner.set_enabled(enabled)
+        if not enabled:
+            self._handle(runner.check(self._now()))  # the stop command goes out now, not at the next tick
+        if was != enabled:
+            self.get_logger().warning(f'{"enabled" if enabled else "DISABLED (holding)"} by {source}')
+
+    def _on_pose(self, msg: PoseStamped, info):
+        p = msg.pose.position
+        try:
+            self.runner.set_ee_position((p.x, p.y, p.z), self._arrival(info))
+        except ValueError as exc:
+            self.get_logger().warning(f'dropping end-effector pose: {exc}')
+
     def _on_state(self, msg: JointState, info):
         arrival = self._arrival(info)
         try:
-            self.runner.set_state(list(msg.position), arrival, self._stamp_s(msg.header, arrival))
+            state = self.runner.embodiment.state.extract(msg.name, position=msg.position, velocity=msg.velocity,
+                                                         effort=msg.effort)
+            self.runner.set_state(state, arrival, self._stamp_s(msg.header, arrival))
         except ValueError as exc:
             if self._last_state_error != str(exc):  # one line per distinct problem, not per message
                 self.get_logger().warning(f'dropping robot state: {exc}')
@@ -281,7 +336,8 @@ class PolicyNode(LifecycleNode):
                 return
             if result.kind != self._hold:
                 self.get_logger().warning(f'holding: {result.reason}')
-                self._publish_zero_twist()
+                self._publish_stop()
+                self.runner.hold_released()
             self._hold, self._hold_reason = result.kind, result.reason
 
     def _publish_action(self, action: Action):
@@ -296,29 +352,65 @@ class PolicyNode(LifecycleNode):
         msg.values = [float(v) for v in action.values]
         msg.bins = [int(b) for b in action.bins]
         msg.q_value = float(action.q_value)
-        msg.terminate = False
+        msg.terminate = action.terminate
         self._action_pub.publish(msg)
         self._latencies.append(action.latency_ms)
         self._action_times.append(time.monotonic())
         self._last_q = action.q_value
         self._actions_published += 1
-        if self.config.dry_run:
+        for name in action.limited:
+            self._limits_acted[name] = self._limits_acted.get(name, 0) + 1
+        if self.config.dry_run or action.command is None:
             return
-        linear, gripper = self.runner.twist_and_gripper(action.values)
-        self._twist_pub.publish(self._twist(linear))
-        if gripper is not None:
-            self._gripper_pub.publish(Float64(data=gripper))
+        self._publish_command(action.command)
+        if action.terminate:
+            self.get_logger().info('the policy chose terminate: stopping until the next instruction')
+            self._publish_stop()
 
-    def _twist(self, linear=(0.0, 0.0, 0.0)) -> TwistStamped:
-        msg = TwistStamped()
+    def _publish_command(self, command):
+        """RobotCommand -> the embodiment's messages (robot/commands.py groups the values)."""
+        if 'twist' in self._pubs:
+            self._pubs['twist'].publish(self._twist(command.linear, command.angular))
+        if 'joints' in self._pubs and command.joints is not None:
+            self._pubs['joints'].publish(self._joint_msg(command.joint_names, command.joints))
+        if 'gripper' in self._pubs and command.gripper is not None:
+            self._pubs['gripper'].publish(Float64(data=float(command.gripper)))
+
+    def _joint_msg(self, names, values):
+        values = [float(v) for v in values]
+        if self.runner.embodiment.joints.type == 'float64_multi_array':
+            return Float64MultiArray(data=values)
+        msg = JointTrajectory()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self.config.twist_frame_id
-        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in linear)
+        msg.joint_names = list(names)
+        point = JointTrajectoryPoint()
+        if self.runner.commands.joint_kind == 'joint_velocity':
+            point.velocities = values
+        else:
+            point.positions = values
+        sec, nsec = divmod(int(round(self.runner.period_s * 1e9)), 1_000_000_000)
+        point.time_from_start.sec, point.time_from_start.nanosec = sec, nsec
+        msg.points = [point]
         return msg
 
-    def _publish_zero_twist(self):
-        if self.runner is not None and not self.config.dry_run and self._entities:
-            self._twist_pub.publish(self._twist())
+    def _twist(self, linear=(0.0, 0.0, 0.0), angular=(0.0, 0.0, 0.0)) -> TwistStamped:
+        msg = TwistStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.runner.embodiment.twist.frame_id if self.runner else ''
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in linear)
+        msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in angular)
+        return msg
+
+    def _publish_stop(self):
+        """Zero velocity: a zero twist and zero joint velocities (position targets are left as they are:
+        the controller holds the last one)."""
+        if self.runner is None or self.config.dry_run or not self._pubs:
+            return
+        if 'twist' in self._pubs:
+            self._pubs['twist'].publish(self._twist())
+        cmap = self.runner.commands
+        if 'joints' in self._pubs and cmap.joint_kind == 'joint_velocity':
+            self._pubs['joints'].publish(self._joint_msg(cmap.joint_names, [0.0] * len(cmap.joint_names)))
 
     # ----- diagnostics ---------------------------------------------------------------------------
 
@@ -338,7 +430,11 @@ class PolicyNode(LifecycleNode):
             'instruction': self.runner.instruction if self.runner else '',
             'decode_latency_p50_ms': f'{statistics.median(self._latencies):.2f}' if self._latencies else 'nan',
             'achieved_rate_hz': f'{rate:.2f}',
-            'control_rate_hz': f'{self.config.control_rate_hz:g}',
+            'control_rate_hz': f'{self.runner.embodiment.control_rate_hz:g}' if self.runner else 'nan',
+            'embodiment': self.runner.embodiment.name if self.runner else '',
+            'enabled': str(self.runner.enabled).lower() if self.runner else 'false',
+            'q_floor': f'{self.config.q_floor:g}',
+            'safety_limits_acted': ' '.join(f'{k}={v}' for k, v in sorted(self._limits_acted.items())),
             'last_q': f'{self._last_q:.4f}',
             'actions_published': str(self._actions_published),
             'malformed_images': str(self._malformed),

@@ -2,9 +2,13 @@
 
 A thin adapter around `runtime.episode_recorder.EpisodeRecorder` (see its docstring for the rules):
 
-* subscriptions with ``raw=True`` (the CDR bytes go into the bag untouched): camera Image
-  (SensorDataQoS), robot state JointState (SensorDataQoS), qt_msgs/QAction (reliable, depth 10) and
-  the instruction std_msgs/String (reliable + transient-local: a new instruction starts an episode);
+* subscriptions with ``raw=True`` (the CDR bytes go into the bag untouched): the embodiment's camera
+  (Image or CompressedImage, SensorDataQoS; raw frames optionally compressed, ``image_format``) and
+  robot state JointState (SensorDataQoS), the instruction std_msgs/String (reliable +
+  transient-local: a new instruction starts an episode), and the actions: with ``action_source``
+  ``policy`` the policy's qt_msgs/QAction (reliable, depth 10); with ``teleop`` the embodiment's
+  command topics a teleoperator drives (TwistStamped, JointTrajectory / Float64MultiArray, Float64
+  gripper), turned into one QAction per control step (robot/teleop_steps.py);
 * std_msgs/Bool on ``success_topic``: True ends the episode as a success, False as a failure
   (end_reason ``success_topic``); ignored before the episode's first action (a late message about the
   previous episode);
@@ -30,8 +34,10 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, String
+from geometry_msgs.msg import TwistStamped
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Bool, Float64, Float64MultiArray, String
+from trajectory_msgs.msg import JointTrajectory
 
 from qt_msgs.msg import EpisodeResult, QAction
 from qt_msgs.srv import EndEpisode
@@ -66,21 +72,52 @@ class RecorderNode(Node):
         for end in self.recorder.salvage_pending(time.monotonic(), scan=True):  # what a crash left
             self._finished(end)
 
+        emb = self.recorder.embodiment
         self.create_subscription(String, cfg.instruction_topic, self._on_instruction, INSTRUCTION_QOS, raw=True)
-        self.create_subscription(Image, cfg.image_topic, self._raw_cb(bf.IMAGE_TOPIC, bf.IMAGE_TYPE),
-                                 qos_profile_sensor_data, raw=True)
-        if cfg.state_topic.strip():
-            self.create_subscription(JointState, cfg.state_topic, self._raw_cb(bf.STATE_TOPIC, bf.JOINT_STATE_TYPE),
+        camera = emb.cameras[0]
+        if camera.compressed:
+            self.create_subscription(CompressedImage, camera.topic,
+                                     self._raw_cb(bf.COMPRESSED_IMAGE_TOPIC, bf.COMPRESSED_IMAGE_TYPE),
                                      qos_profile_sensor_data, raw=True)
-        self.create_subscription(QAction, cfg.action_topic, self._raw_cb(bf.ACTION_TOPIC, bf.QACTION_TYPE),
-                                 RELIABLE_10, raw=True)
+        else:
+            self.create_subscription(Image, camera.topic, self._raw_cb(bf.IMAGE_TOPIC, bf.IMAGE_TYPE),
+                                     qos_profile_sensor_data, raw=True)
+        if emb.state.topic.strip():
+            self.create_subscription(JointState, emb.state.topic, self._raw_cb(bf.STATE_TOPIC, bf.JOINT_STATE_TYPE),
+                                     qos_profile_sensor_data, raw=True)
+        sources = self._subscribe_actions(cfg, emb)
+        self._sources = sources
         self.create_subscription(Bool, cfg.success_topic, self._on_success, RELIABLE_10)
         self.create_service(EndEpisode, '~/end_episode', self._on_end_episode)
         self.create_timer(cfg.check_period_s, self._on_timer)
         self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
         self.get_logger().info(
-            f'recording to {self.recorder.output_dir.resolve()} (timeout {cfg.episode_timeout_s:g} s, '
-            f'min free disk {cfg.min_free_disk_mb} MB); instruction on {self._topic(cfg.instruction_topic)}')
+            f'recording {emb.name!r} to {self.recorder.output_dir.resolve()} (timeout {cfg.episode_timeout_s:g} s, '
+            f'min free disk {cfg.min_free_disk_mb} MB); instruction on {self._topic(cfg.instruction_topic)}; '
+            f'actions from {", ".join(sources)}')
+
+    def _subscribe_actions(self, cfg, emb) -> list[str]:
+        """The policy's QAction, or (teleop) the robot's command topics; returns the topic names."""
+        if cfg.action_source == 'policy':
+            self.create_subscription(QAction, cfg.action_topic, self._raw_cb(bf.ACTION_TOPIC, bf.QACTION_TYPE),
+                                     RELIABLE_10, raw=True)
+            return [self._topic(cfg.action_topic)]
+        cmap, sources = self.recorder.teleop.map, []
+        if cmap.twist_index:
+            self.create_subscription(TwistStamped, emb.twist.topic,
+                                     self._command_cb('twist', bf.TWIST_STAMPED_TYPE), RELIABLE_10, raw=True)
+            sources.append(self._topic(emb.twist.topic))
+        if cmap.joint_index:
+            joint_type, joint_msg = ((bf.JOINT_TRAJECTORY_TYPE, JointTrajectory) if emb.joints.type == 'joint_trajectory'
+                                     else (bf.FLOAT64_MULTI_ARRAY_TYPE, Float64MultiArray))
+            self.create_subscription(joint_msg, emb.joints.topic, self._command_cb('joints', joint_type),
+                                     RELIABLE_10, raw=True)
+            sources.append(self._topic(emb.joints.topic))
+        if cmap.gripper_index is not None:
+            self.create_subscription(Float64, emb.gripper.topic, self._command_cb('gripper', bf.FLOAT64_TYPE),
+                                     RELIABLE_10, raw=True)
+            sources.append(self._topic(emb.gripper.topic))
+        return sources or ['(no command topic: the embodiment maps no dimension to a command)']
 
     # ----- helpers -------------------------------------------------------------------------------
 
@@ -143,6 +180,14 @@ class RecorderNode(Node):
                 self._finished(self.recorder.record(topic, msgtype, raw, self._now_ns()))
             except RecordError as exc:
                 self._report_error(topic, f'not recorded: {exc}')
+        return callback
+
+    def _command_cb(self, kind: str, msgtype: str):
+        def callback(raw: bytes) -> None:
+            try:
+                self._finished(self.recorder.command(kind, msgtype, raw, self._now_ns()))
+            except RecordError as exc:
+                self._report_error(kind, f'command not used: {exc}')
         return callback
 
     def _on_success(self, msg: Bool) -> None:

@@ -20,6 +20,15 @@
 * An action whose header.stamp is older than the reset (decided from a frame of the previous scene)
   is ignored, as the recorder ignores it (its ``drop_actions_before_start``).
 * A malformed action (wrong length, NaN/inf) is ignored with a warning.
+* With ``action_input: commands``, the interface of a real arm behind MoveIt Servo instead: geometry_msgs/TwistStamped on the embodiment's
+  twist topic and std_msgs/Float64 on its gripper topic (config/embodiments/metaworld_sawyer.yaml).
+  Once a command has arrived in an episode, every tick is a step: the twist applied is the
+  time-weighted mean of the twists in force since the last tick (each in force until the next, or
+  command_timeout_s), the gripper the latest command (robot/command_window.py), inverted to the
+  arm's action by the embodiment (robot/commands.py) -- the exact inverse of what the policy node
+  sends. Commands received before the episode's reset are forgotten.
+* ``raw_obs_topic`` (std_msgs/Float64MultiArray): the simulator's full state with each frame, for a
+  scripted teleoperator (nodes/scripted_teleop_node.py); a real robot has no such topic.
 
 `SimArmDriver` holds all of that without ROS (testable with a fake arm); `SimArmNode` is the adapter.
 
@@ -53,6 +62,11 @@ class SimArmNodeConfig:
     action_topic: str = "qt/action"  # qt_msgs/QAction in (reliable, depth 10)
     instruction_topic: str = "instruction"  # std_msgs/String in (reliable + transient-local)
     success_topic: str = "success"  # std_msgs/Bool out: True on success, False at max_steps
+    raw_obs_topic: str = "sim/raw_obs"  # std_msgs/Float64MultiArray out: Meta-World's 39-D obs (scripted teleoperators)
+    # qaction: apply qt_msgs/QAction values; commands: TwistStamped + Float64 gripper, as `embodiment`
+    # maps them (a real arm behind MoveIt Servo). One at a time: a robot has one command input.
+    action_input: str = "qaction"
+    embodiment: str = "config/embodiments/metaworld_sawyer.yaml"
 
     def validate(self) -> "SimArmNodeConfig":
         from ..sim.tasks import get_task
@@ -65,6 +79,8 @@ class SimArmNodeConfig:
             raise ValueError(f"parameter 'rate_hz' must be > 0, got {self.rate_hz}")
         if self.max_steps < 0:
             raise ValueError(f"parameter 'max_steps' must be >= 0, got {self.max_steps}")
+        if self.action_input not in ("qaction", "commands"):
+            raise ValueError(f"parameter 'action_input' must be 'qaction' or 'commands', got {self.action_input!r}")
         return self
 
 
@@ -81,7 +97,20 @@ class SimArmDriver:
     """Episode bookkeeping around a SimArm, without ROS. Times are not needed: the caller ticks it."""
 
     def __init__(self, config: SimArmNodeConfig, arm=None, log: Callable[[str, str], None] | None = None):
+        from ..robot.command_window import CommandWindow
+        from ..robot.commands import CommandMap
+        from ..robot.embodiment import load_embodiment
+        from ..runtime.policy_config import resolve_data_path
+
         self.config = config.validate()
+        emb = load_embodiment(resolve_data_path(config.embodiment))
+        self.commands = CommandMap(emb)
+        if self.commands.embodiment.action_names != list(ACTION_NAMES):
+            raise ValueError(f"embodiment {emb.name!r} has action dimensions {emb.action_names}; the simulated arm "
+                             f"takes {ACTION_NAMES}")
+        self._window = CommandWindow(self.commands.is_velocity, self.commands.offset, emb.command_timeout_s)
+        self._commanded = False  # a command arrived in this episode: every tick is a step
+        self._last_tick = 0.0
         if arm is None:
             from ..sim.arm import SimArm
 
@@ -132,6 +161,9 @@ class SimArmDriver:
         self.max_steps = self.config.max_steps or task.max_steps
         self.steps, self.superseded, self.stale, self._pending, self.active = 0, 0, 0, None, True
         self.reset_stamp_ns = int(now_ns)
+        self._window.clear()
+        self._commanded = False
+        self._last_tick = now_ns * 1e-9
         return f"episode {self.episode}: task {task.name} seed {seed} (max {self.max_steps} steps){note}"
 
     def on_action(self, values, stamp_ns: int | None = None) -> str | None:
@@ -163,10 +195,31 @@ class SimArmDriver:
         self._pending = a
         return None
 
-    def tick(self) -> Tick:
-        """Apply the pending action (if any, while active); the observation to publish afterwards."""
+    def on_command(self, kind: str, t: float, values) -> str | None:
+        """A TwistStamped (kind 'twist': values = linear xyz + angular xyz) or gripper Float64 ('gripper')
+        received at t (s); returns a warning line for a malformed one."""
+        values = [float(v) for v in values]
+        if not all(np.isfinite(values)):
+            return f"ignoring non-finite {kind} command {values}"
+        if not self.active:
+            return None
+        if kind == "twist":
+            dims, cmd = self.commands.from_twist(values[:3], values[3:])
+        else:
+            dims, cmd = self.commands.from_gripper(values[0])
+        self._window.update(t, dims, cmd)
+        self._commanded = True
+        return None
+
+    def tick(self, now_s: float | None = None) -> Tick:
+        """Apply the pending action (if any, while active), or the commands since the last tick; the
+        observation to publish afterwards. `now_s`: the time of this tick (for commands)."""
         if self.arm.task_name is None:
             return Tick(None)
+        last, self._last_tick = self._last_tick, (now_s if now_s is not None else self._last_tick)
+        if self.active and self._commanded and self._pending is None and now_s is not None:
+            self._pending = self.commands.to_action(self._window.step(last, now_s))
+            self._window.forget_before(last)
         if not self.active or self._pending is None:
             return Tick(self.arm.observation)
         action, self._pending = self._pending, None
@@ -192,8 +245,9 @@ class SimArmDriver:
 def _make_node_class():
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from geometry_msgs.msg import TwistStamped
     from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import Bool, String
+    from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 
     from qt_msgs.msg import QAction
 
@@ -220,12 +274,21 @@ def _make_node_class():
             self._state_pub = self.create_publisher(JointState, cfg.state_topic, sensor_pub_qos)
             self._success_pub = self.create_publisher(Bool, cfg.success_topic, reliable_10)
             self.create_subscription(String, cfg.instruction_topic, self._on_instruction, instruction_qos)
-            self.create_subscription(QAction, cfg.action_topic, self._on_action, reliable_10)
+            self._raw_obs_pub = self.create_publisher(Float64MultiArray, cfg.raw_obs_topic, sensor_pub_qos)
+            emb = self.driver.commands.embodiment
+            if cfg.action_input == 'qaction':
+                self.create_subscription(QAction, cfg.action_topic, self._on_action, reliable_10)
+                inputs = self.resolve_topic_name(cfg.action_topic)
+            else:
+                self.create_subscription(TwistStamped, emb.twist.topic, self._on_twist, reliable_10)
+                self.create_subscription(Float64, emb.gripper.topic, self._on_gripper, reliable_10)
+                inputs = (self.resolve_topic_name(emb.twist.topic) + ' + '
+                          + self.resolve_topic_name(emb.gripper.topic))
             self._timer = self.create_timer(1.0 / cfg.rate_hz, self._on_tick)
             self.get_logger().info(
                 f'sim arm ready: {cfg.image_size}px camera at {cfg.rate_hz:g} Hz, task '
-                f'{cfg.task or "from the instruction"}, seeds from {cfg.seed}; waiting for an instruction on '
-                f'{self.resolve_topic_name(cfg.instruction_topic)}')
+                f'{cfg.task or "from the instruction"}, seeds from {cfg.seed}, actions from {inputs}; waiting for an '
+                f'instruction on {self.resolve_topic_name(cfg.instruction_topic)}')
 
         def _on_instruction(self, msg):
             try:
@@ -248,9 +311,24 @@ def _make_node_class():
             if warning:
                 self.get_logger().warning(warning)
 
+        def _now_s(self) -> float:
+            return self.get_clock().now().nanoseconds * 1e-9
+
+        def _on_twist(self, msg):
+            t = msg.twist
+            self._warn(self.driver.on_command('twist', self._now_s(), (t.linear.x, t.linear.y, t.linear.z,
+                                                                        t.angular.x, t.angular.y, t.angular.z)))
+
+        def _on_gripper(self, msg):
+            self._warn(self.driver.on_command('gripper', self._now_s(), (msg.data,)))
+
+        def _warn(self, line):
+            if line:
+                self.get_logger().warning(line)
+
         def _on_tick(self):
             try:
-                tick = self.driver.tick()
+                tick = self.driver.tick(self._now_s())
             except Exception as exc:  # noqa: BLE001 - a simulator error ends the episode, not the node
                 self.driver.active = False
                 self.get_logger().error(f'simulation step failed: {type(exc).__name__}: {exc}; episode stopped')
@@ -277,6 +355,7 @@ def _make_node_class():
             state.name = list(STATE_NAMES)
             state.position = [float(v) for v in obs.state]
             self._state_pub.publish(state)
+            self._raw_obs_pub.publish(Float64MultiArray(data=[float(v) for v in obs.raw_obs]))
 
     return SimArmNode
 

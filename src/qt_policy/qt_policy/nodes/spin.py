@@ -39,7 +39,7 @@ def spin_until_signal(name: str, make_node: Callable[[], object], args=None,
         if on_start is not None:
             on_start(node)
         faults = getattr(node, 'callback_faults', None) or CallbackFaults(node.get_logger())
-        while not stop and rclpy.ok():
+        while not stop and rclpy.ok() and not getattr(node, 'finished', False):  # a node may end itself
             try:
                 executor.spin_once(timeout_sec=0.1)
             except Exception as exc:  # noqa: BLE001 - a failed callback must not stop the robot's node

@@ -61,10 +61,16 @@ from typing import Callable
 from ..data import bag_format as bf
 from ..data.bag_io import EpisodeBagWriter
 from ..data.bag_salvage import INTERRUPTED, PartialBagScan, UnfinishedMark, find_unfinished, salvage_partial
+from ..robot.embodiment import Embodiment, load_embodiment
+from ..robot.teleop_steps import TeleopSteps
+from .policy_config import DEFAULT_EMBODIMENT, resolve_data_path
+from .recorded_frames import compress_frame, teleop_qaction
 
 #: every end_reason an EpisodeEnd can carry: the rules, the faults, and 'refused' (nothing was recorded)
 END_REASONS = ("service", "terminate", "success_topic", "timeout", "shutdown", "preempted",
-               "disk_full", "write_error", INTERRUPTED, "refused")
+               "disk_full", "write_error", INTERRUPTED, "refused", "imported")
+ACTION_SOURCES = ("policy", "teleop")
+IMAGE_FORMATS = ("as_received", "jpeg", "png")
 
 Logger = Callable[[str, str], None]  # (level: 'info' | 'warn' | 'error', message)
 
@@ -85,14 +91,20 @@ class RecorderNodeConfig:
     """
 
     output_dir: str = "data/recorded"  # one rosbag2 folder per episode (relative: to the cwd)
+    # the robot (robot/embodiment.py): camera and state topics, the command topics of teleoperation;
+    # stored in every bag, so training knows the robot
+    embodiment: str = DEFAULT_EMBODIMENT
+    # policy: record the policy's qt_msgs/QAction; teleop: make the actions from the robot's command
+    # topics (TwistStamped / joint commands / gripper) a teleoperator drives, one per control step
+    action_source: str = "policy"
+    image_format: str = "as_received"  # as_received | jpeg | png (the recorder compresses raw frames: ~20x smaller)
+    jpeg_quality: int = 90
     episode_timeout_s: float = 30.0  # end an episode as failure 'timeout' after this long; <= 0: never
     min_free_disk_mb: int = 500  # refuse to start below this much free disk; warn below twice this
     disk_check_period_s: float = 5.0  # free-disk check period while recording
     check_period_s: float = 0.2  # timer for the timeout/disk checks
-    image_topic: str = "camera/image_raw"  # sensor_msgs/Image, SensorDataQoS
     instruction_topic: str = "instruction"  # std_msgs/String, reliable + transient-local
-    action_topic: str = "qt/action"  # qt_msgs/QAction, reliable
-    state_topic: str = "robot_state"  # sensor_msgs/JointState, SensorDataQoS; '' = do not record
+    action_topic: str = "qt/action"  # qt_msgs/QAction, reliable (action_source policy)
     success_topic: str = "success"  # std_msgs/Bool: True -> success, False -> failure
     result_topic: str = "episode_result"  # qt_msgs/EpisodeResult, published after each episode
     drop_actions_before_start: bool = True  # skip actions decided from frames stamped before the instruction
@@ -107,10 +119,19 @@ class RecorderNodeConfig:
         for name in ("disk_check_period_s", "check_period_s", "flush_period_s", "diagnostics_period_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
-        for name in ("image_topic", "instruction_topic", "action_topic", "success_topic", "result_topic"):
+        for name in ("instruction_topic", "action_topic", "success_topic", "result_topic", "embodiment"):
             if not getattr(self, name).strip():
                 raise ValueError(f"parameter '{name}' is empty")
+        if self.action_source not in ACTION_SOURCES:
+            raise ValueError(f"parameter 'action_source' must be one of {ACTION_SOURCES}, got {self.action_source!r}")
+        if self.image_format not in IMAGE_FORMATS:
+            raise ValueError(f"parameter 'image_format' must be one of {IMAGE_FORMATS}, got {self.image_format!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"parameter 'jpeg_quality' must lie in 1..100, got {self.jpeg_quality}")
         return self
+
+    def load_embodiment(self) -> Embodiment:
+        return load_embodiment(resolve_data_path(self.embodiment))
 
 
 @dataclass(frozen=True)
@@ -151,7 +172,9 @@ class EpisodeRecorder:
     def __init__(self, output_dir: str | os.PathLike, episode_timeout_s: float = 30.0,
                  min_free_disk_mb: float = 500.0, disk_check_period_s: float = 5.0, typestore=None,
                  log: Logger | None = None, wall_clock_ns: Callable[[], int] = time.time_ns,
-                 drop_actions_before_start: bool = True, flush_period_s: float | None = 1.0):
+                 drop_actions_before_start: bool = True, flush_period_s: float | None = 1.0,
+                 embodiment: Embodiment | None = None, teleop: bool = False, image_format: str = "as_received",
+                 jpeg_quality: int = 90):
         self.output_dir = Path(output_dir)
         self.episode_timeout_s = float(episode_timeout_s)
         self.min_free_disk_mb = float(min_free_disk_mb)
@@ -161,6 +184,11 @@ class EpisodeRecorder:
         self.wall_clock_ns = wall_clock_ns
         self.drop_actions_before_start = bool(drop_actions_before_start)
         self.flush_period_s = flush_period_s
+        self.embodiment = embodiment
+        if teleop and embodiment is None:
+            raise ValueError("teleoperation recording needs the robot's embodiment (its command topics)")
+        self.teleop = TeleopSteps(embodiment) if teleop else None
+        self.image_format, self.jpeg_quality = image_format, int(jpeg_quality)
         self._unfinished: dict[str, UnfinishedMark | None] = {}  # left by this recorder, to salvage
         self._last_salvage_try = -math.inf
         self.write_failures = 0
@@ -187,10 +215,12 @@ class EpisodeRecorder:
     @classmethod
     def from_config(cls, config: RecorderNodeConfig, **kwargs) -> "EpisodeRecorder":
         config.validate()
+        kwargs.setdefault("embodiment", config.load_embodiment())
         return cls(config.output_dir, episode_timeout_s=config.episode_timeout_s,
                    min_free_disk_mb=config.min_free_disk_mb, disk_check_period_s=config.disk_check_period_s,
                    drop_actions_before_start=config.drop_actions_before_start,
-                   flush_period_s=config.flush_period_s, **kwargs)
+                   flush_period_s=config.flush_period_s, teleop=config.action_source == "teleop",
+                   image_format=config.image_format, jpeg_quality=config.jpeg_quality, **kwargs)
 
     @property
     def is_recording(self) -> bool:
@@ -269,8 +299,9 @@ class EpisodeRecorder:
             log_ns = self.wall_clock_ns() if log_time_ns is None else int(log_time_ns)
             writer = EpisodeBagWriter(typestore=self.typestore, flush_period_s=self.flush_period_s)
             name = self._new_name()
+            custom = {bf.CUSTOM_EMBODIMENT_KEY: self.embodiment.to_json()} if self.embodiment is not None else None
             try:
-                partial = writer.open(self.output_dir, name)
+                partial = writer.open(self.output_dir, name, custom_data=custom)
                 if raw_instruction is not None:
                     writer.write_raw(bf.INSTRUCTION_TOPIC, bf.STRING_TYPE, raw_instruction, log_ns)
                 else:
@@ -284,6 +315,8 @@ class EpisodeRecorder:
             self._writer, self._episode_id, self._instruction = writer, name, text
             self._started_at, self._start_log_ns = float(now), log_ns
             self._dropped_actions = 0
+            if self.teleop is not None:
+                self.teleop.start()
             return StartOutcome(True, episode_id=name, partial_path=str(partial), ended=ended)
 
     def _refuse(self, text: str, message: str) -> EpisodeEnd:
@@ -309,8 +342,18 @@ class EpisodeRecorder:
                 if self.drop_actions_before_start and stamp < self._start_log_ns:
                     self._dropped_actions += 1
                     return None
+            step = None
+            if topic in (bf.IMAGE_TOPIC, bf.COMPRESSED_IMAGE_TOPIC):
+                stamp = self._frame_stamp(raw, topic)
+                if self.image_format != "as_received" and topic == bf.IMAGE_TOPIC:
+                    topic, msgtype, raw = bf.COMPRESSED_IMAGE_TOPIC, bf.COMPRESSED_IMAGE_TYPE, compress_frame(
+                        raw, self.image_format, self.jpeg_quality, self.typestore)
+                if self.teleop is not None and (not self.drop_actions_before_start or stamp >= self._start_log_ns):
+                    step = self.teleop.frame(log_time_ns * 1e-9, stamp)
             try:
                 self._writer.write_raw(topic, msgtype, raw, log_time_ns)
+                if step is not None:
+                    self._write_teleop_step(step, log_time_ns)
             except OSError as exc:  # the disk (full, failing, too slow): the episode ends here
                 return self._fail(exc, False, "while writing")
             except Exception as exc:  # noqa: BLE001
@@ -320,14 +363,65 @@ class EpisodeRecorder:
                 return self._end(False, "terminate", "the policy sent terminate=True")
             return None
 
-    def end(self, success: bool, reason: str, detail: str = "") -> EpisodeEnd | None:
-        """Finalize the open episode (None when idle). `reason` is one of END_REASONS."""
+    def command(self, kind: str, msgtype: str, raw: bytes, log_time_ns: int) -> EpisodeEnd | None:
+        """A teleoperator's command (kind 'twist' | 'joints' | 'gripper', raw CDR) received at log_time_ns:
+        it counts for the control steps (robot/teleop_steps.py) and is recorded as received. Commands
+        that arrive between episodes still count (a gripper stays where it was told to go).
+        Raises RecordError for a malformed command."""
+        if self.teleop is None:
+            raise RecordError("not recording from commands (action_source is not 'teleop')")
+        try:
+            msg = self.typestore.deserialize_cdr(raw, msgtype)
+            cmap = self.teleop.map
+            if kind == "twist":
+                t = msg.twist
+                dims, values = cmap.from_twist((t.linear.x, t.linear.y, t.linear.z), (t.angular.x, t.angular.y, t.angular.z))
+            elif kind == "joints" and msgtype == bf.JOINT_TRAJECTORY_TYPE:
+                if not msg.points:
+                    raise ValueError("JointTrajectory without points")
+                point = msg.points[0]
+                field = point.velocities if cmap.joint_kind == "joint_velocity" else point.positions
+                dims, values = cmap.from_joints(msg.joint_names, field)
+            elif kind == "joints":
+                dims, values = cmap.from_joints([], msg.data)
+            elif kind == "gripper":
+                dims, values = cmap.from_gripper(msg.data)
+            else:
+                raise ValueError(f"unknown command kind {kind!r}")
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"non-finite command {list(values)}")
+        except Exception as exc:  # noqa: BLE001
+            raise RecordError(f"malformed {kind} command {msgtype} ({len(raw)} bytes): {exc}") from None
+        topic = {"twist": bf.TWIST_COMMAND_TOPIC, "joints": bf.JOINT_COMMAND_TOPIC, "gripper": bf.GRIPPER_COMMAND_TOPIC}[kind]
+        with self._lock:
+            self.teleop.command(log_time_ns * 1e-9, dims, values)
+            if self._writer is None:
+                return None
+            try:
+                self._writer.write_raw(topic, msgtype, raw, log_time_ns)
+            except OSError as exc:
+                return self._fail(exc, False, "while writing")
+            return None
+
+    def _frame_stamp(self, raw: bytes, topic: str) -> int:
+        try:
+            return bf.cdr_header_stamp_ns(raw)
+        except ValueError as exc:
+            raise RecordError(f"malformed frame on {topic}: {exc}") from None
+
+    def _write_teleop_step(self, step, log_time_ns: int, terminate: bool = False) -> None:
+        raw = teleop_qaction(step, self.embodiment.action_names, self._instruction, terminate, self.typestore)
+        self._writer.write_raw(bf.ACTION_TOPIC, bf.QACTION_TYPE, raw, log_time_ns)
+
+    def end(self, success: bool, reason: str, detail: str = "", log_time_ns: int | None = None) -> EpisodeEnd | None:
+        """Finalize the open episode (None when idle). `reason` is one of END_REASONS; `log_time_ns`:
+        when it ended (default: now), which closes the last teleoperated step."""
         if reason not in END_REASONS:
             raise ValueError(f"unknown end_reason {reason!r}; use one of {END_REASONS}")
         with self._lock:
             if self._writer is None:
                 return None
-            return self._end(bool(success), reason, detail)
+            return self._end(bool(success), reason, detail, log_time_ns)
 
     def success_signal(self, success: bool) -> EpisodeEnd | None:
         """The success topic: ends the open episode with that label (end_reason 'success_topic').
@@ -438,8 +532,17 @@ class EpisodeRecorder:
                           stamp_ns=stamp_ns, duration_s=max(0.0, (stamp_ns - self._start_log_ns) / 1e9),
                           detail=detail)
 
-    def _end(self, success: bool, reason: str, detail: str) -> EpisodeEnd:
+    def _end(self, success: bool, reason: str, detail: str, log_time_ns: int | None = None) -> EpisodeEnd:
         writer = self._writer
+        if self.teleop is not None:  # the last step: from its frame to now; a success sets terminate
+            end_ns = int(log_time_ns) if log_time_ns is not None else self.wall_clock_ns()
+            done = success and reason in ("service", "success_topic", "imported")
+            step = self.teleop.finish(end_ns * 1e-9, terminate=done)
+            if step is not None:
+                try:
+                    self._write_teleop_step(step, max(end_ns, writer.max_log_time), terminate=done)
+                except OSError as exc:
+                    return self._fail(exc, success, f"while writing the last step ({reason})", detail)
         num_steps = writer.counts.get(bf.ACTION_TOPIC, 0)
         stamp_ns = max(self.wall_clock_ns(), self._start_log_ns)
         duration = max(0.0, (stamp_ns - self._start_log_ns) / 1e9)

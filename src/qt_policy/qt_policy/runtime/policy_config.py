@@ -18,6 +18,8 @@ T = TypeVar("T")
 
 PACKAGE = "qt_policy"
 DEFAULT_MODEL = "models/qt_metaworld"
+#: the robot of checkpoints that carry no embodiment (trained before embodiment files): the simulated arm
+DEFAULT_EMBODIMENT = "config/embodiments/metaworld_sawyer.yaml"
 
 
 def repo_root() -> Path | None:
@@ -65,23 +67,18 @@ class PolicyNodeConfig:
     checkpoint: str = field(default_factory=default_checkpoint)  # model dir (config.json + model.safetensors) or an ensemble dir (tools.ensemble)
     device: str = "cpu"  # torch device: cpu, cuda, cuda:0
     torch_threads: int = 1  # intra-op threads (process-wide); 1 keeps batch-1 latency steady on a busy CPU; 0 = torch default
-    control_rate_hz: float = 10.0  # decisions per second (the rate the training data was recorded at)
-    stale_timeout_s: float = 0.5  # camera/state older than this -> hold (zero twist)
+    # the robot: action dimensions -> commands, camera, state, safety limits (robot/embodiment.py);
+    # '' = the checkpoint's own; a file that does not match the checkpoint's is refused at configure
+    embodiment: str = ""
+    stale_timeout_s: float = 0.5  # camera/state/pose older than this -> hold (zero twist)
     instruction_settle_s: float = 0.05  # after a new instruction, frames that arrived sooner are not used
-    image_topic: str = "camera/image_raw"
-    compressed_image_topic: str = "camera/image_raw/compressed"
-    use_compressed: bool = False  # subscribe to the compressed topic instead of the raw one
     instruction_topic: str = "instruction"  # std_msgs/String, reliable + transient-local
-    state_topic: str = "robot_state"  # sensor_msgs/JointState (position), only if the model has state_dim > 0
     action_topic: str = "qt/action"  # qt_msgs/QAction
-    twist_topic: str = "servo_node/delta_twist_cmds"  # geometry_msgs/TwistStamped (MoveIt Servo)
-    twist_frame_id: str = "base_link"
-    gripper_topic: str = "gripper/command"  # std_msgs/Float64, position command in [-1, 1]
-    action_names: list[str] = field(default_factory=list)  # default: the checkpoint's
-    action_low: list[float] = field(default_factory=list)  # actions are clipped to [low, high]; default: checkpoint
+    enable_topic: str = "enable"  # std_msgs/Bool hold input (reliable + transient-local); also service ~/enable
+    start_enabled: bool = True  # false: hold until enabled (a latched enable=False also holds a restarted node)
+    q_floor: float = 0.0  # hold while the greedy Q (the model's success estimate) is below this; 0 = off
+    action_low: list[float] = field(default_factory=list)  # narrower envelope than the embodiment's; [] = none
     action_high: list[float] = field(default_factory=list)
-    twist_scale: list[float] = field(default_factory=lambda: [0.1, 0.1, 0.1])  # m/s per unit action (dx, dy, dz)
-    gripper_dimension: str = "gripper"  # action dimension sent to gripper_topic; '' = none
     dry_run: bool = False  # publish QAction only, never twist/gripper commands
     autostart: bool = True  # configure + activate at startup (no lifecycle manager needed)
     diagnostics_period_s: float = 1.0
@@ -92,13 +89,13 @@ class PolicyNodeConfig:
             raise ValueError("parameter 'checkpoint' is empty: set it to a model directory")
         if self.instruction_settle_s < 0:
             raise ValueError(f"parameter 'instruction_settle_s' must be >= 0, got {self.instruction_settle_s}")
-        for name in ("control_rate_hz", "stale_timeout_s", "diagnostics_period_s"):
+        for name in ("stale_timeout_s", "diagnostics_period_s"):
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
         if self.torch_threads < 0:
             raise ValueError(f"parameter 'torch_threads' must be >= 0, got {self.torch_threads}")
-        if len(self.twist_scale) != 3:
-            raise ValueError(f"parameter 'twist_scale' needs 3 values (dx, dy, dz), got {self.twist_scale}")
+        if not 0.0 <= self.q_floor < 1.0:
+            raise ValueError(f"parameter 'q_floor' must lie in [0, 1), got {self.q_floor}")
         if len(self.action_low) != len(self.action_high):
             raise ValueError(f"action_low has {len(self.action_low)} values, action_high {len(self.action_high)}")
         if any(lo > hi for lo, hi in zip(self.action_low, self.action_high)):

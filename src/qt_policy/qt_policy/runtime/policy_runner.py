@@ -25,6 +25,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -34,7 +35,11 @@ from ..core.decoding import greedy_decode
 from ..core.model import QTransformer
 from ..core.text import normalize_instruction
 from ..data.observation import FrameHistory, prepare_frame
-from .policy_config import PolicyNodeConfig, resolve_data_path
+from ..robot.commands import CommandMap, RobotCommand
+from ..robot.embodiment import Embodiment
+from ..robot.safety import SafetyFilter
+from ..robot.steps import StepSchedule
+from .policy_config import DEFAULT_EMBODIMENT, PolicyNodeConfig, resolve_data_path
 
 #: longest instruction encoded; the text encoder reads 256 word pieces at most, so longer text only costs time
 MAX_INSTRUCTION_CHARS = 4096
@@ -44,7 +49,8 @@ Encoder = Callable[[str], np.ndarray]
 
 @dataclass(frozen=True)
 class Action:
-    """One decision: values are clipped to the configured limits; bins are the model's raw choice."""
+    """One decision: `values` is the action the robot is sent (decoded, clipped to the limits, then
+    through the safety limits); `bins` is the model's raw choice; `command` the robot's commands."""
 
     values: np.ndarray  # (d,) float32, within [action_low, action_high]
     bins: np.ndarray  # (d,) int64
@@ -53,13 +59,20 @@ class Action:
     image_stamp: Any  # what add_image got as `stamp` for the newest frame used (the node passes the Header)
     instruction: str
     names: tuple[str, ...]
+    command: RobotCommand | None = None
+    limited: tuple[str, ...] = ()  # safety limits that changed this step's command (robot/safety.py)
+
+    @property
+    def terminate(self) -> bool:
+        return bool(self.command is not None and self.command.terminate)
 
 
 @dataclass(frozen=True)
 class Hold:
     """No action this tick. `kind` is stable across ticks (for logging transitions), `reason` is for humans."""
 
-    kind: str  # no_instruction | no_image | settling | camera_stale | no_new_frame | no_state | state_stale | error
+    kind: str  # disabled | terminated | no_instruction | no_image | settling | camera_stale | no_new_frame | no_state
+    #            | state_stale | no_pose | pose_stale | q_floor | error
     reason: str
 
 
@@ -70,36 +83,39 @@ class PolicyRunner:
         self,
         model: QTransformer,
         encoder: Encoder,
+        embodiment: Embodiment,
         *,
-        action_names: Sequence[str] | None = None,
         action_low: Sequence[float] | None = None,
         action_high: Sequence[float] | None = None,
         stale_timeout_s: float = 0.5,
-        twist_scale: Sequence[float] = (0.1, 0.1, 0.1),
-        gripper_dimension: str = "gripper",
-        control_rate_hz: float = 10.0,
         instruction_settle_s: float = 0.05,
+        q_floor: float = 0.0,
+        enabled: bool = True,
     ):
         self.model = model.eval()
         self.encoder = encoder
         cfg = model.cfg
         self.device = next(model.parameters()).device
-        self.names = tuple(action_names or cfg.action_names)
-        self.low = np.asarray(action_low if action_low else cfg.action_low, dtype=np.float32)
-        self.high = np.asarray(action_high if action_high else cfg.action_high, dtype=np.float32)
-        for label, seq in (("action_names", self.names), ("action_low", self.low), ("action_high", self.high)):
+        self.embodiment = embodiment.validate()
+        self.names = tuple(embodiment.action_names)
+        if len(self.names) != cfg.action_dim:
+            raise ValueError(f"the embodiment has {len(self.names)} action dimensions {list(self.names)}, the model "
+                             f"{cfg.action_dim}")
+        self.low = np.asarray(action_low if action_low else embodiment.action_low, dtype=np.float32)
+        self.high = np.asarray(action_high if action_high else embodiment.action_high, dtype=np.float32)
+        for label, seq in (("action_low", self.low), ("action_high", self.high)):
             if len(seq) != cfg.action_dim:
                 raise ValueError(f"{label} has {len(seq)} entries, the model has {cfg.action_dim} action dimensions")
         if np.any(self.low > self.high):
             raise ValueError(f"action_low {self.low.tolist()} exceeds action_high {self.high.tolist()}")
-        if len(twist_scale) != 3:
-            raise ValueError(f"twist_scale needs 3 values (dx, dy, dz), got {list(twist_scale)}")
+        self.commands = CommandMap(embodiment)
+        self.safety = SafetyFilter(embodiment)
         self.stale_timeout_s = float(stale_timeout_s)
-        self.twist_scale = np.asarray(twist_scale, dtype=np.float32)
-        self.gripper_index = self.names.index(gripper_dimension) if gripper_dimension in self.names else None
-        self.linear_index = self._linear_dims()
+        self.q_floor = float(q_floor)
+        self.enabled = bool(enabled)
+        self.terminated = False  # the policy chose terminate: hold until the next instruction
 
-        self.period_s = 1.0 / float(control_rate_hz)
+        self.period_s = 1.0 / embodiment.control_rate_hz
         self.instruction_settle_s = float(instruction_settle_s)
         self._lock = threading.RLock()  # the node calls in from several threads (camera, instruction, timer)
         self.instruction = ""
@@ -111,13 +127,15 @@ class PolicyRunner:
         self._latest_stamp_s: float | None = None  # its capture time, when the caller knows it on our clock
         self._frame_seq = 0  # frames received
         self._used_seq = 0  # the frame of the last decision
-        self._next_due: float | None = None  # when the next control step's frame is due
-        self._frame_interval: float | None = None  # the camera's period (running mean of arrival gaps)
+        self._schedule = StepSchedule(embodiment.control_rate_hz)
         self._history = FrameHistory(cfg.frames)
         self._state: np.ndarray | None = None
         self._state_time = 0.0
         self._states: deque[tuple[float, np.ndarray]] = deque(maxlen=64)  # (capture stamp, state), by stamp
         self._state_cv = threading.Condition(self._lock)
+        self._pose: np.ndarray | None = None  # end-effector position, for the workspace box
+        self._pose_time = 0.0
+        self.last_q = float("nan")  # greedy Q of the last decision (also of one held by the Q floor)
 
     @classmethod
     def from_config(cls, config: PolicyNodeConfig, encoder: Encoder | None = None) -> "PolicyRunner":
@@ -140,10 +158,10 @@ class PolicyRunner:
             from ..core.text import shared_encoder
 
             encoder = shared_encoder()
-        return cls(model, encoder, action_names=config.action_names, action_low=config.action_low,
-                   action_high=config.action_high, stale_timeout_s=config.stale_timeout_s,
-                   twist_scale=config.twist_scale, gripper_dimension=config.gripper_dimension,
-                   control_rate_hz=config.control_rate_hz, instruction_settle_s=config.instruction_settle_s)
+        embodiment = embodiment_for(path, config.embodiment, model.cfg)
+        return cls(model, encoder, embodiment, action_low=config.action_low, action_high=config.action_high,
+                   stale_timeout_s=config.stale_timeout_s, instruction_settle_s=config.instruction_settle_s,
+                   q_floor=config.q_floor, enabled=config.start_enabled)
 
     # ----- inputs --------------------------------------------------------------------------------
 
@@ -175,7 +193,8 @@ class PolicyRunner:
             self.instruction, self._embedding = text, emb
             self._instruction_time = float(now)
             self._history.clear()
-            self._next_due = None
+            self._schedule.restart()
+            self.terminated = False
 
     def add_image(self, rgb: np.ndarray, now: float, stamp: Any = None, stamp_s: float | None = None) -> None:
         """Keep the newest frame, prepared for the model (data.observation.prepare_frame, the rule the
@@ -185,10 +204,7 @@ class PolicyRunner:
             return
         prepared = prepare_frame(rgb, self.model.cfg.image_size, self.model.cfg.image_crop)  # outside the lock
         with self._lock:
-            gap = float(now) - self._latest_time
-            if self._latest is not None and 0.0 < gap < 1.0:
-                self._frame_interval = gap if self._frame_interval is None else \
-                    0.9 * self._frame_interval + 0.1 * gap
+            self._schedule.note_frame(now)
             self._latest = prepared
             self._latest_time = float(now)
             self._latest_stamp = stamp
@@ -209,6 +225,22 @@ class PolicyRunner:
                     self._states.clear()  # the clock went back (a new run of a recording, a sim reset)
                 self._states.append((float(stamp_s), state))
             self._state_cv.notify_all()
+
+    def set_ee_position(self, xyz: Sequence[float], now: float) -> None:
+        """The end effector's position (for the embodiment's workspace box), in the twist's frame."""
+        p = np.asarray(xyz, dtype=np.float64).reshape(-1)
+        if p.shape != (3,) or not np.all(np.isfinite(p)):
+            raise ValueError(f"end-effector position must be 3 finite values, got {p.tolist()}")
+        with self._lock:
+            self._pose, self._pose_time = p, float(now)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """The hold input: False holds the robot from the next check on (the node sends a zero twist at
+        once); True lets it act again, ramping velocities from zero (the safety limits restart)."""
+        with self._lock:
+            if enabled and not self.enabled:
+                self.safety.reset()
+            self.enabled = bool(enabled)
 
     def wait_for_state(self, timeout: float) -> bool:
         """Until a state stamped at or after the newest frame has arrived (then the state of that frame
@@ -240,8 +272,12 @@ class PolicyRunner:
     def check(self, now: float) -> Hold | None:
         """The reason not to act now, or None when every input is present and fresh."""
         with self._lock:
+            if not self.enabled:
+                return Hold("disabled", "disabled by the hold input (~/enable service or enable topic)")
             if self._embedding is None:
                 return Hold("no_instruction", "no instruction")
+            if self.terminated:
+                return Hold("terminated", "the policy chose terminate: waiting for the next instruction")
             if self.needs_camera:
                 if self._latest is None:
                     return Hold("no_image", "no camera image yet")
@@ -254,6 +290,12 @@ class PolicyRunner:
                 age = now - self._state_time
                 if age > self.stale_timeout_s:
                     return Hold("state_stale", f"state stale ({age:.2f} s > {self.stale_timeout_s:g} s)")
+            if self.safety.has_box:
+                if self._pose is None:
+                    return Hold("no_pose", "no end-effector pose yet (the workspace box needs it)")
+                age = now - self._pose_time
+                if age > self.stale_timeout_s:
+                    return Hold("pose_stale", f"end-effector pose stale ({age:.2f} s > {self.stale_timeout_s:g} s)")
             return None
 
     def on_frame(self, now: float) -> bool:
@@ -264,12 +306,7 @@ class PolicyRunner:
         with self._lock:
             if self._frame_seq == self._used_seq:
                 return False
-            slack = 0.25 * self.period_s
-            if self._frame_interval is not None:
-                slack = min(slack, 0.5 * self._frame_interval)
-            if self._next_due is not None and now < self._next_due - slack:
-                return False
-            return True
+            return self._schedule.is_due(now)
 
     def act(self, now: float) -> Action | Hold:
         """Decide at time `now` from the newest frame. Never raises: a model failure becomes
@@ -303,25 +340,53 @@ class PolicyRunner:
             except Exception as exc:  # noqa: BLE001 - a bad tick must hold the robot, never kill the node
                 return Hold("error", f"policy error: {type(exc).__name__}: {exc}")
             latency_ms = (time.perf_counter() - t0) * 1000.0
-            arrived, due = self._latest_time, self._next_due  # the schedule follows the frames' arrival
-            self._next_due = due + self.period_s if due is not None and arrived < due + 0.5 * self.period_s \
-                else arrived + self.period_s
-            return Action(values, bins, q, latency_ms, self._latest_stamp, self.instruction, self.names)
+            self._schedule.taken(self._latest_time)  # the schedule follows the frames' arrival
+            self.last_q = q
+            if q < self.q_floor:
+                self.safety.reset()
+                return Hold("q_floor", f"greedy Q {q:.3f} below q_floor {self.q_floor:g}")
+            command, limited = self.safety.apply(self.commands.to_commands(values), self._pose)
+            if limited:  # what the robot is sent is what gets recorded
+                values = np.clip(self.commands.to_action(command), self.low, self.high)
+            grouped = self.commands.group(command)
+            self.terminated = grouped.terminate
+            return Action(values, bins, q, latency_ms, self._latest_stamp, self.instruction, self.names,
+                          grouped, tuple(limited))
 
-    # ----- outputs -------------------------------------------------------------------------------
+    def hold_released(self) -> None:
+        """The robot was held (zero twist sent): velocity limits ramp from zero again."""
+        with self._lock:
+            self.safety.reset()
 
-    def _linear_dims(self) -> list[int | None]:
-        """Indices of the dx, dy, dz dimensions: by name, else the first non-gripper dimensions."""
-        if all(n in self.names for n in ("dx", "dy", "dz")):
-            return [self.names.index(n) for n in ("dx", "dy", "dz")]
-        rest = [i for i in range(len(self.names)) if i != self.gripper_index][:3]
-        return rest + [None] * (3 - len(rest))
 
-    def twist_and_gripper(self, values: Sequence[float]) -> tuple[np.ndarray, float | None]:
-        """Action values -> (linear velocity xyz in m/s, gripper position command in [-1, 1] or None)."""
-        values = np.asarray(values, dtype=np.float32)
-        linear = np.array([values[i] if i is not None else 0.0 for i in self.linear_index], dtype=np.float32)
-        gripper = None
-        if self.gripper_index is not None:
-            gripper = float(np.clip(values[self.gripper_index], -1.0, 1.0))
-        return linear * self.twist_scale, gripper
+def embodiment_for(checkpoint: Path, requested: str, model_cfg) -> Embodiment:
+    """The embodiment a checkpoint drives: its own (config.json "embodiment"), checked against the
+    node's `embodiment` file when one is given; a checkpoint without one (trained before embodiment
+    files) gets the node's file, default the simulated arm's, checked against the model's layout.
+    Raises ValueError listing every mismatch: a model only drives the robot it was trained for."""
+    from ..core.checkpoint import read_config
+    from ..robot.embodiment import compatibility_problems, load_embodiment, model_layout_problems
+
+    try:
+        saved = read_config(checkpoint).get("embodiment")
+    except FileNotFoundError:
+        saved = None
+    if isinstance(saved, dict):
+        trained = Embodiment.from_dict(saved)
+        if not requested.strip():
+            return trained
+        robot = load_embodiment(resolve_data_path(requested))
+        problems = compatibility_problems(trained, robot)
+        if problems:
+            raise ValueError(f"checkpoint {checkpoint} was trained for embodiment {trained.name!r}, not for "
+                             f"{robot.name!r} ({requested}): " + "; ".join(problems))
+        return robot
+    robot = load_embodiment(resolve_data_path(requested.strip() or DEFAULT_EMBODIMENT))
+    if model_cfg.state_dim == 0:  # a model without state reads none
+        robot.state.topic = ""
+    problems = model_layout_problems(robot, model_cfg.action_names, model_cfg.state_dim, model_cfg.image_size > 0)
+    if problems:
+        raise ValueError(f"checkpoint {checkpoint} carries no embodiment and does not fit {robot.name!r} "
+                         f"({requested or DEFAULT_EMBODIMENT}): " + "; ".join(problems)
+                         + "; set the parameter 'embodiment' to the robot's file")
+    return robot

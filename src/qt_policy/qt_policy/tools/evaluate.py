@@ -175,7 +175,7 @@ def summarize(results: dict) -> dict:
 
 
 def evaluate_through_ros(checkpoint: Path, tasks: list[str], episodes: int, seed_start: int, out_dir: Path,
-                         episode_timeout_s: float = 30.0, verbose: bool = False) -> dict:
+                         episode_timeout_s: float = 30.0, verbose: bool = False, commands: bool = False) -> dict:
     """The same evaluation through the ROS graph: the sim arm, the policy and the recorder as separate
     processes from launch/sim_demo.launch.xml (the product path), the k-th episode of each task on
     placement seed_start + k as in `evaluate`. Success is the recorder's EpisodeResult."""
@@ -190,13 +190,13 @@ def evaluate_through_ros(checkpoint: Path, tasks: list[str], episodes: int, seed
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "nodes.log"
     args = _argparse.Namespace(seed=seed_start, episode_timeout_s=episode_timeout_s, episodes_per_task=episodes,
-                               verbose=verbose)
+                               verbose=verbose, commands=commands)
     t0 = time.time()
     rows, error = run_in_ros_graph(args, [get_task(n) for n in tasks], resolved, out_dir / "bags", log_path)
     if error:
         raise RuntimeError(f"through-ROS evaluation stopped: {error}")
     results = {"checkpoint": str(checkpoint), "episodes_per_task": episodes, "seed_start": seed_start,
-               "path": "ros", "tasks": {}}
+               "path": "ros (TwistStamped + gripper)" if commands else "ros", "tasks": {}}
     for name in tasks:
         mine = [r for r in rows if r["task"] == name]
         results["tasks"][name] = {"instruction": get_task(name).instruction, "successes": sum(r["success"] for r in mine),
@@ -228,13 +228,17 @@ def main(argv=None) -> int:
                         "separate processes (launch/sim_demo.launch.xml), in real time at the control rate")
     p.add_argument("--ros-out", type=Path, default=Path("data/eval_ros"),
                    help="with --through-ros: folder for the episode bags and the nodes' log (default data/eval_ros)")
+    p.add_argument("--commands", action="store_true",
+                   help="with --through-ros: the policy drives the sim arm through TwistStamped + gripper commands "
+                        "(a real arm's interface, config/embodiments/metaworld_sawyer.yaml) instead of QAction")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.through_ros:
         if len(args.checkpoint) != 1 or args.video or args.q_plot:
             p.error("--through-ros takes one checkpoint and no --video/--q-plot")
-        res = evaluate_through_ros(args.checkpoint[0], args.tasks, args.episodes, args.seed_start, args.ros_out)
+        res = evaluate_through_ros(args.checkpoint[0], args.tasks, args.episodes, args.seed_start, args.ros_out,
+                                   commands=args.commands)
     else:
         res = evaluate(args.checkpoint, args.tasks, args.episodes, args.seed_start, args.batch, args.video,
                        args.q_plot, progress=not args.no_progress)

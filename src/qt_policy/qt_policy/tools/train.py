@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--success-only", action="store_true", help="train only on successful episodes (BC-on-successes baseline)")
     p.add_argument("--tasks", nargs="+", default=None, help="only episodes of these task names")
+    p.add_argument("--embodiment", type=Path, default=None,
+                   help="the robot's embodiment file (config/embodiments/*.yaml); default: the one the recorder stored "
+                        "in the bags, if any. The checkpoint carries it: the policy node refuses another robot")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores / processes)")
     p.add_argument("--device", default="cpu")
@@ -62,12 +65,37 @@ def cache_dir_for(data: Path, image_size: int | None) -> Path:
     return data / "_cache" if image_size is None else data / f"_cache_{image_size}"
 
 
-def model_config_for(index: dict, overrides: dict) -> ModelConfig:
-    """Shape the model to the data: action dimensions and names, state size, image size."""
+def data_embodiment(index: dict, requested: Path | None):
+    """The embodiment of the training data: --embodiment, else the one every episode's bag carries
+    (None when the bags carry none). Raises ValueError when the episodes disagree with it."""
+    from ..robot.embodiment import Embodiment, load_embodiment
+
+    stored = {json.dumps(e["embodiment"], sort_keys=True) for e in index["episodes"] if e.get("embodiment")}
+    if requested is not None:
+        emb = load_embodiment(requested)
+    elif len(stored) > 1:
+        names = sorted({json.loads(x).get("name", "?") for x in stored})
+        raise ValueError(f"the episodes were recorded with {len(stored)} different embodiments {names}: train one "
+                         "robot at a time, or pass --embodiment")
+    elif stored:
+        emb = Embodiment.from_dict(json.loads(stored.pop()))
+    else:
+        return None
+    bad = sorted({tuple(e["action_names"]) for e in index["episodes"]} - {tuple(emb.action_names)})
+    if bad:
+        raise ValueError(f"embodiment {emb.name!r} has action dimensions {emb.action_names}; episodes in the data "
+                         f"have {[list(b) for b in bad]}")
+    return emb
+
+
+def model_config_for(index: dict, overrides: dict, embodiment=None) -> ModelConfig:
+    """Shape the model to the data (and its embodiment): action dimensions, names, limits, state size, image size."""
     first = index["episodes"][0]
     d = len(first["action_names"])
     kw = dict(action_dim=d, action_names=list(first["action_names"]), action_low=[-1.0] * d, action_high=[1.0] * d,
               state_dim=len(first.get("state_names") or []))
+    if embodiment is not None:
+        kw.update(action_low=embodiment.action_low, action_high=embodiment.action_high)
     if first["image_shape"][0] != first["image_shape"][1] and not index.get("image_size"):
         raise ValueError("the cache holds non-square images: convert with --image-size N")
     kw["image_size"] = index_image_size(index)
@@ -93,6 +121,7 @@ def main(argv=None) -> int:
     if args.resume and (ckpt_dir / "config.json").is_file():
         saved = read_config(ckpt_dir)
         model_cfg = from_dict(ModelConfig, saved["model"])
+        embodiment_dict = saved.get("embodiment")
         loss_cfg = from_dict(LossConfig, saved["loss"])
         train_cfg = from_dict(TrainConfig, {**saved["train"], **dataclass_overrides(TrainConfig, args)})
         cache = Path(saved["data"]["cache"])
@@ -103,7 +132,9 @@ def main(argv=None) -> int:
             holder = [str(cache) if cache else None]
             dist.broadcast_object_list(holder, src=0)
             cache = Path(holder[0])
-        model_cfg = model_config_for(load_index(cache), dataclass_overrides(ModelConfig, args))
+        embodiment = data_embodiment(load_index(cache), args.embodiment)
+        embodiment_dict = embodiment.to_dict() if embodiment is not None else None
+        model_cfg = model_config_for(load_index(cache), dataclass_overrides(ModelConfig, args), embodiment)
         loss_cfg = from_dict(LossConfig, dataclass_overrides(LossConfig, args))
         train_cfg = from_dict(TrainConfig, dataclass_overrides(TrainConfig, args))
         start_step = 0
@@ -141,7 +172,7 @@ def main(argv=None) -> int:
         "data": {"cache": str(cache), "episodes": len(sampler.episodes), "steps": sampler.num_steps,
                  "successes": sampler.num_successes, "success_only": bool(success_only), "tasks": sorted(tasks) if tasks else None},
         "instructions": instructions, "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
-        "world_size": world}
+        "world_size": world, **({"embodiment": embodiment_dict} if embodiment_dict else {})}
     writer = None
     if is_main:
         args.out.mkdir(parents=True, exist_ok=True)

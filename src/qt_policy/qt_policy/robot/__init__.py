@@ -1,0 +1,1 @@
+"""The robot side, without ROS: embodiment files, action <-> command mapping, safety, control steps."""
