@@ -1,6 +1,7 @@
 """EpisodeRecorder without ROS: episodes from raw CDR bytes, every end rule, disk space, crash safety."""
 import collections
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -249,3 +250,29 @@ def test_recorder_yaml_names_exactly_the_config_fields():
     assert root is not None
     cfg = from_params_file(root / "config" / "recorder.yaml", "qt_recorder", RecorderNodeConfig)
     assert cfg.validate() == cfg
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_raw_frames_stored_compressed_train_the_same(tmp_path, ts, fmt):
+    """image_format jpeg/png: the bag holds CompressedImage (smaller), and reading it gives the frames back
+    (png exactly, jpeg within its error); the steps and labels are untouched."""
+    rng = np.random.default_rng(0)
+    smooth = np.clip(np.linspace(0, 255, 64)[None, :, None] + rng.normal(0, 2, (48, 64, 3)), 0, 255).astype(np.uint8)
+    raw = ts.serialize_cdr(bf.make_image_msg(smooth, T0 + 1, typestore=ts), bf.IMAGE_TYPE)
+    sizes = {}
+    for name in ("as_received", fmt):
+        rec, clock, _ = make_recorder(tmp_path / name, image_format=name)
+        rec.start("open the drawer", 0.0, T0)
+        for k in range(3):
+            rec.record(bf.IMAGE_TOPIC, bf.IMAGE_TYPE, raw, T0 + 10 + k)
+            rec.record(bf.ACTION_TOPIC, bf.QACTION_TYPE, action(ts, T0 + 1 + k), T0 + 20 + k)
+        end = rec.end(True, "service")
+        ep = read_episode_bag(end.bag_path)
+        assert (len(ep), ep.success) == (3, True)
+        if name == "as_received":
+            np.testing.assert_array_equal(ep.images[0], smooth)
+        else:
+            err = np.abs(ep.images[0].astype(int) - smooth.astype(int))
+            assert err.max() == 0 if fmt == "png" else (err.mean() < 3 and err.max() <= 40), (err.mean(), err.max())
+        sizes[name] = sum(f.stat().st_size for f in Path(end.bag_path).glob("*.mcap"))
+    assert sizes[fmt] < sizes["as_received"]

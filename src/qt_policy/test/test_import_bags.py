@@ -14,7 +14,7 @@ T0 = 1_700_000_000 * 10**9  # log times (the recorder's clock)
 CLOCK_OFFSET = -1_699_999_000 * 10**9  # the devices stamp with another clock (e.g. sim time)
 
 
-def write_plain_bag(path: Path, storage: str, seconds: float = 1.0):
+def write_plain_bag(path: Path, storage: str, seconds: float = 1.0, compressed: bool = False):
     """A 30 Hz camera (each frame's pixels = its index), a 100 Hz JointState (names shuffled, with one
     extra joint), 10 Hz TwistStamped commands (vx = 0.01 * k m/s) and 10 Hz gripper commands."""
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -23,7 +23,7 @@ def write_plain_bag(path: Path, storage: str, seconds: float = 1.0):
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
     events = []
     for k in range(int(seconds * 30)):
-        events.append((T0 + k * 33_333_333, '/cam/color', bf.IMAGE_TYPE, k))
+        events.append((T0 + k * 33_333_333, '/cam/color', bf.COMPRESSED_IMAGE_TYPE if compressed else bf.IMAGE_TYPE, k))
     for k in range(int(seconds * 100)):
         events.append((T0 + k * 10_000_000 + 1_000_000, '/joint_states', bf.JOINT_STATE_TYPE, k))
     for k in range(int(seconds * 10)):
@@ -38,6 +38,8 @@ def write_plain_bag(path: Path, storage: str, seconds: float = 1.0):
             stamp = t + CLOCK_OFFSET
             if msgtype == bf.IMAGE_TYPE:
                 msg = bf.make_image_msg(np.full((24, 32, 3), k, np.uint8), stamp, typestore=ts)
+            elif msgtype == bf.COMPRESSED_IMAGE_TYPE:
+                msg = bf.make_compressed_image_msg(np.full((24, 32, 3), k, np.uint8), stamp, 'png', typestore=ts)
             elif msgtype == bf.JOINT_STATE_TYPE:
                 names = ['hand_z', 'extra', 'gripper_opening', 'hand_x', 'hand_y']
                 values = {'hand_x': k, 'hand_y': -k, 'hand_z': 0.5 * k, 'gripper_opening': 1.0, 'extra': 99.0}
@@ -52,10 +54,10 @@ def write_plain_bag(path: Path, storage: str, seconds: float = 1.0):
     return path
 
 
-@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
-def test_plain_bag_imports_by_the_alignment_rule(tmp_path, storage):
+@pytest.mark.parametrize('storage, compressed', [('mcap', False), ('sqlite3', False), ('mcap', True)])
+def test_plain_bag_imports_by_the_alignment_rule(tmp_path, storage, compressed):
     emb = load_embodiment(REPO_ROOT / 'config/embodiments/metaworld_sawyer.yaml')
-    bag = write_plain_bag(tmp_path / 'raw', storage)
+    bag = write_plain_bag(tmp_path / 'raw', storage, compressed=compressed)
     topics = topic_map(emb, overrides={'camera': '/cam/color', 'state': '/joint_states', 'twist': '/servo/cmd'})
     end = import_bag(bag, emb, tmp_path / 'out', topics, instruction='open the drawer', success=True)
     ep = read_episode_bag(end.bag_path)

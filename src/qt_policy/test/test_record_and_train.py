@@ -290,3 +290,27 @@ def test_sim_arm_driver_rules():
     assert tick.ended is False and "max_steps 3" in tick.message and arm.seeds == [1000, 1000]
     assert "drawer-open seed 1001" in drv.on_instruction("open the drawer", now_ns=700)
     assert arm.seeds == [1000, 1000, 1001]
+
+
+def test_sim_arm_driver_applies_twists_as_a_servo_would():
+    """action_input commands: each tick applies the time-weighted mean twist since the last tick, inverted by
+    the embodiment (0.1 m/s per unit), the latest gripper command; nothing before the first command or reset."""
+    from qt_policy.nodes.sim_arm_node import SimArmDriver, SimArmNodeConfig
+
+    arm = FakeArm()
+    drv = SimArmDriver(SimArmNodeConfig(max_steps=5, action_input="commands"), arm=arm)
+    drv.on_instruction("open the drawer", now_ns=1_000_000_000)  # t = 1.0 s
+    drv.on_command("twist", 0.95, (0, 0, 0.09, 0, 0, 0))  # before the reset: not in force
+    assert drv.tick(1.1).observation.step == 0  # no command in this episode yet: the arm waits
+    drv.on_command("twist", 1.12, (0, 0, 0.02, 0, 0, 0))
+    drv.on_command("twist", 1.16, (0, 0, 0.06, 0, 0, 0))
+    drv.on_command("gripper", 1.17, (0.5,))
+    tick = drv.tick(1.2)
+    # dz over [1.1, 1.2): 0 for 0.02 s, 0.02 m/s for 0.04 s, 0.06 m/s for 0.04 s -> 0.032 m/s -> 0.32 units
+    assert tick.observation.step == 1 and arm.z == pytest.approx(0.32, abs=1e-6)
+    tick = drv.tick(1.3)  # 0.06 m/s still in force (timeout 0.2 s): a full step of 0.6 units
+    assert arm.z == pytest.approx(0.92, abs=1e-6)
+    tick = drv.tick(1.5)  # in force until 1.36, then the robot stops: 0.06 * 0.06 / 0.2 = 0.018 m/s
+    assert arm.z == pytest.approx(0.92 + 0.18, abs=1e-6) and tick.ended is True
+    with pytest.raises(ValueError, match="action_input"):
+        SimArmNodeConfig(action_input="joystick").validate()

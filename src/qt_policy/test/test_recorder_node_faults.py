@@ -98,7 +98,7 @@ def start_recorder(output_dir: Path, log_path: Path, domain: str) -> subprocess.
     args = [sys.executable, "-m", "qt_policy.nodes.recorder_node", "--ros-args",
             "-p", f"output_dir:={output_dir}", "-p", "min_free_disk_mb:=0", "-p", f"flush_period_s:={FLUSH_S}",
             "-p", "episode_timeout_s:=0.0", "-p", "disk_check_period_s:=0.5", "-p", "check_period_s:=0.1",
-            "-p", "state_topic:=''", "-p", "drop_actions_before_start:=false"]
+            "-p", "drop_actions_before_start:=false"]
     with open(log_path, "ab") as log:
         return subprocess.Popen(args, env={**os.environ, "ROS_DOMAIN_ID": domain}, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

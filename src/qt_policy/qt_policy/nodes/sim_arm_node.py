@@ -201,8 +201,8 @@ class SimArmDriver:
         values = [float(v) for v in values]
         if not all(np.isfinite(values)):
             return f"ignoring non-finite {kind} command {values}"
-        if not self.active:
-            return None
+        if not self.active or t < self.reset_stamp_ns * 1e-9:
+            return None  # idle, or sent before this episode's reset
         if kind == "twist":
             dims, cmd = self.commands.from_twist(values[:3], values[3:])
         else:
