@@ -367,8 +367,13 @@ def embodiment_for(checkpoint: Path, requested: str, model_cfg) -> Embodiment:
     from ..core.checkpoint import read_config
     from ..robot.embodiment import compatibility_problems, load_embodiment, model_layout_problems
 
+    from ..core.checkpoint import ENSEMBLE_KEY
+
     try:
-        saved = read_config(checkpoint).get("embodiment")
+        config = read_config(checkpoint)
+        if ENSEMBLE_KEY in config:  # an ensemble acts for its members' robot
+            config = read_config(Path(checkpoint) / config[ENSEMBLE_KEY][0])
+        saved = config.get("embodiment")
     except FileNotFoundError:
         saved = None
     if isinstance(saved, dict):
