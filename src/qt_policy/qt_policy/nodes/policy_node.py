@@ -329,6 +329,8 @@ class PolicyNode(LifecycleNode):
     def _handle(self, result):
         with self._out_lock:
             if isinstance(result, Action):
+                if self.runner is None or not self.runner.enabled:  # disabled while it ran: the stop went out
+                    return
                 if self._hold is not None:
                     self.get_logger().info(f'acting (was holding: {self._hold_reason})')
                 self._hold, self._hold_reason = None, ''
@@ -337,7 +339,8 @@ class PolicyNode(LifecycleNode):
             if result.kind != self._hold:
                 self.get_logger().warning(f'holding: {result.reason}')
                 self._publish_stop()
-                self.runner.hold_released()
+                if self.runner is not None:
+                    self.runner.hold_released()
             self._hold, self._hold_reason = result.kind, result.reason
 
     def _publish_action(self, action: Action):
