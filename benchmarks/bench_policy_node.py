@@ -2,7 +2,8 @@
 """Image-to-action latency and action rate of the policy node, run as its own ROS 2 process.
 
 A camera publisher in this process sends sensor_msgs/Image at --camera-hz (default 30 Hz) with
-header.stamp = now; the policy node (separate process, control_rate_hz --control-rate, default 10)
+header.stamp = now; the policy node (separate process, at --control-rate, default 10: the embodiment's
+control_rate_hz, config/embodiments/metaworld_sawyer.yaml with that rate)
 answers with qt_msgs/QAction whose header.stamp is the stamp of the frame it decided from.
 Latency = time this process receives the QAction - time it published the image with that stamp:
 the node decides when the frame of a control step arrives (frames between two steps make no
@@ -56,7 +57,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="measurement time per camera size")
     parser.add_argument("--camera", nargs="+", default=["64x64", "640x480"], help="camera sizes WxH, one run each")
     parser.add_argument("--camera-hz", type=float, default=30.0)
-    parser.add_argument("--control-rate", type=float, default=10.0, help="policy control_rate_hz")
+    parser.add_argument("--control-rate", type=float, default=10.0,
+                        help="the embodiment's control_rate_hz (a copy of the sim arm's file with this rate)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of each run not measured")
     parser.add_argument("--threads", type=int, default=None,
                         help="OMP_NUM_THREADS of the policy process (torch intra-op threads; default: inherited)")
@@ -109,8 +111,14 @@ def main() -> int:
                   "set another ROS_DOMAIN_ID", file=sys.stderr)
             return 2
 
+        import yaml
+
+        embodiment = yaml.safe_load((REPO / "config" / "embodiments" / "metaworld_sawyer.yaml").read_text())
+        embodiment["control_rate_hz"] = float(args.control_rate)
+        embodiment_file = log_path.with_name("bench_embodiment.yaml")
+        embodiment_file.write_text(yaml.safe_dump(embodiment))
         cmd = [sys.executable, "-m", "qt_policy.nodes.policy_node", "--ros-args",
-               "-p", f"checkpoint:={checkpoint}", "-p", f"control_rate_hz:={float(args.control_rate)!r}"]
+               "-p", f"checkpoint:={checkpoint}", "-p", f"embodiment:={embodiment_file}"]
         env = dict(os.environ)
         if args.threads:
             env["OMP_NUM_THREADS"] = str(args.threads)
