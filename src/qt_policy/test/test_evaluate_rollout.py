@@ -1,6 +1,7 @@
 """run_task, the evaluation's lockstep rollout loop, with fake arms and a fake policy (no simulator)."""
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from qt_policy.tools.evaluate import run_task
@@ -46,6 +47,35 @@ def test_on_step_sees_each_observation_before_its_action_and_changes_nothing():
         # one call per action taken, with the observation the action was chosen from (steps 0..len-1)
         assert [obs for j, obs in seen if j == i] == [(seed, t) for t in range(lengths[i])]
         assert len(q_trace[i]) == lengths[i]
+
+
+class RecordingArm(CountingArm):
+    def step(self, action):
+        self.actions.append([float(a) for a in action])
+        return super().step(action)
+
+
+class RampPolicy(ConstantPolicy):
+    """dx = 0.1 * (step + 1), gripper = -step: the lag must blend dx and leave the gripper alone."""
+
+    def reset(self, batch, instruction):
+        self.t = 0
+
+    def act(self, observations, active):
+        self.t += 1
+        values = torch.zeros(len(active), 4)
+        values[:, 0], values[:, 3] = 0.1 * self.t, -(self.t - 1.0)
+        return SimpleNamespace(values=values, q_value=torch.full((len(active),), 0.5))
+
+
+def test_command_lag_blends_the_velocity_dimensions_with_the_previous_step():
+    arm = RecordingArm(None)
+    arm.actions = []
+    run_task([arm], RampPolicy(), TASK, [1], command_lag=0.25)
+    dx = [a[0] for a in arm.actions]
+    expected = [0.75 * 0.1] + [0.75 * 0.1 * (t + 1) + 0.25 * 0.1 * t for t in range(1, 6)]
+    assert dx == [pytest.approx(e) for e in expected]
+    assert [a[3] for a in arm.actions] == [-float(t) for t in range(6)]  # the gripper: the new command
 
 
 def test_evaluate_through_ros_writes_the_harness_format(tmp_path, monkeypatch):

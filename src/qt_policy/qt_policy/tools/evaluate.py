@@ -65,11 +65,16 @@ class BatchPolicy:
         return greedy_decode(self.model, images, self.text[active], state)
 
 
-def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bool = False, on_step=None):
+def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bool = False, on_step=None,
+             command_lag: float = 0.0):
     """Run len(seeds) episodes in lockstep; returns successes, lengths, Q traces and frames of episode 0.
 
     on_step(i, observation), if given, sees episode i's observation before each of its actions
     (probes use it to trace the scene without a rollout loop of their own).
+    command_lag (0..1): model a velocity interface with decision latency, as the sim arm driven by
+    TwistStamped is: each step executes (1 - lag) x the new dx, dy, dz + lag x the previous step's
+    (the previous command stays in force until the new one arrives, lag = latency / control period;
+    robot/command_window.py); the gripper, a position command, is the new one. 0 = the decoded action.
     """
     n = len(seeds)
     obs = [arm.reset(task.name, s) for arm, s in zip(arms, seeds)]
@@ -79,6 +84,7 @@ def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bo
     lengths = [task.max_steps] * n
     q_trace: list[list[float]] = [[] for _ in range(n)]
     frames = [obs[0].image] if record_first else []
+    previous = [np.zeros(3, np.float32) for _ in range(n)]
     for t in range(task.max_steps):
         active = [i for i in range(n) if not done[i]]
         if not active:
@@ -88,7 +94,12 @@ def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bo
             q_trace[i].append(float(out.q_value[k]))
             if on_step is not None:
                 on_step(i, obs[i])
-            obs[i], ok = arms[i].step(out.values[k].numpy())
+            action = out.values[k].numpy().copy()
+            if command_lag:
+                new = action[:3].copy()
+                action[:3] = (1.0 - command_lag) * new + command_lag * previous[i] if t else (1.0 - command_lag) * new
+                previous[i] = new
+            obs[i], ok = arms[i].step(action)
             if i == 0 and record_first:
                 frames.append(obs[i].image)
             if ok:
@@ -113,7 +124,8 @@ def plot_q(q_trace: list[float], success: bool, title: str, path: Path):
 
 
 def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, seed_start: int, batch: int,
-             video_dir: Path | None = None, q_dir: Path | None = None, progress: bool = True) -> dict:
+             video_dir: Path | None = None, q_dir: Path | None = None, progress: bool = True,
+             command_lag: float = 0.0) -> dict:
     from tqdm import tqdm
 
     from ..core.checkpoint import load_policy_model
@@ -126,7 +138,7 @@ def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, see
     policy = BatchPolicy(model, shared_encoder())
     arms = [SimArm(image_size=model.cfg.image_size or 64) for _ in range(batch)]
     results = {"checkpoint": ",".join(map(str, checkpoints)), "episodes_per_task": episodes, "seed_start": seed_start,
-               "path": "harness", "tasks": {}}
+               "path": "harness" + (f" (command lag {command_lag:g})" if command_lag else ""), "tasks": {}}
     t0 = time.time()
     bar = tqdm(total=episodes * len(tasks), disable=not progress, desc="episodes", dynamic_ncols=True)
     try:
@@ -136,7 +148,9 @@ def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, see
             for start in range(0, episodes, batch):
                 seeds = [seed_start + k for k in range(start, min(start + batch, episodes))]
                 first = start == 0
-                s, lengths, q_trace, frames = run_task(arms[:len(seeds)], policy, task, seeds, record_first=first and video_dir is not None)
+                s, lengths, q_trace, frames = run_task(arms[:len(seeds)], policy, task, seeds,
+                                                       record_first=first and video_dir is not None,
+                                                       command_lag=command_lag)
                 succ += s
                 lens += lengths
                 if first and q_dir is not None:
@@ -228,6 +242,9 @@ def main(argv=None) -> int:
                         "separate processes (launch/sim_demo.launch.xml), in real time at the control rate")
     p.add_argument("--ros-out", type=Path, default=Path("data/eval_ros"),
                    help="with --through-ros: folder for the episode bags and the nodes' log (default data/eval_ros)")
+    p.add_argument("--command-lag", type=float, default=0.0,
+                   help="harness only: execute (1 - LAG) x the new dx, dy, dz + LAG x the previous step's, as a velocity "
+                        "interface with decision latency LAG x period does (default 0: the decoded action)")
     p.add_argument("--commands", action="store_true",
                    help="with --through-ros: the policy drives the sim arm through TwistStamped + gripper commands "
                         "(a real arm's interface, config/embodiments/metaworld_sawyer.yaml) instead of QAction")
@@ -241,7 +258,7 @@ def main(argv=None) -> int:
                                    commands=args.commands)
     else:
         res = evaluate(args.checkpoint, args.tasks, args.episodes, args.seed_start, args.batch, args.video,
-                       args.q_plot, progress=not args.no_progress)
+                       args.q_plot, progress=not args.no_progress, command_lag=args.command_lag)
     for name, r in res["tasks"].items():
         print(f"{name:<22} {r['success_rate']:6.1%}  [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
               f"({r['successes']}/{r['episodes']}, mean length {r['mean_length']:.0f})")
