@@ -302,15 +302,18 @@ def test_sim_arm_driver_applies_twists_as_a_servo_would():
     drv.on_instruction("open the drawer", now_ns=1_000_000_000)  # t = 1.0 s
     drv.on_command("twist", 0.95, (0, 0, 0.09, 0, 0, 0))  # before the reset: not in force
     assert drv.tick(1.1).observation.step == 0  # no command in this episode yet: the arm waits
+    drv.observation_published(1.1)  # (the node publishes each tick's frame; steps integrate from it)
     drv.on_command("twist", 1.12, (0, 0, 0.02, 0, 0, 0))
     drv.on_command("twist", 1.16, (0, 0, 0.06, 0, 0, 0))
     drv.on_command("gripper", 1.17, (0.5,))
     tick = drv.tick(1.2)
     # dz over [1.1, 1.2): 0 for 0.02 s, 0.02 m/s for 0.04 s, 0.06 m/s for 0.04 s -> 0.032 m/s -> 0.32 units
     assert tick.observation.step == 1 and arm.z == pytest.approx(0.32, abs=1e-6)
-    tick = drv.tick(1.3)  # 0.06 m/s still in force (timeout 0.2 s): a full step of 0.6 units
+    drv.observation_published(1.21)  # a frame 10 ms after the tick (the step and render took that long)
+    tick = drv.tick(1.31)  # 0.06 m/s still in force (timeout 0.2 s): a full step of 0.6 units
     assert arm.z == pytest.approx(0.92, abs=1e-6)
-    tick = drv.tick(1.5)  # in force until 1.36, then the robot stops: 0.06 * 0.06 / 0.2 = 0.018 m/s
-    assert arm.z == pytest.approx(0.92 + 0.18, abs=1e-6) and tick.ended is True
+    drv.observation_published(1.31)
+    tick = drv.tick(1.51)  # in force until 1.36, then the robot stops: 0.06 * 0.05 / 0.2 = 0.015 m/s
+    assert arm.z == pytest.approx(0.92 + 0.15, abs=1e-6) and tick.ended is True
     with pytest.raises(ValueError, match="action_input"):
         SimArmNodeConfig(action_input="joystick").validate()

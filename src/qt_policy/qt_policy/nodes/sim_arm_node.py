@@ -23,7 +23,7 @@
 * With ``action_input: commands``, the interface of a real arm behind MoveIt Servo instead: geometry_msgs/TwistStamped on the embodiment's
   twist topic and std_msgs/Float64 on its gripper topic (config/embodiments/metaworld_sawyer.yaml).
   Once a command has arrived in an episode, every tick is a step: the twist applied is the
-  time-weighted mean of the twists in force since the last tick (each in force until the next, or
+  time-weighted mean of the twists in force since the last frame was published (each in force until the next, or
   command_timeout_s), the gripper the latest command (robot/command_window.py), inverted to the
   arm's action by the embodiment (robot/commands.py) -- the exact inverse of what the policy node
   sends. Commands received before the episode's reset are forgotten.
@@ -110,7 +110,7 @@ class SimArmDriver:
                              f"takes {ACTION_NAMES}")
         self._window = CommandWindow(self.commands.is_velocity, self.commands.offset, emb.command_timeout_s)
         self._commanded = False  # a command arrived in this episode: every tick is a step
-        self._last_tick = 0.0
+        self._window_start = 0.0  # commands from here on move the arm at the next tick: the last frame's time
         if arm is None:
             from ..sim.arm import SimArm
 
@@ -163,7 +163,7 @@ class SimArmDriver:
         self.reset_stamp_ns = int(now_ns)
         self._window.clear()
         self._commanded = False
-        self._last_tick = now_ns * 1e-9
+        self._window_start = now_ns * 1e-9
         return f"episode {self.episode}: task {task.name} seed {seed} (max {self.max_steps} steps){note}"
 
     def on_action(self, values, stamp_ns: int | None = None) -> str | None:
@@ -195,6 +195,12 @@ class SimArmDriver:
         self._pending = a
         return None
 
+    def observation_published(self, t: float) -> None:
+        """The frame of time t went out: the next step integrates the commands from t on. (A step is
+        instantaneous here and its frame is taken after it, so the motion of a step belongs between two
+        frames, as the recorder counts it, not between two timer ticks.)"""
+        self._window_start = float(t)
+
     def on_command(self, kind: str, t: float, values) -> str | None:
         """A TwistStamped (kind 'twist': values = linear xyz + angular xyz) or gripper Float64 ('gripper')
         received at t (s); returns a warning line for a malformed one."""
@@ -216,10 +222,10 @@ class SimArmDriver:
         observation to publish afterwards. `now_s`: the time of this tick (for commands)."""
         if self.arm.task_name is None:
             return Tick(None)
-        last, self._last_tick = self._last_tick, (now_s if now_s is not None else self._last_tick)
         if self.active and self._commanded and self._pending is None and now_s is not None:
-            self._pending = self.commands.to_action(self._window.step(last, now_s))
-            self._window.forget_before(last)
+            start = min(self._window_start, now_s)
+            self._pending = self.commands.to_action(self._window.step(start, now_s))
+            self._window.forget_before(start)
         if not self.active or self._pending is None:
             return Tick(self.arm.observation)
         action, self._pending = self._pending, None
@@ -340,7 +346,9 @@ def _make_node_class():
                 self._publish_observation(tick.observation)
 
         def _publish_observation(self, obs: SimObservation):
-            stamp = self.get_clock().now().to_msg()
+            now = self.get_clock().now()
+            stamp = now.to_msg()
+            self.driver.observation_published(now.nanoseconds * 1e-9)
             img = Image()
             img.header.stamp = stamp
             img.header.frame_id = 'camera'
