@@ -7,7 +7,7 @@ import pytest
 from qt_policy.data import bag_format as bf
 from qt_policy.data.bag_io import read_episode_bag
 from qt_policy.robot.embodiment import load_embodiment
-from qt_policy.tools.import_bags import ImportError_, import_bag, main, topic_map
+from qt_policy.tools.import_bags import BagImportError, import_bag, main, topic_map
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 T0 = 1_700_000_000 * 10**9  # log times (the recorder's clock)
@@ -85,10 +85,10 @@ def test_plain_bag_imports_by_the_alignment_rule(tmp_path, storage, compressed):
 def test_missing_topics_and_labels_are_clear_errors(tmp_path):
     emb = load_embodiment(REPO_ROOT / 'config/embodiments/metaworld_sawyer.yaml')
     bag = write_plain_bag(tmp_path / 'raw', 'mcap', seconds=0.5)
-    with pytest.raises(ImportError_, match=r"no topic /camera/image_raw \(camera\).*the bag has \['/cam/color'"):
+    with pytest.raises(BagImportError, match=r"no topic /camera/image_raw \(camera\).*the bag has \['/cam/color'"):
         import_bag(bag, emb, tmp_path / 'out', topic_map(emb), 'x', True)
     topics = topic_map(emb, overrides={'camera': '/cam/color', 'state': '/joint_states', 'twist': '/servo/cmd'})
-    with pytest.raises(ImportError_, match='no success label'):
+    with pytest.raises(BagImportError, match='no success label'):
         import_bag(bag, emb, tmp_path / 'out', topics, 'x', None)
     (bag / 'qt_episode.yaml').write_text('instruction: close the drawer\nsuccess: false\n')  # a sidecar labels it
     end = import_bag(bag, emb, tmp_path / 'out', topics)

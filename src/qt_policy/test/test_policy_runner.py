@@ -247,9 +247,9 @@ def test_a_model_only_drives_the_robot_it_was_trained_for(tmp_path):
     (tmp_path / 'o.yaml').write_text(yaml.safe_dump(other))
     assert make_runner(path, embodiment=str(tmp_path / 'o.yaml')).embodiment.twist.topic == 'my_servo/delta_twist_cmds'
     # a checkpoint without one is checked against its own layout
+    legacy = save_checkpoint(tmp_path / 'm_legacy', QTransformer(ModelConfig(**{**SMALL, 'state_dim': 3})))
     with pytest.raises(ValueError, match='carries no embodiment and does not fit'):
-        make_runner(tmp_path / 'm_legacy' if save_checkpoint(tmp_path / 'm_legacy', QTransformer(
-            ModelConfig(**{**SMALL, 'state_dim': 3}))) else None)
+        make_runner(legacy)
 
 
 def test_bad_configuration_is_a_clear_error(checkpoint, tmp_path):

@@ -40,7 +40,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import SetBool
@@ -52,13 +52,11 @@ from ..data.observation import ImageError, compressed_to_rgb, image_to_rgb
 from ..runtime.latest_worker import LatestWorker
 from ..runtime.policy_config import PolicyNodeConfig, declare_parameters, read_parameters
 from ..runtime.policy_runner import Action, PolicyRunner
+from .command_messages import twist_stamped
 from .logs import CallbackFaults
+from .qos import LATCHED
 from .spin import spin_until_signal
 
-# Latched like a parameter: a late-starting node still gets the current instruction, and
-# `ros2 topic pub --once` (reliable + transient-local by default) reaches it.
-INSTRUCTION_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
-                             reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 MALFORMED_LOG_PERIOD_S = 10.0
 # A header stamp within this of the arrival time is taken to be on our clock (then a frame delayed in
 # transport is judged stale by its age); one further off is another clock (sim time, a camera's own) and
@@ -130,8 +128,8 @@ class PolicyNode(LifecycleNode):
         self._frames = LatestWorker(self._process_frame, 'policy-frames', self.callback_faults.report)
         self._instructions = LatestWorker(self._encode_instruction, 'policy-instruction', self.callback_faults.report)
         self._entities.append(self.create_subscription(String, cfg.instruction_topic, self._on_instruction,
-                                                       INSTRUCTION_QOS))
-        self._entities.append(self.create_subscription(Bool, cfg.enable_topic, self._on_enable_topic, INSTRUCTION_QOS))
+                                                       LATCHED))
+        self._entities.append(self.create_subscription(Bool, cfg.enable_topic, self._on_enable_topic, LATCHED))
         self._entities.append(self.create_service(SetBool, '~/enable', self._on_enable_service))
         if self.runner.needs_camera:
             camera = emb.cameras[0]
@@ -397,12 +395,8 @@ class PolicyNode(LifecycleNode):
         return msg
 
     def _twist(self, linear=(0.0, 0.0, 0.0), angular=(0.0, 0.0, 0.0)) -> TwistStamped:
-        msg = TwistStamped()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self.runner.embodiment.twist.frame_id if self.runner else ''
-        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in linear)
-        msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in angular)
-        return msg
+        frame_id = self.runner.embodiment.twist.frame_id if self.runner else ''
+        return twist_stamped(self.get_clock().now().to_msg(), frame_id, linear, angular)
 
     def _publish_stop(self):
         """Zero velocity: a zero twist and zero joint velocities (position targets are left as they are:

@@ -33,7 +33,7 @@ import time
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from geometry_msgs.msg import TwistStamped
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
@@ -46,12 +46,9 @@ from ..data import bag_format as bf
 from ..runtime.episode_recorder import EpisodeEnd, EpisodeRecorder, RecordError, RecorderNodeConfig
 from ..runtime.policy_config import declare_parameters, read_parameters
 from .logs import CallbackFaults, log_at
+from .qos import LATCHED, RELIABLE_10
 from .spin import spin_until_signal
 
-INSTRUCTION_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-RELIABLE_10 = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
 ERROR_LOG_PERIOD_S = 10.0
 
 
@@ -73,7 +70,7 @@ class RecorderNode(Node):
             self._finished(end)
 
         emb = self.recorder.embodiment
-        self.create_subscription(String, cfg.instruction_topic, self._on_instruction, INSTRUCTION_QOS, raw=True)
+        self.create_subscription(String, cfg.instruction_topic, self._on_instruction, LATCHED, raw=True)
         camera = emb.cameras[0]
         if camera.compressed:
             self.create_subscription(CompressedImage, camera.topic,
@@ -86,7 +83,6 @@ class RecorderNode(Node):
             self.create_subscription(JointState, emb.state.topic, self._raw_cb(bf.STATE_TOPIC, bf.JOINT_STATE_TYPE),
                                      qos_profile_sensor_data, raw=True)
         sources = self._subscribe_actions(cfg, emb)
-        self._sources = sources
         self.create_subscription(Bool, cfg.success_topic, self._on_success, RELIABLE_10)
         self.create_service(EndEpisode, '~/end_episode', self._on_end_episode)
         self.create_timer(cfg.check_period_s, self._on_timer)

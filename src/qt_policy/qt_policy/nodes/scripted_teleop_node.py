@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from ..runtime.policy_config import DEFAULT_EMBODIMENT
 from ..sim.tasks import TASKS
 
 
@@ -27,7 +28,7 @@ class ScriptedTeleopConfig:
     episodes_per_task: int = 2
     expert_fraction: float = 0.5  # share of demonstrations; the rest are failure makers (sim/scripted.py)
     seed: int = 1000  # first placement seed of each task: must equal the sim arm's `seed`
-    embodiment: str = "config/embodiments/metaworld_sawyer.yaml"  # the command topics and scales
+    embodiment: str = DEFAULT_EMBODIMENT  # the command topics and scales
     instruction_topic: str = "instruction"
     raw_obs_topic: str = "sim/raw_obs"
     success_topic: str = "success"
@@ -39,18 +40,16 @@ class ScriptedTeleopConfig:
 def _make_node_class():
     from geometry_msgs.msg import TwistStamped
     from rclpy.node import Node
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rclpy.qos import qos_profile_sensor_data
     from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 
     from ..robot.commands import CommandMap
     from ..robot.embodiment import load_embodiment
     from ..runtime.policy_config import declare_parameters, read_parameters, resolve_data_path
     from ..sim.teleoperator import ScriptedTeleoperator
+    from .command_messages import twist_stamped
+    from .qos import LATCHED, RELIABLE_10
 
-    latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    reliable_10 = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.VOLATILE)
 
     class ScriptedTeleopNode(Node):
         def __init__(self):
@@ -67,11 +66,11 @@ def _make_node_class():
             self._started = 0.0
             self._next_start = None
             self.results: list[tuple[str, str, bool]] = []
-            self._instruction_pub = self.create_publisher(String, cfg.instruction_topic, latched)
-            self._twist_pub = self.create_publisher(TwistStamped, emb.twist.topic, reliable_10)
-            self._gripper_pub = self.create_publisher(Float64, emb.gripper.topic, reliable_10)
+            self._instruction_pub = self.create_publisher(String, cfg.instruction_topic, LATCHED)
+            self._twist_pub = self.create_publisher(TwistStamped, emb.twist.topic, RELIABLE_10)
+            self._gripper_pub = self.create_publisher(Float64, emb.gripper.topic, RELIABLE_10)
             self.create_subscription(Float64MultiArray, cfg.raw_obs_topic, self._on_raw_obs, qos_profile_sensor_data)
-            self.create_subscription(Bool, cfg.success_topic, self._on_success, reliable_10)
+            self.create_subscription(Bool, cfg.success_topic, self._on_success, RELIABLE_10)
             self.create_timer(0.05, self._on_timer)
             self.get_logger().info(f'{len(self.operator.plan)} episodes planned ({cfg.episodes_per_task} per task of '
                                    f'{self.operator.tasks}); waiting for {cfg.wait_for}')
@@ -100,12 +99,8 @@ def _make_node_class():
             if self._episode is None or time.monotonic() - self._started < self.config.settle_s:
                 return
             command = self.map.group(self.map.to_commands(self.operator.act(msg.data)))
-            twist = TwistStamped()
-            twist.header.stamp = self.get_clock().now().to_msg()
-            twist.header.frame_id = self.map.embodiment.twist.frame_id
-            twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = (float(v) for v in command.linear)
-            twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = (float(v) for v in command.angular)
-            self._twist_pub.publish(twist)
+            self._twist_pub.publish(twist_stamped(self.get_clock().now().to_msg(), self.map.embodiment.twist.frame_id,
+                                                  command.linear, command.angular))
             if command.gripper is not None:
                 self._gripper_pub.publish(Float64(data=float(command.gripper)))
 

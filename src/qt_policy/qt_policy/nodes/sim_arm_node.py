@@ -43,6 +43,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..runtime.policy_config import DEFAULT_EMBODIMENT
 from ..sim.arm import ACTION_NAMES, STATE_NAMES, SimObservation
 
 MALFORMED_LOG_PERIOD_S = 10.0
@@ -66,7 +67,7 @@ class SimArmNodeConfig:
     # qaction: apply qt_msgs/QAction values; commands: TwistStamped + Float64 gripper, as `embodiment`
     # maps them (a real arm behind MoveIt Servo). One at a time: a robot has one command input.
     action_input: str = "qaction"
-    embodiment: str = "config/embodiments/metaworld_sawyer.yaml"
+    embodiment: str = DEFAULT_EMBODIMENT
 
     def validate(self) -> "SimArmNodeConfig":
         from ..sim.tasks import get_task
@@ -250,7 +251,6 @@ class SimArmDriver:
 
 def _make_node_class():
     from rclpy.node import Node
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from geometry_msgs.msg import TwistStamped
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import Bool, Float64, Float64MultiArray, String
@@ -258,14 +258,9 @@ def _make_node_class():
     from qt_msgs.msg import QAction
 
     from ..runtime.policy_config import declare_parameters, read_parameters
+    from .qos import LATCHED, RELIABLE_10, SENSOR_PUBLISHER
 
-    instruction_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    reliable_10 = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.VOLATILE)
-    # reliable publishers match reliable and best-effort (SensorDataQoS) subscribers alike
-    sensor_pub_qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                                durability=DurabilityPolicy.VOLATILE)
+    instruction_qos, reliable_10, sensor_pub_qos = LATCHED, RELIABLE_10, SENSOR_PUBLISHER
 
     class SimArmNode(Node):
         def __init__(self, arm=None, **kwargs):

@@ -37,7 +37,7 @@ ROLES = ("camera", "state", "twist", "joints", "gripper", "instruction", "succes
 SIDECAR = "qt_episode.yaml"
 
 
-class ImportError_(ValueError):
+class BagImportError(ValueError):
     """A bag that cannot be imported, with the reason."""
 
 
@@ -95,7 +95,7 @@ def read_sidecar(bag: Path) -> dict:
             data = yaml.safe_load(path.read_text()) or {}
             unknown = sorted(set(data) - {"instruction", "success"})
             if unknown:
-                raise ImportError_(f"{path}: unknown keys {unknown} (use instruction, success)")
+                raise BagImportError(f"{path}: unknown keys {unknown} (use instruction, success)")
             return data
     return {}
 
@@ -127,7 +127,7 @@ def import_bag(bag: Path, embodiment, out_dir: Path, topics: dict[str, str], ins
             needed["success"] = topics["success"]
         missing = {r: t for r, t in needed.items() if t not in have}
         if missing:
-            raise ImportError_(f"{bag}: no topic {', '.join(f'{t} ({r})' for r, t in missing.items())}; the bag has "
+            raise BagImportError(f"{bag}: no topic {', '.join(f'{t} ({r})' for r, t in missing.items())}; the bag has "
                                f"{sorted(have)} (map one with --topic ROLE=/name)")
         role_of = {t: r for r, t in topics.items() if t in have}
         conns = [c for c in reader.connections if c.topic in role_of]
@@ -140,16 +140,16 @@ def import_bag(bag: Path, embodiment, out_dir: Path, topics: dict[str, str], ins
             flags = [ts.deserialize_cdr(raw, bf.BOOL_TYPE).data for t, raw in labels if role_of[t] == "success"]
             success = bool(flags[-1]) if flags else None
         if not instruction:
-            raise ImportError_(f"{bag}: no instruction: pass --instruction, write {SIDECAR}, or record /instruction")
+            raise BagImportError(f"{bag}: no instruction: pass --instruction, write {SIDECAR}, or record /instruction")
         if success is None:
-            raise ImportError_(f"{bag}: no success label: pass --success, write {SIDECAR}, or give --success-topic")
+            raise BagImportError(f"{bag}: no success label: pass --success, write {SIDECAR}, or give --success-topic")
         first = reader.start_time
         recorder = EpisodeRecorder(out_dir, episode_timeout_s=0.0, min_free_disk_mb=0.0, typestore=ts,
                                    drop_actions_before_start=False, flush_period_s=None, embodiment=embodiment,
                                    teleop=True, image_format=image_format)
         started = recorder.start(instruction, 0.0, log_time_ns=first)
         if not started.started:
-            raise ImportError_(f"{bag}: {started.message}")
+            raise BagImportError(f"{bag}: {started.message}")
         last = first
         for conn, log_ns, raw in reader.messages(connections=[c for c in conns
                                                             if role_of[c.topic] not in ("instruction", "success")]):
@@ -157,7 +157,7 @@ def import_bag(bag: Path, embodiment, out_dir: Path, topics: dict[str, str], ins
             if role == "camera":
                 topic = bf.COMPRESSED_IMAGE_TOPIC if msgtype == bf.COMPRESSED_IMAGE_TYPE else bf.IMAGE_TOPIC
                 if msgtype not in (bf.IMAGE_TYPE, bf.COMPRESSED_IMAGE_TYPE):
-                    raise ImportError_(f"{bag}: camera topic {conn.topic} is {msgtype}, not an Image/CompressedImage")
+                    raise BagImportError(f"{bag}: camera topic {conn.topic} is {msgtype}, not an Image/CompressedImage")
                 end = recorder.record(topic, msgtype, _restamped(ts, raw, msgtype, log_ns), log_ns)
             elif role == "state":
                 end = recorder.record(bf.STATE_TOPIC, bf.JOINT_STATE_TYPE,
@@ -165,12 +165,12 @@ def import_bag(bag: Path, embodiment, out_dir: Path, topics: dict[str, str], ins
             else:
                 end = recorder.command(role, msgtype, raw, log_ns)
             if end is not None:
-                raise ImportError_(f"{bag}: the episode ended early ({end.end_reason}): {end.detail}")
+                raise BagImportError(f"{bag}: the episode ended early ({end.end_reason}): {end.detail}")
         # the episode ends with the bag (its last message of any topic): that closes the last step
         end = recorder.end(bool(success), "imported", f"imported from {bag.resolve()}",
                            log_time_ns=max(last + 1, int(reader.end_time)))
     if not end.bag_path:
-        raise ImportError_(f"{bag}: {end.detail}")
+        raise BagImportError(f"{bag}: {end.detail}")
     return end
 
 
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     for bag in tqdm(args.bags, desc="import", unit="bag", disable=len(args.bags) < 2):
         try:
             end = import_bag(bag, emb, args.out, topics, args.instruction, success, args.image_format)
-        except (ImportError_, ValueError, OSError) as exc:
+        except (BagImportError, ValueError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
             continue

@@ -1,0 +1,13 @@
+"""The QoS profiles every node of the graph uses, defined once so that publishers and subscribers match."""
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+# Latched like a parameter: a late-starting node still gets the current instruction (or hold state), and
+# `ros2 topic pub --once` (reliable + transient-local by default) reaches it.
+LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# actions, commands, results, success: every message counts
+RELIABLE_10 = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
+# camera/state publishers: reliable publishers match reliable and best-effort (SensorDataQoS) subscribers alike
+SENSOR_PUBLISHER = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.VOLATILE)
