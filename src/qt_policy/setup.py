@@ -56,16 +56,34 @@ setup(
     description='Q-Transformer offline RL policy for robot arms (ROS 2).',
     license='Apache-2.0',
     entry_points={
+        # Installed into lib/qt_policy (setup.cfg): `ros2 run qt_policy <name>`; scripts/env.sh puts that
+        # folder on PATH for the wheel install. The CLIs carry a qt- prefix so that none shadows a system
+        # command (convert, view, launch) when it is on PATH.
         'console_scripts': [
-            # ------------------------------------------------------------------
-            # Node / tool executables go here, one per line, e.g.
-            #   'policy_node = qt_policy.policy_node:main',
-            # Installed into lib/qt_policy so `ros2 run qt_policy <name>` finds them.
-            # ------------------------------------------------------------------
+            # the nodes
             'policy_node = qt_policy.nodes.policy_node:main',
             'recorder_node = qt_policy.nodes.recorder_node:main',
             'sim_arm_node = qt_policy.nodes.sim_arm_node:main',
             'scripted_teleop_node = qt_policy.nodes.scripted_teleop_node:main',
+            # record -> train -> evaluate (qt_policy/tools)
+            'qt-train = qt_policy.tools.train:main',
+            'qt-evaluate = qt_policy.tools.evaluate:main',
+            'qt-generate = qt_policy.tools.generate:main',
+            'qt-import-bags = qt_policy.tools.import_bags:main',
+            'qt-convert = qt_policy.tools.convert:main',
+            'qt-salvage = qt_policy.tools.salvage:main',
+            'qt-lerobot-export = qt_policy.tools.lerobot_export:main',
+            'qt-view = qt_policy.tools.view:main',
+            # research tools (qt_policy/research)
+            'qt-baselines = qt_policy.research.baselines:main',
+            'qt-diagnose = qt_policy.research.diagnose:main',
+            'qt-plot-training = qt_policy.research.plot_training:main',
+            'qt-parity = qt_policy.research.parity:main',
+            'qt-ensemble = qt_policy.research.ensemble:main',
+            # development stand-ins (qt_policy/dev): the demo, and `ros2 launch` where launch_ros is missing
+            'qt-demo = qt_policy.dev.demo:main',
+            'qt-launch = qt_policy.dev.launch:main',
+            'qt-selfcheck = qt_policy.selfcheck:main',
         ],
     },
 )

@@ -87,7 +87,7 @@ def test_save_ensemble_refuses_members_that_cannot_act_together(tmp_path):
 
 
 def test_ensemble_cli_bundles_runs_and_reports_bad_members(tmp_path, capsys):
-    from qt_policy.tools.ensemble import main
+    from qt_policy.research.ensemble import main
 
     dirs = [save_checkpoint(tmp_path / f"run{k}", state_model(seed=k)) for k in range(3)]
     assert main([*map(str, dirs), "--out", str(tmp_path / "ens")]) == 0

@@ -21,7 +21,8 @@ from qt_policy.runtime.episode_recorder import (  # noqa: E402
     RecordError,
     RecorderNodeConfig,
 )
-from qt_policy.runtime.policy_config import from_params_file, repo_root  # noqa: E402
+from qt_policy.paths import repo_root  # noqa: E402
+from qt_policy.runtime.parameters import from_params_file  # noqa: E402
 
 NAMES = ["dx", "dy", "dz", "gripper"]
 T0 = 1_700_000_000 * 10**9  # a fixed wall clock (ns) for the bag names and log times

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from qt_policy.tools.evaluate import run_task
+from qt_policy.evaluation import run_task
 
 
 class CountingArm:

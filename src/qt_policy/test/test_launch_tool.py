@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qt_policy.tools.launch import LaunchedProcesses, LaunchError, NodeSpec, _Context, _Subst, main, resolve_launch_file
+from qt_policy.dev.launch import LaunchedProcesses, LaunchError, NodeSpec, _Context, _Subst, main, resolve_launch_file
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LAUNCH = REPO_ROOT / 'launch'
@@ -135,8 +135,8 @@ def test_cli_print(capsys):
 
 
 def test_module_entry_point_runs():
-    """`python -m qt_policy.tools.launch --print` works as a command (what users type)."""
-    out = subprocess.run([sys.executable, '-m', 'qt_policy.tools.launch', str(LAUNCH / 'policy.launch.xml'), '--print'],
+    """`python -m qt_policy.dev.launch --print` works as a command (what users type)."""
+    out = subprocess.run([sys.executable, '-m', 'qt_policy.dev.launch', str(LAUNCH / 'policy.launch.xml'), '--print'],
                          capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
     assert out.returncode == 0, out.stderr
     assert 'qt_policy.nodes.policy_node' in out.stdout

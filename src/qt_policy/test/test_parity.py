@@ -1,10 +1,10 @@
-"""tools.parity: the harness-vs-ROS comparison and its exact McNemar test."""
+"""research.parity: the harness-vs-ROS comparison and its exact McNemar test."""
 import json
 
 import pytest
 
-from qt_policy.tools import parity
-from qt_policy.tools.evaluate import summarize
+from qt_policy.research import parity
+from qt_policy.evaluation import summarize
 
 
 def run(per_task: dict[str, list[bool]], seed_start=1_000_000):

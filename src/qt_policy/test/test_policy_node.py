@@ -6,7 +6,7 @@ limits with good frames, then camera loss and recovery. The test process publish
 ~30 Hz and the instruction, and records what the node publishes with receive times.
 """
 import os
-import random
+
 import threading
 import time
 from pathlib import Path
@@ -201,8 +201,9 @@ def system(tmp_path_factory):
     from qt_policy.core.checkpoint import save_checkpoint
     from qt_policy.core.config import ModelConfig
     from qt_policy.core.model import QTransformer
-    from qt_policy.runtime.policy_config import from_params_file
-    from qt_policy.tools.launch import start_launch_file
+    from qt_policy.runtime.parameters import from_params_file
+    from qt_policy.runtime.policy_config import PolicyNodeConfig
+    from qt_policy.dev.launch import start_launch_file
 
     tmp = tmp_path_factory.mktemp('policy_node')
     torch.manual_seed(0)
@@ -211,7 +212,7 @@ def system(tmp_path_factory):
     params['/**']['ros__parameters'].update(action_low=LOW, action_high=HIGH)
     params_file = tmp / 'policy.yaml'
     params_file.write_text(yaml.safe_dump(params))
-    config = from_params_file(params_file)
+    config = from_params_file(params_file, "qt_policy", PolicyNodeConfig)
 
     ns = f'/qt_node_test_{os.getpid()}'
     log_path = tmp / 'launch.log'
@@ -239,7 +240,8 @@ def test_parameters_round_trip_without_a_graph():
     """Dataclass -> typed ROS parameters -> dataclass, with overrides; a wrong type is a clear error."""
     from rclpy.node import Node
 
-    from qt_policy.runtime.policy_config import PolicyNodeConfig, declare_parameters, read_parameters
+    from qt_policy.runtime.parameters import declare_parameters, read_parameters
+    from qt_policy.runtime.policy_config import PolicyNodeConfig
 
     context = rclpy.context.Context()
     rclpy.init(context=context, args=['--ros-args', '-p', 'stale_timeout_s:=0.3', '-p', 'action_low:=[-0.5, -0.5]',
@@ -472,7 +474,7 @@ def test_node_bins_equal_the_harness_bins_for_the_same_frames(system):
 
     from qt_policy.core.checkpoint import load_policy_model
     from qt_policy.core.text import shared_encoder
-    from qt_policy.tools.evaluate import BatchPolicy
+    from qt_policy.evaluation import BatchPolicy
 
     harness, launched, config, log_path = system
     harness.mode = 'off'

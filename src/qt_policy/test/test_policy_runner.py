@@ -10,7 +10,8 @@ import torch
 from qt_policy.core.checkpoint import save_checkpoint
 from qt_policy.core.config import ModelConfig
 from qt_policy.core.model import QTransformer
-from qt_policy.runtime.policy_config import PolicyNodeConfig, from_params_file
+from qt_policy.runtime.parameters import from_params_file
+from qt_policy.runtime.policy_config import PolicyNodeConfig
 from qt_policy.runtime.policy_runner import Action, Hold, PolicyRunner
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -273,7 +274,7 @@ def test_policy_yaml_matches_the_dataclass():
     path = REPO_ROOT / 'config' / 'policy.yaml'
     raw = yaml.safe_load(path.read_text())['/**']['ros__parameters']
     assert set(raw) == {f.name for f in dataclasses.fields(PolicyNodeConfig)}
-    cfg = from_params_file(path)
+    cfg = from_params_file(path, "qt_policy", PolicyNodeConfig)
     default = PolicyNodeConfig(checkpoint='models/qt_metaworld')
     assert dataclasses.asdict(cfg) == dataclasses.asdict(default)
 

@@ -70,7 +70,7 @@ def start_node(module, params, log_path):
 
 def stop_nodes(procs, timeout=15.0):
     """SIGINT to all by pid (clean shutdown, the recorder finalizes), wait, then SIGKILL."""
-    from qt_policy.tools.launch import stop_processes
+    from qt_policy.dev.launch import stop_processes
     stop_processes(procs, timeout)
 
 
@@ -206,7 +206,7 @@ def test_record_episodes_then_train(tmp_path):
 
     # the node decided as the evaluation does: deciding again on each step's recorded frame (and state)
     # with the evaluation's decision function gives the same bins at every step
-    from qt_policy.tools.parity import replay_agreement
+    from qt_policy.research.parity import replay_agreement
 
     replay = replay_agreement(bags, ckpt)
     assert replay["episodes"] == 3 and replay["steps_identical"] == replay["steps"], replay
@@ -259,8 +259,9 @@ class FakeArm:
 
 
 def test_sim_arm_driver_rules():
-    from qt_policy.nodes.sim_arm_node import SimArmDriver, SimArmNodeConfig
-    from qt_policy.runtime.policy_config import from_params_file, repo_root
+    from qt_policy.sim.driver import SimArmDriver, SimArmNodeConfig
+    from qt_policy.paths import repo_root
+    from qt_policy.runtime.parameters import from_params_file
 
     assert from_params_file(repo_root() / "config" / "sim_arm.yaml", "sim_arm", SimArmNodeConfig).validate()
     arm = FakeArm()
@@ -295,7 +296,7 @@ def test_sim_arm_driver_rules():
 def test_sim_arm_driver_applies_twists_as_a_servo_would():
     """action_input commands: each tick applies the time-weighted mean twist since the last tick, inverted by
     the embodiment (0.1 m/s per unit), the latest gripper command; nothing before the first command or reset."""
-    from qt_policy.nodes.sim_arm_node import SimArmDriver, SimArmNodeConfig
+    from qt_policy.sim.driver import SimArmDriver, SimArmNodeConfig
 
     arm = FakeArm()
     drv = SimArmDriver(SimArmNodeConfig(max_steps=5, action_input="commands"), arm=arm)

@@ -61,13 +61,14 @@ def test_averaged_checkpoint_is_the_polyak_average_of_the_online_weights(bags, t
     # tau 1: the average is the last online weights, exactly; it loads and acts like any checkpoint
     out = tmp_path / f"{algo}_tau1"
     assert run_train("--data", bags, "--out", out, "--steps", 3, "--algo", algo, "--target-tau", 1.0) == 0
-    online, averaged = load_model(out / "checkpoint").state_dict(), load_model(out / "checkpoint_averaged").state_dict()
+    # checkpoint/ (the weights to act with) holds the average by default; checkpoint_online/ the online weights
+    online, averaged = load_model(out / "checkpoint_online").state_dict(), load_model(out / "checkpoint").state_dict()
     assert all(torch.equal(online[k], averaged[k]) for k in online)
-    assert read_config(out / "checkpoint_averaged")["step"] == 3
+    assert read_config(out / "checkpoint")["step"] == 3
     # tau 0: the average never moves from the initial weights, which training does move
     out0 = tmp_path / f"{algo}_tau0"
     assert run_train("--data", bags, "--out", out0, "--steps", 3, "--algo", algo, "--target-tau", 0.0) == 0
-    init, online0 = load_model(out0 / "checkpoint_averaged").state_dict(), load_model(out0 / "checkpoint").state_dict()
+    init, online0 = load_model(out0 / "checkpoint").state_dict(), load_model(out0 / "checkpoint_online").state_dict()
     assert any(not torch.equal(init[k], online0[k]) for k in init)
     torch.manual_seed(0)  # tools.train seeds with --seed (0) before building the model: the same init
     from qt_policy.core.config import ModelConfig, from_dict
@@ -77,7 +78,7 @@ def test_averaged_checkpoint_is_the_polyak_average_of_the_online_weights(bags, t
 
 
 def test_diagnose_reports_both_outcomes(bags, tmp_path):
-    from qt_policy.tools.diagnose import main as diagnose
+    from qt_policy.research.diagnose import main as diagnose
 
     out = tmp_path / "run"
     assert run_train("--data", bags, "--out", out, "--steps", 1) == 0
@@ -97,7 +98,7 @@ def test_diagnose_reports_both_outcomes(bags, tmp_path):
 
 
 def test_diagnose_uses_the_resized_cache_of_a_model_trained_with_image_size(bags, tmp_path):
-    from qt_policy.tools.diagnose import main as diagnose
+    from qt_policy.research.diagnose import main as diagnose
 
     out = tmp_path / "run8"
     assert run_train("--data", bags, "--out", out, "--steps", 1, "--image-size", 8) == 0
@@ -136,7 +137,7 @@ def test_success_batch_fraction_draws_that_share_from_successful_episodes(bags):
     from qt_policy.core.config import LossConfig, TrainConfig
     from qt_policy.data.cache import load_index
     from qt_policy.data.dataset import TransitionSampler
-    from qt_policy.tools.train import model_config_for, resolve_cache
+    from qt_policy.training import model_config_for, resolve_cache
 
     cache = resolve_cache(bags, None, progress=False)
     cfg = model_config_for(load_index(cache), {"num_bins": 16})
@@ -156,6 +157,13 @@ def test_success_batch_fraction_draws_that_share_from_successful_episodes(bags):
         failures_only.sample(16, rng, success_fraction=0.5)
     with pytest.raises(ValueError, match="success_batch_fraction"):
         TrainConfig(success_batch_fraction=-0.1)
+    # data of successes only: the fraction changes nothing, not even the batches (BC on successes keeps its runs)
+    successes_only = TransitionSampler(cache, cfg, LossConfig(), lambda text: np.zeros(384, np.float32),
+                                       episode_filter=lambda e: e["success"])
+    a = successes_only.sample(16, np.random.default_rng(3), success_fraction=0.9)
+    b = successes_only.sample(16, np.random.default_rng(3), success_fraction=0.0)
+    assert np.array_equal(a.action_bins.numpy(), b.action_bins.numpy())
+    assert np.array_equal(a.obs.images.numpy(), b.obs.images.numpy())
 
 
 def test_cosine_schedule_decays_the_rate_and_survives_resume(bags, tmp_path):
@@ -175,7 +183,7 @@ def test_cosine_schedule_decays_the_rate_and_survives_resume(bags, tmp_path):
 def test_results_table_says_which_rows_the_baselines_command_does_not_make(tmp_path):
     import argparse
 
-    from qt_policy.tools.baselines import write_table
+    from qt_policy.research.baselines import write_table
 
     row = {"step": 10, "train_wall_time_s": 60.0, "episodes_per_task": 2, "mean_success": 0.5, "machine": "m",
            "overall": {"ci95": [0.1, 0.9]}, "tasks": {"drawer-open": {"success_rate": 0.5}}}
@@ -190,7 +198,7 @@ def test_results_table_says_which_rows_the_baselines_command_does_not_make(tmp_p
 
 
 def test_results_rows_of_two_processes_are_merged_not_overwritten(tmp_path):
-    from qt_policy.tools.baselines import merge_row
+    from qt_policy.research.baselines import merge_row
 
     results_file = tmp_path / "results.json"
     merge_row(results_file, "qt", {"mean_success": 0.5})
@@ -199,3 +207,93 @@ def test_results_rows_of_two_processes_are_merged_not_overwritten(tmp_path):
     assert merged == {"qt": {"mean_success": 0.5}, "bc_all": {"mean_success": 0.3}}
     assert json.loads(results_file.read_text()) == merged
     assert merge_row(results_file, "qt", {"mean_success": 0.6})["qt"] == {"mean_success": 0.6}  # a rerun replaces its row
+
+
+def test_the_defaults_are_the_shipped_models_recipe():
+    """`qt-train` with no flags trains what models/qt_metaworld was trained with (its seed aside)."""
+    from qt_policy.core.config import LossConfig, TrainConfig, to_dict
+    from qt_policy.paths import resolve_data_path
+
+    shipped = read_config(resolve_data_path("models/qt_metaworld"))
+    assert shipped["weights"].startswith("Polyak average")  # it acts with the averaged weights
+    assert TrainConfig().act_with == "averaged"
+    assert to_dict(LossConfig()) == shipped["loss"]
+    defaults = {k: v for k, v in to_dict(TrainConfig()).items() if k not in ("seed", "act_with")}
+    assert defaults == {k: v for k, v in shipped["train"].items() if k != "seed"}
+
+
+def test_paper_preset_acts_with_the_online_weights_and_flags_win_over_it(bags, tmp_path):
+    import torch
+
+    out = tmp_path / "paper"
+    assert run_train("--data", bags, "--out", out, "--steps", 2, "--preset", "paper") == 0
+    cfg = read_config(out / "checkpoint")
+    assert cfg["preset"] == "paper" and cfg["loss"]["value_loss"] == "mse"
+    assert cfg["train"]["success_batch_fraction"] == 0.0 and cfg["train"]["act_with"] == "online"
+    acting, online = load_model(out / "checkpoint").state_dict(), load_model(out / "checkpoint_online").state_dict()
+    assert all(torch.equal(acting[k], online[k]) for k in acting)
+    mixed = tmp_path / "paper_bce"
+    assert run_train("--data", bags, "--out", mixed, "--steps", 1, "--preset", "paper", "--value-loss", "bce") == 0
+    cfg = read_config(mixed / "checkpoint")
+    assert cfg["loss"]["value_loss"] == "bce" and cfg["train"]["act_with"] == "online"
+
+
+def test_a_run_folder_of_the_old_layout_resumes_with_its_meaning_kept(bags, tmp_path):
+    """Before checkpoint_online/ existed, checkpoint/ held the online weights and the training state."""
+    import shutil
+
+    out = tmp_path / "legacy"
+    assert run_train("--data", bags, "--out", out, "--steps", 2) == 0
+    shutil.rmtree(out / "checkpoint")
+    (out / "checkpoint_online").rename(out / "checkpoint")
+    config = read_config(out / "checkpoint")
+    del config["train"]["act_with"], config["preset"]
+    (out / "checkpoint" / "config.json").write_text(json.dumps(config))
+    assert run_train("--data", bags, "--out", out, "--steps", 3, "--resume") == 0
+    resumed = read_config(out / "checkpoint")
+    assert resumed["step"] == 3 and resumed["train"]["act_with"] == "online"
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_help_explains_each_field_with_its_comment_in_the_config():
+    from qt_policy.tools.train import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "share of each batch drawn from successful episodes only" in text
+    assert "the weights OUT/checkpoint/ holds, the ones to act with" in text
+    assert "(default: 0.9)" in text and "(default: bce)" in text
+
+
+def test_fit_is_the_training_as_a_library_call_and_equals_the_cli(bags, tmp_path):
+    """What the CLI trains, fit() trains: the same flags as settings give bit-identical weights."""
+    import torch
+
+    from qt_policy.training import fit
+
+    tiny = dict(conv_channels=[4, 8], tokens_per_frame=2, d_model=16, num_layers=1, num_heads=2, num_bins=16,
+                batch_size=8, log_every=1)
+    result = fit(bags, tmp_path / "lib", steps=3, threads=1, progress=False, log=lambda s: None, **tiny)
+    assert result.steps == 3 and result.episodes == 6 and result.checkpoint == tmp_path / "lib" / "checkpoint"
+    assert run_train("--data", bags, "--out", tmp_path / "cli", "--steps", 3) == 0
+    lib, cli = load_model(result.checkpoint).state_dict(), load_model(tmp_path / "cli" / "checkpoint").state_dict()
+    assert all(torch.equal(lib[k], cli[k]) for k in lib)
+    with pytest.raises(ValueError, match="unknown training setting 'num_bin'"):
+        fit(bags, tmp_path / "typo", num_bin=8)
+
+
+def test_data_without_a_success_trains_uniformly_and_says_so(bags, tmp_path):
+    """The default draws 0.9 of each batch from successes; a robot's first recordings may have none."""
+    from qt_policy.training import fit
+
+    lines = []
+    failures = tmp_path / "failures"
+    failures.mkdir()
+    for bag in sorted(bags.iterdir()):
+        if bag.name.startswith("ep") and int(bag.name[2:]) >= 2:  # ep0, ep1 are the successes
+            (failures / bag.name).symlink_to(bag)
+    result = fit(failures, tmp_path / "run", steps=2, threads=1, progress=False, log=lines.append,
+                 conv_channels=[4, 8], tokens_per_frame=2, d_model=16, num_layers=1, num_heads=2, num_bins=16,
+                 batch_size=8)
+    assert any("no successful episode in the data" in line for line in lines)
+    cfg = read_config(result.checkpoint)
+    assert cfg["data"]["successes"] == 0 and cfg["train"]["success_batch_fraction"] == 0.0 and cfg["step"] == 2

@@ -1,7 +1,7 @@
 """An ensemble of independently trained Q-Transformers that acts on their mean Q.
 
 Why: with sparse rewards the greedy argmax often separates a good bin from an untried one by a
-few hundredths of Q, and which bin wins changes with the training seed (docs/mixed-data.md). The
+few hundredths of Q, and which bin wins changes with the training seed (docs/experiments/mixed-data.md). The
 mean over runs keeps what the runs agree on and averages their seed noise. (Measured on the
 simulated tasks: no better than its members' average; the tool stays, as the standard thing to try.)
 

@@ -1,7 +1,7 @@
 """One gradient step of Q-Transformer (online + Polyak target network) or of behaviour cloning.
 
 Both algorithms keep a Polyak-averaged copy of the weights (rate `target_tau`): Q-Transformer
-bootstraps from it (its target network), and either can act with it (`checkpoint_averaged/`),
+bootstraps from it (its target network), and either can act with it (a run's `checkpoint/`, by default),
 which smooths the step-to-step jitter of the weights that a greedy argmax is sensitive to.
 
 The loss is computed in `Objective.forward` so the same step runs unchanged under

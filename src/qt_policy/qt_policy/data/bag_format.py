@@ -81,26 +81,14 @@ IMAGE_ENCODING_CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8"
 
 
 # ------------------------------------------------------------------------------- qt_msgs .msg files
-def _ament_share_candidates() -> list[Path]:
-    out = []
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        if prefix:
-            out.append(Path(prefix) / "share" / QT_MSGS_PACKAGE / "msg")
-    try:  # ament_index_python, when importable, knows the same prefixes (and nothing more)
-        from ament_index_python.packages import get_package_share_directory
+def _candidates() -> list[Path]:
+    """Installed share dirs first (AMENT_PREFIX_PATH, the ament index), then the source checkout."""
+    from ..paths import package_share, source_share
 
-        out.append(Path(get_package_share_directory(QT_MSGS_PACKAGE)) / "msg")
-    except Exception:  # noqa: BLE001  (not installed / package not found)
-        pass
-    return out
-
-
-def _source_tree_candidates() -> list[Path]:
-    out = []
-    root = os.environ.get("QT_ROS_ROOT")
-    if root:
-        out.append(Path(root) / "src" / QT_MSGS_PACKAGE / "msg")
-    for parent in Path(__file__).resolve().parents:
+    out = [Path(prefix) / "share" / QT_MSGS_PACKAGE / "msg"
+           for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if prefix]
+    out += [d / "msg" for d in (package_share(QT_MSGS_PACKAGE), source_share(QT_MSGS_PACKAGE)) if d is not None]
+    for parent in Path(__file__).resolve().parents:  # an installed qt_policy beside a qt_msgs source folder
         out.append(parent / "src" / QT_MSGS_PACKAGE / "msg")
         out.append(parent / QT_MSGS_PACKAGE / "msg")
     return out
@@ -113,7 +101,7 @@ def find_qt_msgs_dir() -> Path:
     bytes recorded from rclpy must match the definition stored in the bag).
     """
     tried = []
-    for cand in _ament_share_candidates() + _source_tree_candidates():
+    for cand in _candidates():
         if cand in tried:
             continue
         tried.append(cand)

@@ -193,7 +193,7 @@ def _convert_locked(bag_dir, cache_dir: Path, image_size, progress: bool) -> dic
     if unfinished:
         warnings.warn(f"not reading {len(unfinished)} unfinished episode folder(s) in {bag_dir} (a recorder crashed, "
                       "was killed or ran out of disk): the recorder makes bags of them at its next start, or run "
-                      f"`python -m qt_policy.tools.salvage {bag_dir}`", stacklevel=2)
+                      f"`qt-salvage {bag_dir}`", stacklevel=2)
     converted, last_save = 0, time.monotonic()
     for bag, source, fingerprint in tqdm(todo, desc="bags -> cache", unit="ep", disable=not progress or not todo):
         try:

@@ -6,7 +6,7 @@ it needs. Returns-to-go and n-step bookkeeping are computed once per episode (a 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
@@ -85,6 +85,8 @@ class TransitionSampler:
         if not 0.0 <= success_fraction <= 1.0:
             raise ValueError(f"success_fraction must lie in [0, 1], got {success_fraction}")
         from_successes = int(round(success_fraction * batch_size))
+        if self.num_successes == len(self.episodes):  # only successes (e.g. --success-only): one uniform draw
+            from_successes = 0                          # is the same distribution, and keeps the batches of f = 0
         if from_successes and not self.num_successes:
             raise ValueError("success_fraction > 0 needs at least one successful episode in the data")
         ep_ids = rng.choice(len(self.episodes), size=batch_size - from_successes, p=self._step_weights)

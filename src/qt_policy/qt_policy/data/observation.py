@@ -2,7 +2,7 @@
 
 Used by every path that turns camera frames into model input, so training, evaluation and the robot
 can never disagree: the bag reader (bag_format.image_msg_to_rgb) and the training cache
-(cache.convert_bags), the evaluation rollouts (tools/evaluate.py) and the policy node
+(cache.convert_bags), the evaluation rollouts (evaluation/rollout.py) and the policy node
 (runtime/policy_runner.py).
 
 * `image_to_rgb` / `compressed_to_rgb`: sensor_msgs/Image or CompressedImage fields -> (H, W, 3)

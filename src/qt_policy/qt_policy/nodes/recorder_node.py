@@ -44,7 +44,7 @@ from qt_msgs.srv import EndEpisode
 
 from ..data import bag_format as bf
 from ..runtime.episode_recorder import EpisodeEnd, EpisodeRecorder, RecordError, RecorderNodeConfig
-from ..runtime.policy_config import declare_parameters, read_parameters
+from ..runtime.parameters import declare_parameters, read_parameters
 from .logs import CallbackFaults, log_at
 from .qos import LATCHED, RELIABLE_10
 from .spin import spin_until_signal

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..runtime.policy_config import DEFAULT_EMBODIMENT
+from ..paths import DEFAULT_EMBODIMENT
 from ..sim.tasks import TASKS
 
 
@@ -45,7 +45,8 @@ def _make_node_class():
 
     from ..robot.commands import CommandMap
     from ..robot.embodiment import load_embodiment
-    from ..runtime.policy_config import declare_parameters, read_parameters, resolve_data_path
+    from ..paths import resolve_data_path
+    from ..runtime.parameters import declare_parameters, read_parameters
     from ..sim.teleoperator import ScriptedTeleoperator
     from .command_messages import twist_stamped
     from .qos import LATCHED, RELIABLE_10

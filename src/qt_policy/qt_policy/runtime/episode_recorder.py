@@ -63,7 +63,7 @@ from ..data.bag_io import EpisodeBagWriter
 from ..data.bag_salvage import INTERRUPTED, PartialBagScan, UnfinishedMark, find_unfinished, salvage_partial
 from ..robot.embodiment import Embodiment, load_embodiment
 from ..robot.teleop_steps import TeleopSteps
-from .policy_config import DEFAULT_EMBODIMENT, resolve_data_path
+from ..paths import DEFAULT_EMBODIMENT, resolve_data_path
 from .recorded_frames import compress_frame, teleop_qaction
 
 #: every end_reason an EpisodeEnd can carry: the rules, the faults, and 'refused' (nothing was recorded)

@@ -39,7 +39,8 @@ from ..robot.commands import CommandMap, RobotCommand
 from ..robot.embodiment import Embodiment
 from ..robot.safety import SafetyFilter
 from ..robot.steps import StepSchedule
-from .policy_config import DEFAULT_EMBODIMENT, PolicyNodeConfig, resolve_data_path
+from ..paths import DEFAULT_EMBODIMENT, resolve_data_path
+from .policy_config import PolicyNodeConfig
 
 #: longest instruction encoded; the text encoder reads 256 word pieces at most, so longer text only costs time
 MAX_INSTRUCTION_CHARS = 4096

@@ -1,6 +1,6 @@
 """Convert a folder of episode bags into the training cache (incremental).
 
-    python -m qt_policy.tools.convert BAG_DIR CACHE_DIR [--image-size N]
+    qt-convert BAG_DIR CACHE_DIR [--image-size N]
 
 Only completed bags are read (``<name>.partial`` folders are reported, never converted); bags already
 in the cache's index are not read again. Prints a summary of the whole cache.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m qt_policy.tools.convert",
+        prog="qt-convert",
         description="Convert episode bags (rosbag2/MCAP folders) into the memory-mapped training cache. "
                     "Incremental: bags already in CACHE_DIR/index.json are skipped.")
     p.add_argument("bag_dir", metavar="BAG_DIR", type=Path, help="folder holding one rosbag2 folder per episode")
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
             print(f"  {sk['source']}: {sk['reason']}")
     if partial:
         print(f"unfinished .partial bags ignored: {len(partial)} (the recorder salvages them at its next start; "
-              f"or: python -m qt_policy.tools.salvage {args.bag_dir})")
+              f"or: qt-salvage {args.bag_dir})")
         for p in partial[:5]:
             print(f"  {p}")
     print(f"instructions ({len(s['instructions'])}):")

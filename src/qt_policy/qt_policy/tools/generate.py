@@ -1,6 +1,6 @@
 """Generate an offline dataset on the simulated arm, in the paper's style, as episode bags.
 
-    python -m qt_policy.tools.generate --out data/bags --episodes-per-task 150 --workers 2
+    qt-generate --out data/bags --episodes-per-task 150 --workers 2
 
 A minority of episodes are near-expert demonstrations and the majority come from failure-making
 policies (--expert-fraction, default 0.2; labels always come from the simulator's success signal,
@@ -11,7 +11,7 @@ Resumable: bags already present are skipped. Seeds are 0..N-1 per task (evaluati
 --attempts-per-placement K > 1 makes K episodes at each object placement (seeds 0..N/K-1), of
 which round(K x expert fraction) are expert attempts and the rest failure makers: successes and
 failures then share their start states, as when a robot retries one set-up. With one episode per
-placement a Q-function can explain every return by the placement alone (docs/mixed-data.md).
+placement a Q-function can explain every return by the placement alone (docs/experiments/mixed-data.md).
 The settings are kept in OUT/generation.json; resuming with other settings is refused.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Import bags recorded with plain `ros2 bag record` (any topic names, MCAP or sqlite3) as episode bags.
 
-    python -m qt_policy.tools.import_bags BAG [BAG ...] --embodiment config/embodiments/panda_moveit_servo.yaml \\
+    qt-import-bags BAG [BAG ...] --embodiment config/embodiments/panda_moveit_servo.yaml \\
         --out data/imported [--instruction "open the drawer"] [--success true | --success-topic /success] \\
         [--topic camera=/cam/color/image_raw/compressed --topic twist=/servo/cmd ...]
 

@@ -1,11 +1,11 @@
 """Export episode bags (recorded, teleoperated, generated) as a LeRobotDataset v3.0 folder.
 
-    python -m qt_policy.tools.lerobot_export BAG_DIR OUT_DIR [--fps 10] [--gamma 0.98] [--robot-type NAME]
+    qt-lerobot-export BAG_DIR OUT_DIR [--fps 10] [--gamma 0.98] [--robot-type NAME]
 
 Incremental: bags already in OUT_DIR are skipped, new ones are appended. The dataset carries the
 success labels (next.success, next.reward, next.done) and the Monte-Carlo return-to-go per frame
 (return_to_go), so offline RL can use it as it is. Check it with an independent reader:
-`lerobot-doctor check OUT_DIR`. The other way: `python -m qt_policy.tools.train --data OUT_DIR ...`
+`lerobot-doctor check OUT_DIR`. The other way: `qt-train --data OUT_DIR ...`
 trains on a LeRobotDataset v3.0 folder directly.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m qt_policy.tools.lerobot_export", description=__doc__,
+    p = argparse.ArgumentParser(prog="qt-lerobot-export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bag_dir", metavar="BAG_DIR", type=Path, help="folder holding one rosbag2 folder per episode")
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="the LeRobotDataset folder (created or appended to)")

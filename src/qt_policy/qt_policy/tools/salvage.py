@@ -1,6 +1,6 @@
 """Make ordinary episode bags of the unfinished ones in a folder (what a crash, kill or full disk left).
 
-    python -m qt_policy.tools.salvage BAG_DIR [--dry-run]
+    qt-salvage BAG_DIR [--dry-run]
 
 The recorder does this itself at start-up; this is for folders copied off a robot, or a recorder that
 is not running. Prints one line per folder: what it held and what became of it.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m qt_policy.tools.salvage",
+        prog="qt-salvage",
         description="Recover every complete MCAP chunk of the unfinished episode bags (<name>.partial) in "
                     "BAG_DIR into ordinary bags (end_reason from the recorder's note, else 'interrupted'; "
                     "success only if it was recorded and nothing was lost). Folders with no action are removed.")

@@ -1,7 +1,7 @@
 """Look at an episode in Rerun: camera frames, action values, chosen bins, greedy Q, and Q over all bins.
 
-    python -m qt_policy.tools.view data/recorded/episode_X --out episode.rrd [--checkpoint models/qt_metaworld]
-    python -m qt_policy.tools.view data/lerobot --episode 3 --out episode.rrd --png episode.png
+    qt-view data/recorded/episode_X --out episode.rrd [--checkpoint models/qt_metaworld]
+    qt-view data/lerobot --episode 3 --out episode.rrd --png episode.png
     rerun episode.rrd          # the viewer (or https://app.rerun.io, drag the file in)
 
 The source is an episode bag or a LeRobotDataset v3.0 folder (with --episode). Timeline `step`:
@@ -23,7 +23,7 @@ import numpy as np
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m qt_policy.tools.view", description=__doc__,
+    p = argparse.ArgumentParser(prog="qt-view", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", type=Path, help="an episode bag folder, or a LeRobotDataset v3.0 folder (with --episode)")
     p.add_argument("--episode", type=int, default=0, help="episode index in a LeRobot folder (default 0)")

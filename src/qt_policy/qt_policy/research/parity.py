@@ -1,6 +1,6 @@
 """Does the policy as the robot runs it (through the ROS graph) do what the evaluation harness says?
 
-    python -m qt_policy.tools.parity HARNESS.json ROS.json --out results/ros_loop/parity.json \
+    qt-parity HARNESS.json ROS.json --out results/ros_loop/parity.json \
         [--replay-bags data/eval_ros/bags --checkpoint models/qt_metaworld]
 
 Both inputs are `tools.evaluate --out` files of the same checkpoint on the same placements (the
@@ -78,7 +78,7 @@ def replay_agreement(bag_dir: Path, checkpoint: Path) -> dict:
     from ..core.checkpoint import load_policy_model
     from ..core.text import shared_encoder
     from ..data.bag_io import list_episode_bags
-    from .view import decide_on_episode, load_episode
+    from ..tools.view import decide_on_episode, load_episode
 
     model, embed = load_policy_model(checkpoint), shared_encoder()
     steps = same = episodes = identical = 0
@@ -124,7 +124,7 @@ def markdown(c: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m qt_policy.tools.parity", description=__doc__,
+    p = argparse.ArgumentParser(prog="qt-parity", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("harness", type=Path, help="tools.evaluate --out JSON of the harness")
     p.add_argument("ros", type=Path, help="tools.evaluate --through-ros --out JSON of the same checkpoint and seeds")

@@ -1,8 +1,10 @@
 """Q-Transformer against behaviour cloning and its own ablations, on the same data, backbone and budget.
 
-    python -m qt_policy.tools.baselines --data data/bags --out results/baselines --steps 3000 --episodes 50
+    qt-baselines --data data/bags --out results/baselines --steps 3000 --episodes 50
 
-Variants (same model config and gradient-step budget):
+Variants (same model config and gradient-step budget), each on top of --preset (default: paper, the
+configuration the committed baseline rows were trained with: mean-squared value loss, uniform replay,
+acting with the online weights; core.config.PRESETS):
   qt          Q-Transformer (conservative regularizer, MC lower bound, n-step returns)
   bc_all      behaviour cloning on all episodes
   bc_success  behaviour cloning on successful episodes only
@@ -21,17 +23,35 @@ import argparse
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
-VARIANTS: dict[str, list[str]] = {
-    "qt": [],
-    "bc_all": ["--algo", "bc"],
-    "bc_success": ["--algo", "bc", "--success-only"],
-    "qt_no_reg": ["--conservative-weight", "0"],
-    "qt_no_mc": ["--no-use-mc-lower-bound"],
-    "qt_n1": ["--n-step", "1"],
+#: each variant's settings on top of the preset (config fields by name; success_only filters the episodes)
+VARIANTS: dict[str, dict] = {
+    "qt": {},
+    "bc_all": {"algo": "bc"},
+    "bc_success": {"algo": "bc", "success_only": True},
+    "qt_no_reg": {"conservative_weight": 0.0},
+    "qt_no_mc": {"use_mc_lower_bound": False},
+    "qt_n1": {"n_step": 1},
 }
+
+
+def train_variant(name: str, data: Path, run: Path, preset_name: str, steps: int, checkpoint_every: int,
+                  extra: list[str]) -> None:
+    """Train (or finish) one variant: the preset, then the variant's settings, then the extra flags."""
+    from ..core.config import LossConfig, ModelConfig, TrainConfig
+    from ..tools.args import dataclass_overrides
+    from ..tools.train import build_parser
+    from ..training import fit
+
+    flags = build_parser().parse_args(["--data", str(data), "--out", str(run), *extra])
+    settings = dict(VARIANTS[name])
+    success_only = settings.pop("success_only", False) or flags.success_only
+    for cls in (ModelConfig, LossConfig, TrainConfig):
+        settings.update(dataclass_overrides(cls, flags))
+    settings.update(steps=steps, checkpoint_every=checkpoint_every)
+    fit(data, run, preset_name=preset_name, success_only=success_only, resume=True, threads=flags.threads,
+        progress=not flags.no_progress, **settings)
 
 
 def main(argv=None) -> int:
@@ -39,6 +59,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--preset", default="paper", help="the training preset under every variant (default: paper)")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--episodes", type=int, default=50, help="evaluation episodes per task for the final checkpoint")
@@ -47,8 +68,8 @@ def main(argv=None) -> int:
     p.add_argument("--machine", default=f"{platform.node()} ({platform.machine()})", help="label for the results table")
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: extra flags for every training run")
     args = p.parse_args(argv)
-    from . import evaluate, train
     from ..core.checkpoint import read_config
+    from ..evaluation import EVAL_SEED_START, evaluate
     from ..sim.tasks import TASKS
 
     tasks = args.tasks or list(TASKS)
@@ -60,13 +81,12 @@ def main(argv=None) -> int:
         ckpt = run / "checkpoint"
         if not (ckpt.is_dir() and read_config(ckpt)["step"] >= args.steps):
             print(f"== training {name}", flush=True)
-            train.main(["--data", str(args.data), "--out", str(run), "--steps", str(args.steps),
-                        "--checkpoint-every", str(args.checkpoint_every), "--resume", *VARIANTS[name], *extra])
+            train_variant(name, args.data, run, args.preset, args.steps, args.checkpoint_every, extra)
         cfg = read_config(ckpt)
         entry = results.get(name, {})
         if entry.get("episodes_per_task") != args.episodes or entry.get("step") != cfg["step"]:
             print(f"== evaluating {name}", flush=True)
-            res = evaluate.evaluate(ckpt, tasks, args.episodes, evaluate.EVAL_SEED_START, batch=10)
+            res = evaluate(ckpt, tasks, args.episodes, EVAL_SEED_START, batch=10)
             entry = {"step": cfg["step"], "train_wall_time_s": cfg["wall_time_s"], "episodes_per_task": args.episodes,
                      "mean_success": res["mean_success"], "overall": res["overall"], "tasks": res["tasks"],
                      "machine": args.machine, "curve": entry.get("curve", {})}
@@ -74,7 +94,7 @@ def main(argv=None) -> int:
             for step_dir in sorted(run.glob("step_*")):
                 step = str(int(step_dir.name.split("_")[1]))
                 if step not in entry["curve"] and int(step) < cfg["step"]:
-                    res = evaluate.evaluate(step_dir, tasks, args.curve_episodes, evaluate.EVAL_SEED_START, batch=10)
+                    res = evaluate(step_dir, tasks, args.curve_episodes, EVAL_SEED_START, batch=10)
                     entry["curve"][step] = res["mean_success"]
             entry["curve"][str(cfg["step"])] = entry["mean_success"]
         args.out.mkdir(parents=True, exist_ok=True)
@@ -118,13 +138,14 @@ def write_table(results: dict, path: Path, args, train_flags: list[str] = ()) ->
         lines.append(f"| {name} | " + " | ".join(f"{r['tasks'][t]['success_rate']:.0%}" if t in r["tasks"] else "-"
                                                  for t in tasks) + " |")
     lines += ["", f"Evaluation: {next(iter(results.values()))['episodes_per_task']} episodes per task on seeds "
-                  f"from 1,000,000 (never used for data). Reproduce: `python -m qt_policy.tools.baselines "
+                  f"from 1,000,000 (never used for data). Reproduce: `qt-baselines "
                   f"--data {args.data} --out {args.out} --steps {args.steps} --episodes {args.episodes}"
+                  + (f" --preset {args.preset}" if getattr(args, "preset", "paper") != "paper" else "")
                   + (f" -- {' '.join(train_flags)}" if train_flags else "") + "`."]
     by_hand = [k for k in results if k not in VARIANTS]
     if by_hand:  # kept from results.json: this command does not train them
         lines += ["", f"Rows {', '.join(by_hand)} are not variants of this command: their training and evaluation "
-                      "commands are in docs/mixed-data.md."]
+                      "commands are in docs/experiments/mixed-data.md."]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -1,6 +1,6 @@
 """Bundle trained checkpoints into one ensemble checkpoint that acts on their mean Q.
 
-    python -m qt_policy.tools.ensemble --out models/qt_ensemble runs/a/checkpoint runs/b/checkpoint runs/c/checkpoint
+    qt-ensemble --out models/qt_ensemble runs/a/checkpoint runs/b/checkpoint runs/c/checkpoint
 
 The folder holds member_<k>/ (weights + config of each run) and a config.json listing them; the
 evaluation CLI and the policy node's `checkpoint` parameter take it like any checkpoint. Members

@@ -1,6 +1,6 @@
 """`ros2 launch` for machines without launch_ros: runs the project's XML launch files as they are.
 
-    python -m qt_policy.tools.launch launch/sim_demo.launch.xml [name:=value ...] [--print]
+    qt-launch launch/sim_demo.launch.xml [name:=value ...] [--print]
 
 The same files work with `ros2 launch qt_policy <file>` where launch_ros exists; this tool
 implements the subset they use, with the launch_ros semantics, and refuses everything else with
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import copy
 import os
 import shlex
 import signal
@@ -38,6 +37,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import IO
+
+from ..paths import package_share, repo_root, source_share
 
 
 class LaunchError(Exception):
@@ -82,35 +83,17 @@ def _parse_xml(path: Path) -> _Element:
 
 # ----- package lookup ---------------------------------------------------------------------------------
 
-def _repo_root() -> Path | None:
-    from ..runtime.policy_config import repo_root
-
-    return repo_root()
-
-
 def find_pkg_share(pkg: str) -> Path:
     """share/PKG from the ament index; without an install, the source checkout (repo root for qt_policy)."""
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-        try:
-            return Path(get_package_share_directory(pkg))
-        except (PackageNotFoundError, ValueError, LookupError):
-            pass
-    except ImportError:
-        pass
-    root = _repo_root()
-    if root is not None:
-        if pkg == "qt_policy":  # launch/, config/, models/ live at the repository root
-            return root
-        if (root / "src" / pkg / "package.xml").is_file():
-            return root / "src" / pkg
-    raise LaunchError(f"package {pkg!r} not found (no ament index entry, not in the source tree)")
+    found = package_share(pkg) or source_share(pkg)
+    if found is None:
+        raise LaunchError(f"package {pkg!r} not found (no ament index entry, not in the source tree)")
+    return found
 
 
 def _setup_py_scripts(pkg: str) -> dict[str, str]:
     """console_scripts of the source checkout's setup.py (for an install that predates an entry)."""
-    root = _repo_root()
+    root = repo_root()
     setup = root / "src" / pkg / "setup.py" if root else None
     if setup is None or not setup.is_file():
         return {}
@@ -596,7 +579,7 @@ def _parse_cli_args(items: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qt_policy.tools.launch", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="qt-launch", description=__doc__.split("\n\n")[0])
     parser.add_argument("file", help="launch file (.launch.xml), a path or PKG FILE is not supported: use the path")
     parser.add_argument("args", nargs="*", help="launch arguments name:=value")
     parser.add_argument("--print", action="store_true", help="show the resolved node commands and exit")

@@ -1,6 +1,6 @@
 """Plot training curves (metrics.jsonl) of one or more runs side by side.
 
-    python -m qt_policy.tools.plot_training results/baselines/qt results/baselines/bc_all --out curves.png
+    qt-plot-training results/baselines/qt results/baselines/bc_all --out curves.png
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Does a checkpoint's greedy choice agree with the data? Teacher-forced, split by episode outcome.
 
-    python -m qt_policy.tools.diagnose --data data/bags results/baselines/qt/checkpoint results/baselines/bc_all/checkpoint
+    qt-diagnose --data data/bags results/baselines/qt/checkpoint results/baselines/bc_all/checkpoint
 
 Samples --samples transitions from the training cache (the same sampler as training) and prints,
 per action dimension, how far the greedy bin lies from the dataset bin on successful and on failed
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     from ..core.text import shared_encoder
     from ..data.dataset import TransitionSampler
     from ..data.cache import index_image_size, load_index
-    from .train import cache_dir_for, resolve_cache
+    from ..training import cache_dir_for, resolve_cache
 
     torch.set_num_threads(args.threads)
     models = {str(c): load_model(c).eval() for c in args.checkpoints}

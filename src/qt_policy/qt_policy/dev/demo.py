@@ -1,10 +1,10 @@
 """The closed-loop demo: the shipped Q-Transformer drives the simulated arm over ROS 2, every episode recorded.
 
-    python -m qt_policy.tools.demo [--episodes-per-task 1] [--tasks drawer-open ...]
+    qt-demo [--episodes-per-task 1] [--tasks drawer-open ...]
                                    [--checkpoint models/qt_metaworld] [--out data/demo_bags]
 
 Starts three separate ROS 2 processes from launch/sim_demo.launch.xml (with the project's launch tool,
-`qt_policy.tools.launch`; `ros2 launch qt_policy sim_demo.launch.xml` starts the same nodes where
+`qt_policy.dev.launch`; `ros2 launch qt_policy sim_demo.launch.xml` starts the same nodes where
 launch_ros exists):
 
 * sim_arm      the Meta-World Sawyer with a 64 px camera (placements from seed 1000 on: unseen in training),
@@ -14,7 +14,7 @@ launch_ros exists):
 Then, as a small driver node, it publishes each task's instruction (std_msgs/String, transient-local),
 waits for the recorder's qt_msgs/EpisodeResult, prints success, steps and the bag of every episode
 and a summary, and stops the processes by pid. The bags are training data as they are:
-`python -m qt_policy.tools.train --data OUT --out runs/more ...`.
+`qt-train --data OUT --out runs/more ...`.
 Node output goes to a log file (its path is printed); --verbose shows it on the console.
 Exit status: 0 when every episode produced a result (whatever its success), 1 otherwise, 2 on setup errors.
 """
@@ -32,7 +32,7 @@ RESULT_GRACE_S = 30.0  # beyond the recorder's episode timeout
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m qt_policy.tools.demo", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="qt-demo", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--episodes-per-task", type=int, default=1, help="episodes of each task (default 1)")
     p.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 # ----- checks before anything starts ---------------------------------------------------------------
 
 def find_checkpoint(path: str) -> Path | None:
-    from ..runtime.policy_config import resolve_data_path
+    from ..paths import resolve_data_path
 
     resolved = resolve_data_path(path)
     if (resolved / "config.json").is_file() and (resolved / "model.safetensors").is_file():
@@ -162,19 +162,17 @@ class Driver:
 
 def run_episodes(args, tasks, handle, log_path: Path, driver: Driver) -> tuple[list[dict], str | None]:
     """Publish each instruction, wait for its EpisodeResult. Returns (results, error or None)."""
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
+
+    from ..nodes.qos import LATCHED, RELIABLE_10
 
     from qt_msgs.msg import EpisodeResult
 
     node, executor = driver.node, driver.executor
     results: list = []
     rows: list[dict] = []
-    latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    pub = node.create_publisher(String, "/instruction", latched)
-    node.create_subscription(EpisodeResult, "/episode_result", results.append,
-                             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    pub = node.create_publisher(String, "/instruction", LATCHED)
+    node.create_subscription(EpisodeResult, "/episode_result", results.append, RELIABLE_10)
 
     def ready():
         return (node.count_publishers("/qt/action") > 0  # the policy configured (model loaded)
@@ -275,7 +273,7 @@ def print_summary(rows: list[dict], out: Path) -> None:
     wins = sum(r["success"] for r in rows)
     print(f"  {'all':<22} {wins:>4}/{len(rows):<4}   success rate {wins / len(rows):.0%}")
     print(f"[demo] {sum(bool(r['bag']) for r in rows)} episode bags in {out}; train on them with\n"
-          f"       python -m qt_policy.tools.train --data {out} --out runs/demo_finetune")
+          f"       qt-train --data {out} --out runs/demo_finetune")
 
 
 def main(argv=None) -> int:
@@ -294,8 +292,8 @@ def main(argv=None) -> int:
     if checkpoint is None:
         print(f"[demo] error: no model at {args.checkpoint!r} (a model directory holds config.json and "
               f"model.safetensors). The shipped model is models/qt_metaworld; if it is missing, train one:\n"
-              f"         python -m qt_policy.tools.generate --out data/bags && "
-              f"python -m qt_policy.tools.train --data data/bags --out runs/qt\n"
+              f"         qt-generate --out data/bags && "
+              f"qt-train --data data/bags --out runs/qt\n"
               f"       and run the demo with --checkpoint runs/qt/checkpoint", file=sys.stderr)
         return 2
     problem = check_ros()

@@ -1,0 +1,154 @@
+"""Greedy rollouts of a checkpoint on the simulated arm, episodes of a task in lockstep decoded as one batch.
+
+Evaluation seeds start at EVAL_SEED_START (1,000,000), far from the dataset generator's seeds (0..),
+so no placement seen in training is evaluated.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .stats import summarize
+
+EVAL_SEED_START = 1_000_000
+
+
+class BatchPolicy:
+    """Greedy Q-Transformer policy for a batch of arms: frame history, instruction, state, decode."""
+
+    def __init__(self, model, embed):
+        self.model, self.embed, self.cfg = model, embed, model.cfg
+
+    def reset(self, batch: int, instruction: str):
+        from ..data.observation import FrameHistory
+
+        self.text = torch.from_numpy(np.repeat(self.embed(instruction)[None], batch, axis=0))
+        self.history = [FrameHistory(self.cfg.frames) for _ in range(batch)]
+
+    @torch.no_grad()
+    def act(self, observations, active: list[int]):
+        from ..core.decoding import greedy_decode
+        from ..data.observation import prepare_frame
+
+        cfg = self.cfg
+        frames, states = [], []
+        for i in active:
+            if cfg.image_size:  # the one observation pipeline (the node and the training cache use it too)
+                frames.append(self.history[i].push(prepare_frame(observations[i].image, cfg.image_size,
+                                                                 cfg.image_crop)))
+            states.append(observations[i].state)
+        images = torch.from_numpy(np.stack(frames)) if cfg.image_size else None
+        state = torch.from_numpy(np.stack(states)) if cfg.state_dim else None
+        return greedy_decode(self.model, images, self.text[active], state)
+
+
+def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bool = False, on_step=None,
+             command_lag: float = 0.0):
+    """Run len(seeds) episodes in lockstep; returns successes, lengths, Q traces and frames of episode 0.
+
+    on_step(i, observation), if given, sees episode i's observation before each of its actions
+    (probes use it to trace the scene without a rollout loop of their own).
+    command_lag (0..1): model a velocity interface with decision latency, as the sim arm driven by
+    TwistStamped is: each step executes (1 - lag) x the new dx, dy, dz + lag x the previous step's
+    (the previous command stays in force until the new one arrives, lag = latency / control period;
+    robot/command_window.py); the gripper, a position command, is the new one. 0 = the decoded action.
+    """
+    n = len(seeds)
+    obs = [arm.reset(task.name, s) for arm, s in zip(arms, seeds)]
+    policy.reset(n, task.instruction)
+    done = [False] * n
+    success = [False] * n
+    lengths = [task.max_steps] * n
+    q_trace: list[list[float]] = [[] for _ in range(n)]
+    frames = [obs[0].image] if record_first else []
+    previous = [np.zeros(3, np.float32) for _ in range(n)]
+    for t in range(task.max_steps):
+        active = [i for i in range(n) if not done[i]]
+        if not active:
+            break
+        out = policy.act(obs, active)
+        for k, i in enumerate(active):
+            q_trace[i].append(float(out.q_value[k]))
+            if on_step is not None:
+                on_step(i, obs[i])
+            action = out.values[k].numpy().copy()
+            if command_lag:
+                new = action[:3].copy()
+                action[:3] = (1.0 - command_lag) * new + command_lag * previous[i] if t else (1.0 - command_lag) * new
+                previous[i] = new
+            obs[i], ok = arms[i].step(action)
+            if i == 0 and record_first:
+                frames.append(obs[i].image)
+            if ok:
+                done[i], success[i], lengths[i] = True, True, t + 1
+    return success, lengths, q_trace, frames
+
+
+def plot_q(q_trace: list[float], success: bool, title: str, path: Path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 2.8))
+    ax.plot(q_trace, color="tab:green" if success else "tab:red")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("step")
+    ax.set_ylabel("greedy Q (est. success)")
+    ax.set_title(f"{title} ({'success' if success else 'failure'})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, seed_start: int, batch: int,
+             video_dir: Path | None = None, q_dir: Path | None = None, progress: bool = True,
+             command_lag: float = 0.0) -> dict:
+    from tqdm import tqdm
+
+    from ..core.checkpoint import load_policy_model
+    from ..core.text import shared_encoder
+    from ..sim.arm import SimArm
+    from ..sim.tasks import get_task
+
+    checkpoints = checkpoint if isinstance(checkpoint, list) else [checkpoint]
+    model = load_policy_model(checkpoints)
+    policy = BatchPolicy(model, shared_encoder())
+    arms = [SimArm(image_size=model.cfg.image_size or 64) for _ in range(batch)]
+    results = {"checkpoint": ",".join(map(str, checkpoints)), "episodes_per_task": episodes, "seed_start": seed_start,
+               "path": "harness" + (f" (command lag {command_lag:g})" if command_lag else ""), "tasks": {}}
+    t0 = time.time()
+    bar = tqdm(total=episodes * len(tasks), disable=not progress, desc="episodes", dynamic_ncols=True)
+    try:
+        for name in tasks:
+            task = get_task(name)
+            succ, lens = [], []
+            for start in range(0, episodes, batch):
+                seeds = [seed_start + k for k in range(start, min(start + batch, episodes))]
+                first = start == 0
+                s, lengths, q_trace, frames = run_task(arms[:len(seeds)], policy, task, seeds,
+                                                       record_first=first and video_dir is not None,
+                                                       command_lag=command_lag)
+                succ += s
+                lens += lengths
+                if first and q_dir is not None:
+                    q_dir.mkdir(parents=True, exist_ok=True)
+                    plot_q(q_trace[0], s[0], f"{task.instruction} seed {seeds[0]}", q_dir / f"{name}.png")
+                if first and video_dir is not None:
+                    import imageio.v2 as imageio
+                    video_dir.mkdir(parents=True, exist_ok=True)
+                    imageio.mimsave(video_dir / f"{name}.gif", frames, duration=0.1)
+                bar.update(len(seeds))
+            results["tasks"][name] = {"instruction": task.instruction, "successes": int(sum(succ)),
+                                      "episodes": len(succ), "mean_length": float(np.mean(lens)),
+                                      "seeds": [seed_start + k for k in range(episodes)],
+                                      "per_episode": [bool(x) for x in succ]}
+    finally:
+        bar.close()
+        for arm in arms:
+            arm.close()
+    results = summarize(results)
+    results["wall_time_s"] = time.time() - t0
+    return results
