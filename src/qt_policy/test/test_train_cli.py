@@ -297,3 +297,17 @@ def test_data_without_a_success_trains_uniformly_and_says_so(bags, tmp_path):
     assert any("no successful episode in the data" in line for line in lines)
     cfg = read_config(result.checkpoint)
     assert cfg["data"]["successes"] == 0 and cfg["train"]["success_batch_fraction"] == 0.0 and cfg["step"] == 2
+
+
+def test_baseline_variants_train_on_the_paper_preset(bags, tmp_path):
+    """qt-baselines' rows were trained with the paper's configuration: they stay reproducible under new defaults."""
+    from qt_policy.research.baselines import train_variant
+
+    train_variant("bc_success", bags, tmp_path / "bc_success", "paper", 1, 1, TINY)
+    cfg = read_config(tmp_path / "bc_success" / "checkpoint")
+    assert cfg["train"]["algo"] == "bc" and cfg["data"]["success_only"] and cfg["preset"] == "paper"
+    assert cfg["loss"]["value_loss"] == "mse" and cfg["train"]["success_batch_fraction"] == 0.0
+    assert cfg["train"]["act_with"] == "online"
+    train_variant("qt_n1", bags, tmp_path / "qt_n1", "paper", 1, 1, [*TINY, "--value-loss", "bce"])
+    cfg = read_config(tmp_path / "qt_n1" / "checkpoint")
+    assert cfg["loss"]["n_step"] == 1 and cfg["loss"]["value_loss"] == "bce"  # the flags after -- win
