@@ -74,6 +74,7 @@ setup(
             'qt-salvage = qt_policy.tools.salvage:main',
             'qt-lerobot-export = qt_policy.tools.lerobot_export:main',
             'qt-view = qt_policy.tools.view:main',
+            'qt-export = qt_policy.tools.export:main',
             # research tools (qt_policy/research)
             'qt-baselines = qt_policy.research.baselines:main',
             'qt-diagnose = qt_policy.research.diagnose:main',

@@ -165,3 +165,64 @@ def test_default_model_is_small():
     from qt_policy.core.model import count_parameters
     n = count_parameters(QTransformer(ModelConfig()))
     assert 2e5 < n < 5e6, n
+
+
+# ----- the fused greedy decoder (core/fast_decoding.py): the same choices as the reference ------------
+
+def with_trained_norms(model, seed=3):
+    """LayerNorm gains and shifts away from their init (1, 0), so folding them into the weights is tested."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.copy_(1.0 + 0.3 * torch.randn(module.weight.shape, generator=g))
+                module.bias.copy_(0.2 * torch.randn(module.bias.shape, generator=g))
+    return model
+
+
+def test_fused_decoding_equals_exhaustive_search_over_the_chain():
+    from qt_policy.core.fast_decoding import FusedGreedyDecoder
+
+    model = with_trained_norms(state_model(action_dim=3, num_bins=5))
+    images, text, state = random_context(model, batch=3)
+    ctx = model.encode_context(images, text, state)
+    out = FusedGreedyDecoder(model)(ctx)
+    for k in range(3):
+        prefix = ()
+        for i in range(3):
+            # Q of every bin of dimension i after the chosen prefix, by teacher forcing (causal: the padding is unseen)
+            row = model.q_values(ctx[k:k + 1], torch.tensor([prefix + (0,) * (3 - i)]))[0, i]
+            best = int(row.argmax())
+            assert out.bins[k, i].item() == best
+            assert out.dim_q[k, i].item() == pytest.approx(row[best].item(), abs=1e-5)
+            prefix += (best,)
+
+
+@pytest.mark.parametrize("action_dim", [1, 4, 8, 11])
+@pytest.mark.parametrize("num_bins", [32, 256])
+def test_fused_decoding_equals_the_reference(action_dim, num_bins):
+    from qt_policy.core.fast_decoding import FusedGreedyDecoder
+
+    model = with_trained_norms(state_model(action_dim=action_dim, num_bins=num_bins, seed=action_dim))
+    fused = FusedGreedyDecoder(model)
+    for batch in (5, 1, 5):  # a new batch size reallocates the cache; the old one reuses it
+        images, text, state = random_context(model, batch=batch, seed=batch + action_dim)
+        ctx = model.encode_context(images, text, state)
+        ref, out = decode_from_context(model, ctx), fused(ctx)
+        assert torch.equal(ref.bins, out.bins)
+        torch.testing.assert_close(out.dim_q, ref.dim_q, atol=1e-5, rtol=0)
+        torch.testing.assert_close(out.values, ref.values, atol=0, rtol=0)
+
+
+def test_fused_decoding_with_images_and_in_inference_mode():
+    from qt_policy.core.fast_decoding import FusedGreedyDecoder
+
+    model = with_trained_norms(image_model())
+    fused = FusedGreedyDecoder(model)
+    images, text, state = random_context(model, batch=3)
+    ref = greedy_decode(model, images, text, state)
+    with torch.inference_mode():  # the node decodes in inference mode, tests outside it: the cache follows
+        a = fused(model.encode_context(images, text, state))
+    b = fused(model.encode_context(images, text, state))
+    assert torch.equal(a.bins, ref.bins) and torch.equal(b.bins, ref.bins)
+    torch.testing.assert_close(a.q_value, ref.q_value, atol=1e-5, rtol=0)

@@ -57,14 +57,14 @@ def test_node_input_equals_training_input_bit_for_bit(tmp_path, monkeypatch, sha
 
     # the robot: the policy runner decides on each frame; capture what it gives the model
     seen = []
-    real_decode = policy_runner.greedy_decode
-
-    def capture(model, images, text, state):
-        seen.append(images[0].clone())
-        return real_decode(model, images, text, state)
-
-    monkeypatch.setattr(policy_runner, "greedy_decode", capture)
     runner = policy_runner.PolicyRunner.from_config(PolicyNodeConfig(checkpoint=str(ckpt)), encoder=encoder)
+    real_act = runner.policy.act
+
+    def capture(images, text, state):  # what the backend (torch or onnxruntime) is given
+        seen.append(torch.from_numpy(np.array(images[0])))
+        return real_act(images, text, state)
+
+    monkeypatch.setattr(runner.policy, "act", capture)
     runner.set_instruction("open the drawer", 0.0)
     recorder = EpisodeRecorder(tmp_path / "bags", wall_clock_ns=lambda: T0)
     recorder.start("open the drawer", now=0.0, log_time_ns=T0)

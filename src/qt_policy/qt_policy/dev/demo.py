@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sim placement seed of each task's first episode; episode k uses seed + k (default 1000)")
     p.add_argument("--log", default=None, help="node output file (default: $ROS_LOG_DIR/demo-<pid>.log)")
     p.add_argument("--verbose", action="store_true", help="show the nodes' output on the console")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                   help="how the policy node acts: torch (a checkpoint) or onnxruntime (an export from qt-export) "
+                        "(default: torch)")
     p.add_argument("--commands", action="store_true",
                    help="drive the sim arm through TwistStamped + gripper commands (a real arm's interface) "
                         "instead of QAction")
@@ -59,7 +62,8 @@ def find_checkpoint(path: str) -> Path | None:
     from ..paths import resolve_data_path
 
     resolved = resolve_data_path(path)
-    if (resolved / "config.json").is_file() and (resolved / "model.safetensors").is_file():
+    weights = (resolved / "model.safetensors").is_file() or (resolved / "policy.onnx").is_file()  # or an export
+    if (resolved / "config.json").is_file() and weights:
         return resolved.resolve()
     return None
 
@@ -79,15 +83,11 @@ def check_ros() -> str | None:
 
 def node_overrides(args, checkpoint: Path, out: Path) -> dict[str, dict[str, str]]:
     """Per-executable parameter overrides on top of the launch file's params files."""
-    if getattr(args, "commands", False):  # the robot's interface: TwistStamped + gripper, not QAction
-        return {
-            "sim_arm_node": {"seed": str(args.seed), "action_input": "commands"},
-            "policy_node": {"checkpoint": str(checkpoint), "dry_run": "false"},
-            "recorder_node": {"output_dir": str(out), "episode_timeout_s": repr(float(args.episode_timeout_s))},
-        }
+    commands = getattr(args, "commands", False)  # the robot's interface: TwistStamped + gripper, not QAction
     return {
-        "sim_arm_node": {"seed": str(args.seed)},
-        "policy_node": {"checkpoint": str(checkpoint), "dry_run": "true"},
+        "sim_arm_node": {"seed": str(args.seed), **({"action_input": "commands"} if commands else {})},
+        "policy_node": {"checkpoint": str(checkpoint), "dry_run": "false" if commands else "true",
+                        "backend": getattr(args, "backend", "torch")},
         "recorder_node": {"output_dir": str(out), "episode_timeout_s": repr(float(args.episode_timeout_s))},
     }
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .stats import summarize
 
@@ -17,20 +16,22 @@ EVAL_SEED_START = 1_000_000
 
 
 class BatchPolicy:
-    """Greedy Q-Transformer policy for a batch of arms: frame history, instruction, state, decode."""
+    """Greedy policy for a batch of arms: frame history, instruction, state, then the backend's `act`
+    (a torch model, an ensemble, or an onnxruntime export: inference/backends.py)."""
 
     def __init__(self, model, embed):
-        self.model, self.embed, self.cfg = model, embed, model.cfg
+        from ..inference.backends import as_policy
+
+        self.policy, self.embed = as_policy(model), embed
+        self.cfg = self.policy.cfg
 
     def reset(self, batch: int, instruction: str):
         from ..data.observation import FrameHistory
 
-        self.text = torch.from_numpy(np.repeat(self.embed(instruction)[None], batch, axis=0))
+        self.text = np.repeat(np.asarray(self.embed(instruction), np.float32)[None], batch, axis=0)
         self.history = [FrameHistory(self.cfg.frames) for _ in range(batch)]
 
-    @torch.no_grad()
     def act(self, observations, active: list[int]):
-        from ..core.decoding import greedy_decode
         from ..data.observation import prepare_frame
 
         cfg = self.cfg
@@ -40,9 +41,9 @@ class BatchPolicy:
                 frames.append(self.history[i].push(prepare_frame(observations[i].image, cfg.image_size,
                                                                  cfg.image_crop)))
             states.append(observations[i].state)
-        images = torch.from_numpy(np.stack(frames)) if cfg.image_size else None
-        state = torch.from_numpy(np.stack(states)) if cfg.state_dim else None
-        return greedy_decode(self.model, images, self.text[active], state)
+        images = np.stack(frames) if cfg.image_size else None
+        state = np.stack(states).astype(np.float32) if cfg.state_dim else None
+        return self.policy.act(images, self.text[active], state)
 
 
 def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bool = False, on_step=None,
@@ -74,7 +75,7 @@ def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bo
             q_trace[i].append(float(out.q_value[k]))
             if on_step is not None:
                 on_step(i, obs[i])
-            action = out.values[k].numpy().copy()
+            action = np.array(out.values[k], dtype=np.float32)
             if command_lag:
                 new = action[:3].copy()
                 action[:3] = (1.0 - command_lag) * new + command_lag * previous[i] if t else (1.0 - command_lag) * new
@@ -105,20 +106,29 @@ def plot_q(q_trace: list[float], success: bool, title: str, path: Path):
 
 def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, seed_start: int, batch: int,
              video_dir: Path | None = None, q_dir: Path | None = None, progress: bool = True,
-             command_lag: float = 0.0) -> dict:
+             command_lag: float = 0.0, backend: str = "torch") -> dict:
     from tqdm import tqdm
 
-    from ..core.checkpoint import load_policy_model
     from ..core.text import shared_encoder
     from ..sim.arm import SimArm
     from ..sim.tasks import get_task
 
     checkpoints = checkpoint if isinstance(checkpoint, list) else [checkpoint]
-    model = load_policy_model(checkpoints)
+    if backend == "torch":
+        from ..core.checkpoint import load_policy_model
+
+        model = load_policy_model(checkpoints)  # one checkpoint, or an ensemble of several
+    else:
+        from ..inference import load_policy
+
+        if len(checkpoints) != 1:
+            raise ValueError(f"backend {backend!r} acts with one export, got {len(checkpoints)} folders")
+        model = load_policy(checkpoints[0], backend)
     policy = BatchPolicy(model, shared_encoder())
     arms = [SimArm(image_size=model.cfg.image_size or 64) for _ in range(batch)]
     results = {"checkpoint": ",".join(map(str, checkpoints)), "episodes_per_task": episodes, "seed_start": seed_start,
-               "path": "harness" + (f" (command lag {command_lag:g})" if command_lag else ""), "tasks": {}}
+               "path": "harness" + (f" (command lag {command_lag:g})" if command_lag else ""), "backend": backend,
+               "tasks": {}}
     t0 = time.time()
     bar = tqdm(total=episodes * len(tasks), disable=not progress, desc="episodes", dynamic_ncols=True)
     try:

@@ -10,7 +10,8 @@ from .stats import summarize
 
 
 def evaluate_through_ros(checkpoint: Path, tasks: list[str], episodes: int, seed_start: int, out_dir: Path,
-                         episode_timeout_s: float = 30.0, verbose: bool = False, commands: bool = False) -> dict:
+                         episode_timeout_s: float = 30.0, verbose: bool = False, commands: bool = False,
+                         backend: str = "torch") -> dict:
     """The same evaluation through the ROS graph: the sim arm, the policy and the recorder as separate
     processes from launch/sim_demo.launch.xml (the product path), the k-th episode of each task on
     placement seed_start + k as in `evaluate`. Success is the recorder's EpisodeResult."""
@@ -25,13 +26,13 @@ def evaluate_through_ros(checkpoint: Path, tasks: list[str], episodes: int, seed
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "nodes.log"
     args = _argparse.Namespace(seed=seed_start, episode_timeout_s=episode_timeout_s, episodes_per_task=episodes,
-                               verbose=verbose, commands=commands)
+                               verbose=verbose, commands=commands, backend=backend)
     t0 = time.time()
     rows, error = run_in_ros_graph(args, [get_task(n) for n in tasks], resolved, out_dir / "bags", log_path)
     if error:
         raise RuntimeError(f"through-ROS evaluation stopped: {error}")
     results = {"checkpoint": str(checkpoint), "episodes_per_task": episodes, "seed_start": seed_start,
-               "path": "ros (TwistStamped + gripper)" if commands else "ros", "tasks": {}}
+               "path": "ros (TwistStamped + gripper)" if commands else "ros", "backend": backend, "tasks": {}}
     for name in tasks:
         mine = [r for r in rows if r["task"] == name]
         results["tasks"][name] = {"instruction": get_task(name).instruction, "successes": sum(r["success"] for r in mine),

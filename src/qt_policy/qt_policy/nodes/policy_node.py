@@ -150,7 +150,8 @@ class PolicyNode(LifecycleNode):
         self.get_logger().info(
             f'configured: {cfg.checkpoint} for embodiment {emb.name!r} ({model_cfg.action_dim} dims '
             f'{list(self.runner.names)} -> {", ".join(sorted(self._pubs)) or "QAction only"}, '
-            f'{model_cfg.image_size}px x {model_cfg.frames} frames, state_dim {model_cfg.state_dim}) on {cfg.device}, '
+            f'{model_cfg.image_size}px x {model_cfg.frames} frames, state_dim {model_cfg.state_dim}), '
+            f'{cfg.backend}{" on " + cfg.device if cfg.backend == "torch" else ""}, '
             f'{emb.control_rate_hz:g} Hz{", dry run" if cfg.dry_run else ""}'
             f'{"" if self.runner.enabled else ", DISABLED until enabled"}')
         return super().on_configure(state)
@@ -430,6 +431,7 @@ class PolicyNode(LifecycleNode):
             'achieved_rate_hz': f'{rate:.2f}',
             'control_rate_hz': f'{self.runner.embodiment.control_rate_hz:g}' if self.runner else 'nan',
             'embodiment': self.runner.embodiment.name if self.runner else '',
+            'backend': self.config.backend,
             'enabled': str(self.runner.enabled).lower() if self.runner else 'false',
             'q_floor': f'{self.config.q_floor:g}',
             'safety_limits_acted': ' '.join(f'{k}={v}' for k, v in sorted(self._limits_acted.items())),

@@ -15,8 +15,11 @@ class PolicyNodeConfig:
     """Parameters of the qt_policy node. Empty lists mean "take it from the checkpoint"."""
 
     checkpoint: str = field(default_factory=default_checkpoint)  # model dir (config.json + model.safetensors) or an ensemble dir (research.ensemble)
-    device: str = "cpu"  # torch device: cpu, cuda, cuda:0
-    torch_threads: int = 1  # intra-op threads (process-wide); 1 keeps batch-1 latency steady on a busy CPU; 0 = torch default
+    # torch: `checkpoint` is a training checkpoint or an ensemble; onnxruntime: an export (qt-export), acted
+    # with through ONNX Runtime, without torch or the training code (docs/benchmarks.md: start-up, latency)
+    backend: str = "torch"
+    device: str = "cpu"  # torch device: cpu, cuda, cuda:0 (backend torch)
+    torch_threads: int = 1  # intra-op threads (process-wide; ONNX Runtime's too); 1 keeps batch-1 latency steady on a busy CPU; 0 = the runtime's default
     # the robot: action dimensions -> commands, camera, state, safety limits (robot/embodiment.py);
     # '' = the checkpoint's own; a file that does not match the checkpoint's is refused at configure
     embodiment: str = ""
@@ -50,6 +53,8 @@ class PolicyNodeConfig:
             raise ValueError(f"action_low has {len(self.action_low)} values, action_high {len(self.action_high)}")
         if any(lo > hi for lo, hi in zip(self.action_low, self.action_high)):
             raise ValueError(f"action_low {self.action_low} exceeds action_high {self.action_high}")
+        if self.backend not in ("torch", "onnxruntime"):
+            raise ValueError(f"parameter 'backend' must be 'torch' or 'onnxruntime', got {self.backend!r}")
         if not (self.device == "cpu" or self.device.startswith("cuda") or self.device == "mps"):
             raise ValueError(f"parameter 'device' must be cpu, cuda or cuda:N, got {self.device!r}")
         return self

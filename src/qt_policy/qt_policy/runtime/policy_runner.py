@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import json
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -29,10 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
-from ..core.decoding import greedy_decode
-from ..core.model import QTransformer
 from ..core.text import normalize_instruction
 from ..data.observation import FrameHistory, prepare_frame
 from ..robot.commands import CommandMap, RobotCommand
@@ -82,7 +80,7 @@ class PolicyRunner:
 
     def __init__(
         self,
-        model: QTransformer,
+        model,
         encoder: Encoder,
         embodiment: Embodiment,
         *,
@@ -93,10 +91,12 @@ class PolicyRunner:
         q_floor: float = 0.0,
         enabled: bool = True,
     ):
-        self.model = model.eval()
+        from ..inference.backends import as_policy
+
+        self.model = model  # a torch model or ensemble, or a backend (inference/backends.py)
+        self.policy = as_policy(model)
         self.encoder = encoder
         cfg = model.cfg
-        self.device = next(model.parameters()).device
         self.embodiment = embodiment.validate()
         self.names = tuple(embodiment.action_names)
         if len(self.names) != cfg.action_dim:
@@ -146,19 +146,30 @@ class PolicyRunner:
         batch-1 decoding on a shared CPU, more threads mostly add tail latency (measured: 2 threads
         p90 > 500 ms under load, 1 thread p90 ~15 ms).
         """
-        from ..core.checkpoint import load_policy_model
-
         config.validate()
-        if config.torch_threads > 0:
-            torch.set_num_threads(config.torch_threads)
         path = resolve_data_path(config.checkpoint)
         if not path.is_dir():
             raise FileNotFoundError(f"checkpoint directory {config.checkpoint!r} not found (looked at {path})")
-        model = load_policy_model(path, device=config.device)  # a checkpoint or an ensemble of them
-        if encoder is None:
+        if config.backend == "torch":
+            import torch
+
+            from ..core.checkpoint import load_policy_model
+
+            if config.torch_threads > 0:
+                torch.set_num_threads(config.torch_threads)
+            if (path / "policy.onnx").is_file() and not (path / "model.safetensors").is_file():
+                raise ValueError(f"{path} is an ONNX export: set the parameter 'backend' to 'onnxruntime'")
+            model = load_policy_model(path, device=config.device)  # a checkpoint or an ensemble of them
+        else:  # an export (qt-export): no torch, no training code
+            from ..inference.onnx_policy import OnnxPolicy
+
+            model = OnnxPolicy(path, threads=config.torch_threads)
+        if encoder is None and config.backend == "torch":
             from ..core.text import shared_encoder
 
             encoder = shared_encoder()
+        elif encoder is None:
+            encoder = instruction_encoder(model.embeddings)
         embodiment = embodiment_for(path, config.embodiment, model.cfg)
         return cls(model, encoder, embodiment, action_low=config.action_low, action_high=config.action_high,
                    stale_timeout_s=config.stale_timeout_s, instruction_settle_s=config.instruction_settle_s,
@@ -326,17 +337,15 @@ class PolicyRunner:
                     return Hold("no_new_frame", "no camera frame since the last decision")
             t0 = time.perf_counter()
             try:
-                cfg = self.model.cfg
                 images = None
                 if self.needs_camera:
                     window = self._history.push(self._latest)
                     self._used_seq = self._frame_seq
-                    images = torch.from_numpy(window[None]).to(self.device)
-                text = torch.from_numpy(self._embedding[None]).to(self.device)
-                state = torch.from_numpy(self._state_for_frame()[None]).to(self.device) if self.needs_state else None
-                out = greedy_decode(self.model, images, text, state)
-                values = np.clip(out.values[0].float().cpu().numpy(), self.low, self.high).astype(np.float32)
-                bins = out.bins[0].cpu().numpy().astype(np.int64)
+                    images = window[None]
+                state = self._state_for_frame()[None] if self.needs_state else None
+                out = self.policy.act(images, self._embedding[None], state)
+                values = np.clip(out.values[0], self.low, self.high).astype(np.float32)
+                bins = out.bins[0].astype(np.int64)
                 q = float(out.q_value[0])
             except Exception as exc:  # noqa: BLE001 - a bad tick must hold the robot, never kill the node
                 return Hold("error", f"policy error: {type(exc).__name__}: {exc}")
@@ -365,10 +374,15 @@ def embodiment_for(checkpoint: Path, requested: str, model_cfg) -> Embodiment:
     node's `embodiment` file when one is given; a checkpoint without one (trained before embodiment
     files) gets the node's file, default the simulated arm's, checked against the model's layout.
     Raises ValueError listing every mismatch: a model only drives the robot it was trained for."""
-    from ..core.checkpoint import read_config
     from ..robot.embodiment import compatibility_problems, load_embodiment, model_layout_problems
 
-    from ..core.checkpoint import ENSEMBLE_KEY
+    ENSEMBLE_KEY = "ensemble_members"  # core/checkpoint.py's (read here without importing torch)
+
+    def read_config(directory):
+        path = Path(directory) / "config.json"
+        if not path.is_file():
+            raise FileNotFoundError(path)
+        return json.loads(path.read_text())
 
     try:
         config = read_config(checkpoint)
@@ -396,3 +410,25 @@ def embodiment_for(checkpoint: Path, requested: str, model_cfg) -> Embodiment:
                          f"({requested or DEFAULT_EMBODIMENT}): " + "; ".join(problems)
                          + "; set the parameter 'embodiment' to the robot's file")
     return robot
+
+
+def instruction_encoder(known: dict[str, np.ndarray]) -> Encoder:
+    """Instruction -> embedding: the export's table of training instructions first; any other text through
+    all-MiniLM-L6-v2 (sentence-transformers, which imports torch), loaded only when first needed."""
+    state: dict = {}
+
+    def encode(text: str) -> np.ndarray:
+        key = normalize_instruction(text)
+        if key in known:
+            return known[key]
+        if "encoder" not in state:
+            try:
+                from ..core.text import shared_encoder
+
+                state["encoder"] = shared_encoder()
+            except ImportError as exc:
+                raise ValueError(f"instruction {key!r} is not one the policy was exported with "
+                                 f"({sorted(known)}), and no sentence encoder is installed ({exc})") from exc
+        return state["encoder"](key)
+
+    return encode

@@ -44,6 +44,9 @@ def main(argv=None) -> int:
     p.add_argument("--command-lag", type=float, default=0.0,
                    help="harness only: execute (1 - LAG) x the new dx, dy, dz + LAG x the previous step's, as a velocity "
                         "interface with decision latency LAG x period does (default 0: the decoded action)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                   help="act with torch (CHECKPOINT is a checkpoint or several for an ensemble) or onnxruntime "
+                        "(CHECKPOINT is an export from qt-export) (default: torch)")
     p.add_argument("--commands", action="store_true",
                    help="with --through-ros: the policy drives the sim arm through TwistStamped + gripper commands "
                         "(a real arm's interface, config/embodiments/metaworld_sawyer.yaml) instead of QAction")
@@ -54,10 +57,11 @@ def main(argv=None) -> int:
         if len(args.checkpoint) != 1 or args.video or args.q_plot:
             p.error("--through-ros takes one checkpoint and no --video/--q-plot")
         res = evaluate_through_ros(args.checkpoint[0], args.tasks, args.episodes, args.seed_start, args.ros_out,
-                                   commands=args.commands)
+                                   commands=args.commands, backend=args.backend)
     else:
         res = evaluate(args.checkpoint, args.tasks, args.episodes, args.seed_start, args.batch, args.video,
-                       args.q_plot, progress=not args.no_progress, command_lag=args.command_lag)
+                       args.q_plot, progress=not args.no_progress, command_lag=args.command_lag,
+                       backend=args.backend)
     for name, r in res["tasks"].items():
         print(f"{name:<22} {r['success_rate']:6.1%}  [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
               f"({r['successes']}/{r['episodes']}, mean length {r['mean_length']:.0f})")
