@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -228,6 +230,10 @@ def run_episodes(args, tasks, handle, log_path: Path, driver: Driver) -> tuple[l
     return rows, None
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run_in_ros_graph(args, tasks, checkpoint: Path, out: Path, log_path: Path) -> tuple[list[dict], str | None]:
     """Start the three nodes, run `args.episodes_per_task` episodes of each task, stop the nodes by pid.
 
@@ -238,6 +244,9 @@ def run_in_ros_graph(args, tasks, checkpoint: Path, out: Path, log_path: Path) -
     handle = driver = None
     rows: list[dict] = []
     error = None
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # `kill PID` stops the nodes too, as Ctrl-C does
+        previous = signal.signal(signal.SIGTERM, _interrupted)
     try:
         driver = Driver()
         foreign = driver.foreign_nodes()
@@ -258,6 +267,8 @@ def run_in_ros_graph(args, tasks, checkpoint: Path, out: Path, log_path: Path) -
             driver.close()
         if log is not sys.stdout:
             log.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return rows, error
 
 
