@@ -2,7 +2,7 @@
 from types import SimpleNamespace
 
 import pytest
-import torch
+import numpy as np
 
 from qt_policy.evaluation import run_task
 
@@ -28,7 +28,7 @@ class ConstantPolicy:
 
     def act(self, observations, active):
         n = len(active)
-        return SimpleNamespace(values=torch.zeros(n, 4), q_value=torch.full((n,), 0.5))
+        return SimpleNamespace(values=np.zeros((n, 4), np.float32), q_value=np.full((n,), 0.5, np.float32))
 
 
 TASK = SimpleNamespace(name="fake", instruction="do it", max_steps=6)
@@ -63,9 +63,9 @@ class RampPolicy(ConstantPolicy):
 
     def act(self, observations, active):
         self.t += 1
-        values = torch.zeros(len(active), 4)
+        values = np.zeros((len(active), 4), np.float32)  # numpy, as the backends' PolicyOutput
         values[:, 0], values[:, 3] = 0.1 * self.t, -(self.t - 1.0)
-        return SimpleNamespace(values=values, q_value=torch.full((len(active),), 0.5))
+        return SimpleNamespace(values=values, q_value=np.full((len(active),), 0.5, np.float32))
 
 
 def test_command_lag_blends_the_velocity_dimensions_with_the_previous_step():
