@@ -1,8 +1,8 @@
 """run_task, the evaluation's lockstep rollout loop, with fake arms and a fake policy (no simulator)."""
 from types import SimpleNamespace
 
-import pytest
 import numpy as np
+import pytest
 
 from qt_policy.evaluation import run_task
 
