@@ -8,12 +8,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .checkpoint_files import CONFIG, ENSEMBLE_KEY, TRAINING_STATE, WEIGHTS, read_config  # noqa: F401 (re-exported)
 from .config import ModelConfig, from_dict, to_dict
 from .model import QTransformer
-
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-TRAINING_STATE = "training_state.pt"
 
 
 def save_checkpoint(directory, model: QTransformer, metadata: dict | None = None, training_state: dict | None = None) -> Path:
@@ -35,13 +32,6 @@ def _atomic(path: Path, write):
     os.replace(tmp, path)
 
 
-def read_config(directory) -> dict:
-    path = Path(directory) / CONFIG
-    if not path.is_file():
-        raise FileNotFoundError(f"no {CONFIG} in checkpoint directory {directory}")
-    return json.loads(path.read_text())
-
-
 def load_model(directory, device: str | torch.device = "cpu") -> QTransformer:
     directory = Path(directory)
     cfg = from_dict(ModelConfig, read_config(directory)["model"])
@@ -56,7 +46,6 @@ def load_training_state(directory) -> dict | None:
 
 
 # ----- ensembles: a directory of member checkpoints that acts on their mean Q -------------------
-ENSEMBLE_KEY = "ensemble_members"
 
 
 def save_ensemble(directory, member_dirs: list, metadata: dict | None = None) -> Path:

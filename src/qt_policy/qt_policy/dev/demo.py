@@ -64,8 +64,10 @@ def find_checkpoint(path: str) -> Path | None:
     from ..paths import resolve_data_path
 
     resolved = resolve_data_path(path)
-    weights = (resolved / "model.safetensors").is_file() or (resolved / "policy.onnx").is_file()  # or an export
-    if (resolved / "config.json").is_file() and weights:
+    from ..core.checkpoint_files import CONFIG, WEIGHTS
+    from ..inference.backends import is_export
+
+    if (resolved / CONFIG).is_file() and ((resolved / WEIGHTS).is_file() or is_export(resolved)):
         return resolved.resolve()
     return None
 

@@ -114,16 +114,9 @@ def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, see
     from ..sim.tasks import get_task
 
     checkpoints = checkpoint if isinstance(checkpoint, list) else [checkpoint]
-    if backend == "torch":
-        from ..core.checkpoint import load_policy_model
+    from ..inference import load_policy
 
-        model = load_policy_model(checkpoints)  # one checkpoint, or an ensemble of several
-    else:
-        from ..inference import load_policy
-
-        if len(checkpoints) != 1:
-            raise ValueError(f"backend {backend!r} acts with one export, got {len(checkpoints)} folders")
-        model = load_policy(checkpoints[0], backend)
+    model = load_policy(checkpoints, backend)  # several torch checkpoints: an ensemble on their mean Q
     policy = BatchPolicy(model, shared_encoder())
     arms = [SimArm(image_size=model.cfg.image_size or 64) for _ in range(batch)]
     results = {"checkpoint": ",".join(map(str, checkpoints)), "episodes_per_task": episodes, "seed_start": seed_start,

@@ -12,6 +12,15 @@ from pathlib import Path
 import numpy as np
 
 BACKENDS = ("torch", "onnxruntime")
+GRAPH = "policy.onnx"  # an export's graph (inference/onnx_export.py)
+TEXT_EMBEDDINGS = "text_embeddings.npz"  # an export's table of the training instructions' embeddings
+
+
+def is_export(path) -> bool:
+    """A folder qt-export wrote (a graph, no torch weights)."""
+    from ..core.checkpoint_files import WEIGHTS
+
+    return (Path(path) / GRAPH).is_file() and not (Path(path) / WEIGHTS).is_file()
 
 
 @dataclass
@@ -57,16 +66,25 @@ def as_policy(model):
 
 
 def load_policy(path, backend: str = "torch", device: str = "cpu", threads: int = 0):
-    """The policy in folder `path`: a checkpoint or ensemble (torch), or an export (onnxruntime)."""
-    path = Path(path)
+    """The policy in folder `path`: a checkpoint, an ensemble or a list of checkpoints acting on their mean Q
+    (torch), or an export (onnxruntime). threads > 0 sets the runtime's intra-op threads (torch's are
+    process-wide)."""
+    paths = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
     if backend == "torch":
+        import torch
+
         from ..core.checkpoint import load_policy_model
 
-        if (path / "policy.onnx").is_file() and not (path / "model.safetensors").is_file():
-            raise ValueError(f"{path} is an ONNX export: act with it through backend 'onnxruntime'")
-        return TorchPolicy(load_policy_model(path, device=device), device)
+        for p in paths:
+            if is_export(p):
+                raise ValueError(f"{p} is an ONNX export: act with it through backend 'onnxruntime'")
+        if threads > 0:
+            torch.set_num_threads(threads)
+        return TorchPolicy(load_policy_model(paths, device=device), device)
     if backend == "onnxruntime":
         from .onnx_policy import OnnxPolicy
 
-        return OnnxPolicy(path, threads=threads)
+        if len(paths) != 1:
+            raise ValueError(f"backend 'onnxruntime' acts with one export, got {len(paths)} folders")
+        return OnnxPolicy(paths[0], threads=threads)
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")

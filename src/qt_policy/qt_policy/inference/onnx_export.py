@@ -26,13 +26,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.checkpoint import read_config
+from ..core.checkpoint_files import CONFIG, ENSEMBLE_KEY, read_config
 from ..core.model import QTransformer, prefix_lm_mask
 
+from .backends import GRAPH, TEXT_EMBEDDINGS
+
 OPSET = 17
-GRAPH = "policy.onnx"
 EXPORT_INFO = "export.json"
-TEXT_EMBEDDINGS = "text_embeddings.npz"
 OUTPUTS = ["bins", "values", "q_value", "dim_q"]
 
 
@@ -116,7 +116,7 @@ def export_policy(checkpoint: Path, out: Path, encoder=None, opset: int = OPSET)
 
     checkpoint, out = Path(checkpoint), Path(out)
     config = read_config(checkpoint)
-    if "ensemble_members" in config:
+    if ENSEMBLE_KEY in config:
         raise ValueError(f"{checkpoint} is an ensemble: export its members one at a time (one graph per model)")
     model = load_model(checkpoint).eval()
     cfg = model.cfg
@@ -130,7 +130,7 @@ def export_policy(checkpoint: Path, out: Path, encoder=None, opset: int = OPSET)
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: see the module docstring
         torch.onnx.export(graph, tuple(example[n] for n in names), str(out / GRAPH), input_names=names,
                           output_names=OUTPUTS, dynamic_axes=dynamic, opset_version=opset, dynamo=False)
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    (out / CONFIG).write_text(json.dumps(config, indent=2))
     instructions = list(config.get("instructions") or [])
     if instructions:
         if encoder is None:

@@ -6,16 +6,13 @@ with the export (text_embeddings.npz), so a node that hears only those needs no 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from ..core.checkpoint_files import read_config
 from ..core.config import ModelConfig, from_dict
-from .backends import PolicyOutput
-
-GRAPH = "policy.onnx"
-TEXT_EMBEDDINGS = "text_embeddings.npz"
+from .backends import GRAPH, TEXT_EMBEDDINGS, PolicyOutput
 
 
 class OnnxPolicy:
@@ -28,7 +25,7 @@ class OnnxPolicy:
         if not (export_dir / GRAPH).is_file():
             raise FileNotFoundError(f"no {GRAPH} in {export_dir}: export a checkpoint first "
                                     f"(qt-export --checkpoint CHECKPOINT --out {export_dir})")
-        self.config = json.loads((export_dir / "config.json").read_text())
+        self.config = read_config(export_dir)
         self.cfg = from_dict(ModelConfig, self.config["model"])
         options = ort.SessionOptions()
         if threads > 0:

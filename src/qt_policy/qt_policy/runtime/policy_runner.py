@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bisect
 import threading
-import json
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -93,10 +92,10 @@ class PolicyRunner:
     ):
         from ..inference.backends import as_policy
 
-        self.model = model  # a torch model or ensemble, or a backend (inference/backends.py)
-        self.policy = as_policy(model)
+        self.policy = as_policy(model)  # a backend (inference/backends.py); a torch model or ensemble is wrapped
+        self.model = getattr(self.policy, "model", self.policy)  # the torch model, or the export's session
         self.encoder = encoder
-        cfg = model.cfg
+        cfg = self.policy.cfg
         self.embodiment = embodiment.validate()
         self.names = tuple(embodiment.action_names)
         if len(self.names) != cfg.action_dim:
@@ -142,36 +141,26 @@ class PolicyRunner:
     def from_config(cls, config: PolicyNodeConfig, encoder: Encoder | None = None) -> "PolicyRunner":
         """Load the checkpoint named in the config; the default encoder is all-MiniLM-L6-v2 (offline).
 
-        Also sets torch's intra-op thread count (process-wide) when config.torch_threads > 0: with
+        Also sets the runtime's intra-op thread count (torch's is process-wide) when config.torch_threads > 0: with
         batch-1 decoding on a shared CPU, more threads mostly add tail latency (measured: 2 threads
         p90 > 500 ms under load, 1 thread p90 ~15 ms).
         """
+        from ..inference.backends import load_policy
+
         config.validate()
         path = resolve_data_path(config.checkpoint)
         if not path.is_dir():
             raise FileNotFoundError(f"checkpoint directory {config.checkpoint!r} not found (looked at {path})")
-        if config.backend == "torch":
-            import torch
-
-            from ..core.checkpoint import load_policy_model
-
-            if config.torch_threads > 0:
-                torch.set_num_threads(config.torch_threads)
-            if (path / "policy.onnx").is_file() and not (path / "model.safetensors").is_file():
-                raise ValueError(f"{path} is an ONNX export: set the parameter 'backend' to 'onnxruntime'")
-            model = load_policy_model(path, device=config.device)  # a checkpoint or an ensemble of them
-        else:  # an export (qt-export): no torch, no training code
-            from ..inference.onnx_policy import OnnxPolicy
-
-            model = OnnxPolicy(path, threads=config.torch_threads)
+        # a checkpoint or an ensemble (torch), or an export (onnxruntime: no torch, no training code)
+        policy = load_policy(path, config.backend, config.device, threads=config.torch_threads)
         if encoder is None and config.backend == "torch":
             from ..core.text import shared_encoder
 
             encoder = shared_encoder()
         elif encoder is None:
-            encoder = instruction_encoder(model.embeddings)
-        embodiment = embodiment_for(path, config.embodiment, model.cfg)
-        return cls(model, encoder, embodiment, action_low=config.action_low, action_high=config.action_high,
+            encoder = instruction_encoder(policy.embeddings)
+        embodiment = embodiment_for(path, config.embodiment, policy.cfg)
+        return cls(policy, encoder, embodiment, action_low=config.action_low, action_high=config.action_high,
                    stale_timeout_s=config.stale_timeout_s, instruction_settle_s=config.instruction_settle_s,
                    q_floor=config.q_floor, enabled=config.start_enabled)
 
@@ -374,15 +363,8 @@ def embodiment_for(checkpoint: Path, requested: str, model_cfg) -> Embodiment:
     node's `embodiment` file when one is given; a checkpoint without one (trained before embodiment
     files) gets the node's file, default the simulated arm's, checked against the model's layout.
     Raises ValueError listing every mismatch: a model only drives the robot it was trained for."""
+    from ..core.checkpoint_files import ENSEMBLE_KEY, read_config  # no torch: the ONNX Runtime node uses this too
     from ..robot.embodiment import compatibility_problems, load_embodiment, model_layout_problems
-
-    ENSEMBLE_KEY = "ensemble_members"  # core/checkpoint.py's (read here without importing torch)
-
-    def read_config(directory):
-        path = Path(directory) / "config.json"
-        if not path.is_file():
-            raise FileNotFoundError(path)
-        return json.loads(path.read_text())
 
     try:
         config = read_config(checkpoint)
