@@ -17,6 +17,8 @@ the model's own modules once (that is the "one forward"). Greedy only: explorati
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -74,18 +76,22 @@ class FusedGreedyDecoder:
 
     @torch.no_grad()
     def __call__(self, context: torch.Tensor) -> DecodedAction:
-        model, d, heads = self.model, self.d, self.heads
-        b, n, width = context.shape
+        b, n, _ = context.shape
+        bins, dim_q = self.decode(context, StaticCache(self._cache_for(b, n + self.d, context)))
+        return DecodedAction(bins, self.model.discretizer.to_values(bins), dim_q[:, -1], dim_q)
+
+    def decode(self, context: torch.Tensor, cache) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy bins (B, d) and their per-dimension Q (B, d), keeping keys and values in `cache`
+        (StaticCache here, GrowingCache in the exported graph: inference/onnx_export.py)."""
+        model, d, heads, width = self.model, self.d, self.heads, self.width  # python ints, also when traced
+        b, n = context.shape[0], context.shape[1]
         head_dim = width // heads
-        cache = self._cache_for(b, n + d, context)
-        # the context and the start token through the model's own blocks: fill the cache's first n + 1 rows
+        # the context and the start token through the model's own blocks: the cache's first n + 1 rows
         x = torch.cat([context, model.action_token(0, None, b)], dim=1)
         mask = prefix_lm_mask(n, n + 1, x.device)
         for l, block in enumerate(model.blocks):
-            h = block.norm1(x)
-            q, k, v = block.attn.qkv(h).view(b, n + 1, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
-            cache[l, 0, :, :, : n + 1] = k
-            cache[l, 1, :, :, : n + 1] = v
+            q, k, v = block.attn.qkv(block.norm1(x)).view(b, n + 1, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            cache.start(l, k, v)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             x = x + block.attn.out(y.transpose(1, 2).reshape(b, n + 1, width))
             x = x + block.mlp(block.norm2(x))
@@ -102,13 +108,45 @@ class FusedGreedyDecoder:
             x = self.token_table[i].index_select(0, choice)  # (B, d_model): the embedding of a^i at position i+1
             for l, layer in enumerate(self.layers):
                 qkv = torch.addmm(layer.qkv_b, F.layer_norm(x, (width,), eps=layer.eps1), layer.qkv_wt)
-                qkv = qkv.view(b, 3, heads, 1, head_dim)
-                cache[l, :, :, :, t: t + 1] = qkv[:, 1:].transpose(0, 1)
-                y = F.scaled_dot_product_attention(qkv[:, 0], cache[l, 0, :, :, : t + 1], cache[l, 1, :, :, : t + 1])
+                y = cache.attend(l, t, qkv.view(b, 3, heads, 1, head_dim))
                 x = torch.addmm(x, y.reshape(b, width), layer.out_wt).add_(layer.out_b)
                 m = F.gelu(torch.addmm(layer.fc1_b, F.layer_norm(x, (width,), eps=layer.eps2), layer.fc1_wt))
                 x = torch.addmm(x, m, layer.fc2_wt).add_(layer.fc2_b)
             hidden = x
-        bins_t = torch.stack(bins, dim=1)
-        dim_q = torch.sigmoid(torch.cat(chosen, dim=1))
-        return DecodedAction(bins_t, model.discretizer.to_values(bins_t), dim_q[:, -1], dim_q)
+        return torch.stack(bins, dim=1), torch.sigmoid(torch.cat(chosen, dim=1))
+
+
+class StaticCache:
+    """Keys and values in one preallocated buffer, written in place (the torch path)."""
+
+    def __init__(self, buffer: torch.Tensor):
+        self.buffer = buffer  # (layers, 2, B, heads, length, head_dim)
+
+    def start(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        self.buffer[layer, 0, :, :, : k.shape[2]] = k
+        self.buffer[layer, 1, :, :, : v.shape[2]] = v
+
+    def attend(self, layer: int, t: int, qkv: torch.Tensor) -> torch.Tensor:
+        """Store row t's key and value (qkv (B, 3, heads, 1, head_dim)); its query's attention over rows 0..t."""
+        cache = self.buffer[layer]
+        cache[:, :, :, t: t + 1] = qkv[:, 1:].transpose(0, 1)
+        return F.scaled_dot_product_attention(qkv[:, 0], cache[0, :, :, : t + 1], cache[1, :, :, : t + 1])
+
+
+class GrowingCache:
+    """Keys and values grown by concatenation, attention written out: what an ONNX graph can hold (no
+    in-place writes) and what ONNX Runtime ran fastest of the forms tried (inference/onnx_export.py)."""
+
+    def __init__(self, head_dim: int):
+        self.keys: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
+        self.scale = 1.0 / math.sqrt(head_dim)
+
+    def start(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        self.keys[layer], self.values[layer] = k, v
+
+    def attend(self, layer: int, t: int, qkv: torch.Tensor) -> torch.Tensor:
+        self.keys[layer] = torch.cat([self.keys[layer], qkv[:, 1]], dim=2)
+        self.values[layer] = torch.cat([self.values[layer], qkv[:, 2]], dim=2)
+        weights = torch.softmax((qkv[:, 0] @ self.keys[layer].transpose(2, 3)) * self.scale, dim=-1)
+        return weights @ self.values[layer]

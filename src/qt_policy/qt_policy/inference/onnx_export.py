@@ -17,17 +17,15 @@ Outputs: bins int64 (B, d), values float32 (B, d), q_value float32 (B,), dim_q f
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..core.checkpoint_files import CONFIG, ENSEMBLE_KEY, read_config
-from ..core.model import QTransformer, prefix_lm_mask
+from ..core.model import QTransformer
 
 from .backends import GRAPH, TEXT_EMBEDDINGS
 
@@ -37,10 +35,9 @@ OUTPUTS = ["bins", "values", "q_value", "dim_q"]
 
 
 class GreedyPolicyGraph(nn.Module):
-    """The fused greedy decoding (core/fast_decoding.py) as a traceable graph: the same folded weights
-    and per-step operations, with the key/value cache grown by concatenation (ONNX has no in-place
-    writes). Exporting the model's own modules step by step gives a graph ~1.5x slower in ONNX Runtime
-    at 11 dimensions (reshapes and slices per step; measured with benchmarks/bench_decode.py's setting)."""
+    """The fused greedy decoding (core/fast_decoding.py) as a traceable graph: the same folded weights and
+    steps, with the cache grown by concatenation (GrowingCache: ONNX has no in-place writes). Exporting
+    the model's own modules step by step gave a graph ~1.5x slower in ONNX Runtime at 11 dimensions."""
 
     def __init__(self, model: QTransformer):
         super().__init__()
@@ -53,44 +50,13 @@ class GreedyPolicyGraph(nn.Module):
         self.register_buffer("high", torch.tensor(cfg.action_high, dtype=torch.float32), persistent=False)
 
     def forward(self, images=None, text=None, state=None):
-        model, f = self.model, self.fused
-        heads, width = f.heads, f.width
-        head_dim = width // heads
-        context = model.encode_context(images, text, state)
-        b, n = context.shape[0], context.shape[1]
-        x = torch.cat([context, model.action_token(0, None, b)], dim=1)
-        mask = prefix_lm_mask(n, n + 1, x.device)
-        keys, values = [], []
-        for block in model.blocks:  # the context and the start token, through the model's own blocks
-            q, k, v = block.attn.qkv(block.norm1(x)).view(b, n + 1, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
-            keys.append(k)
-            values.append(v)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-            x = x + block.attn.out(y.transpose(1, 2).reshape(b, n + 1, width))
-            x = x + block.mlp(block.norm2(x))
-        hidden = x[:, -1]
-        scale = 1.0 / math.sqrt(head_dim)
-        bins, chosen = [], []
-        for i in range(f.d):
-            logits = F.layer_norm(hidden, (width,), eps=f.norm_eps) @ f.head_w[i] + f.head_b[i]
-            choice = logits.argmax(dim=-1)
-            bins.append(choice)
-            chosen.append(logits.gather(1, choice[:, None]))
-            if i + 1 == f.d:
-                break
-            x = f.token_table[i][choice]
-            for l, layer in enumerate(f.layers):
-                qkv = (F.layer_norm(x, (width,), eps=layer.eps1) @ layer.qkv_wt + layer.qkv_b).view(b, 3, heads, 1, head_dim)
-                keys[l] = torch.cat([keys[l], qkv[:, 1]], dim=2)
-                values[l] = torch.cat([values[l], qkv[:, 2]], dim=2)
-                attention = torch.softmax((qkv[:, 0] @ keys[l].transpose(2, 3)) * scale, dim=-1)
-                x = x + (attention @ values[l]).reshape(b, width) @ layer.out_wt + layer.out_b
-                x = x + F.gelu(F.layer_norm(x, (width,), eps=layer.eps2) @ layer.fc1_wt + layer.fc1_b) @ layer.fc2_wt + layer.fc2_b
-            hidden = x
-        bins_t = torch.stack(bins, dim=1)
-        dim_q = torch.sigmoid(torch.cat(chosen, dim=1))
-        action = self.low + bins_t.float() / (model.cfg.num_bins - 1) * (self.high - self.low)
-        return bins_t, action, dim_q[:, -1], dim_q
+        from ..core.fast_decoding import GrowingCache
+
+        cfg = self.model.cfg
+        context = self.model.encode_context(images, text, state)
+        bins, dim_q = self.fused.decode(context, GrowingCache(cfg.d_model // cfg.num_heads))
+        action = self.low + bins.float() / (cfg.num_bins - 1) * (self.high - self.low)
+        return bins, action, dim_q[:, -1], dim_q
 
 
 def input_names(cfg) -> list[str]:
