@@ -75,12 +75,14 @@ setup(
             'qt-lerobot-export = qt_policy.tools.lerobot_export:main',
             'qt-view = qt_policy.tools.view:main',
             'qt-export = qt_policy.tools.export:main',
+            'qt-flywheel = qt_policy.tools.flywheel:main',
             # research tools (qt_policy/research)
             'qt-baselines = qt_policy.research.baselines:main',
             'qt-diagnose = qt_policy.research.diagnose:main',
             'qt-plot-training = qt_policy.research.plot_training:main',
             'qt-parity = qt_policy.research.parity:main',
             'qt-ensemble = qt_policy.research.ensemble:main',
+            'qt-flywheel-report = qt_policy.research.flywheel_report:main',
             # development stand-ins (qt_policy/dev): the demo, and `ros2 launch` where launch_ros is missing
             'qt-demo = qt_policy.dev.demo:main',
             'qt-launch = qt_policy.dev.launch:main',

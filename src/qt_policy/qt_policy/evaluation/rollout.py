@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..sim.arm import clip_action
 from .stats import summarize
 
 EVAL_SEED_START = 1_000_000
@@ -47,11 +48,13 @@ class BatchPolicy:
 
 
 def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bool = False, on_step=None,
-             command_lag: float = 0.0):
+             command_lag: float = 0.0, on_action=None):
     """Run len(seeds) episodes in lockstep; returns successes, lengths, Q traces and frames of episode 0.
 
     on_step(i, observation), if given, sees episode i's observation before each of its actions
     (probes use it to trace the scene without a rollout loop of their own).
+    on_action(i, observation, action), if given, sees each action as the arm executes it (clipped,
+    after the command lag) with the observation it was decided on: what a recorder keeps.
     command_lag (0..1): model a velocity interface with decision latency, as the sim arm driven by
     TwistStamped is: each step executes (1 - lag) x the new dx, dy, dz + lag x the previous step's
     (the previous command stays in force until the new one arrives, lag = latency / control period;
@@ -80,6 +83,8 @@ def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bo
                 new = action[:3].copy()
                 action[:3] = (1.0 - command_lag) * new + command_lag * previous[i] if t else (1.0 - command_lag) * new
                 previous[i] = new
+            if on_action is not None:
+                on_action(i, obs[i], clip_action(action))
             obs[i], ok = arms[i].step(action)
             if i == 0 and record_first:
                 frames.append(obs[i].image)

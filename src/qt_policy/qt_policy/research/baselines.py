@@ -25,11 +25,11 @@ import platform
 import sys
 from pathlib import Path
 
+from ..flywheel.config import METHODS
+
 #: each variant's settings on top of the preset (config fields by name; success_only filters the episodes)
 VARIANTS: dict[str, dict] = {
-    "qt": {},
-    "bc_all": {"algo": "bc"},
-    "bc_success": {"algo": "bc", "success_only": True},
+    **METHODS,  # qt, bc_all, bc_success
     "qt_no_reg": {"conservative_weight": 0.0},
     "qt_no_mc": {"use_mc_lower_bound": False},
     "qt_n1": {"n_step": 1},

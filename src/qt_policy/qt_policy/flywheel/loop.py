@@ -1,0 +1,170 @@
+"""The flywheel's rounds as stages on disk, each done once.
+
+The run folder:
+  flywheel.json          the settings (a resume with other settings is refused)
+  bags/                  the training data: seed bags, then r<k>-... bags each round adds
+  round_0/train/         the seed policy's run folder (training/fit.py layout); eval.json
+  round_k/collect.json   what round k's deployment of the round k-1 policy recorded (k >= 1)
+  round_k/train/, eval.json
+  round_R/train_seed<S>/, eval_seed<S>.json   more training seeds for the last round
+  log.jsonl              one line per finished stage: what it did and how long it took
+
+A stage is done when its JSON file exists (written last, atomically); training and collection also
+continue from where a crash left them, so an interrupted run loses at most one batch of episodes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from .collection import (collect_in_harness, collect_through_ros, collection_summary, link_bags,
+                         seed_demonstrations)
+from .config import METHODS, FlywheelConfig
+
+SETTINGS = "flywheel.json"
+LOG = "log.jsonl"
+
+
+def _write_json(path: Path, value) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+class Flywheel:
+    """One method's rounds of deploy -> record -> retrain in `out` (see the module docstring)."""
+
+    def __init__(self, out: Path, config: FlywheelConfig, *, threads: int | None = 1, batch: int = 30,
+                 progress: bool = True, log: Callable[[str], None] = lambda s: print(s, flush=True)):
+        self.out, self.cfg = Path(out), config
+        self.threads, self.batch, self.progress, self.log = threads, batch, progress, log
+        self.bags = self.out / "bags"
+
+    # ------------------------------------------------------------------ the plan
+    def stages(self) -> list[tuple[str, Path, Callable[[], dict]]]:
+        """(name, the file that marks it done, the work) of every stage, in order."""
+        cfg, plan = self.cfg, []
+        plan.append(("seed data", self.out / "seed.json", self._seed))
+        for k in range(cfg.rounds + 1):
+            folder = self.out / f"round_{k}"
+            if k:
+                plan.append((f"round {k}: collect", folder / "collect.json", lambda k=k: self._collect(k)))
+            plan.append((f"round {k}: train", folder / "train.json", lambda k=k: self._train(k, cfg.train_seed)))
+            plan.append((f"round {k}: evaluate", folder / "eval.json", lambda k=k: self._evaluate(k, cfg.train_seed)))
+        last = self.out / f"round_{cfg.rounds}"
+        for seed in range(cfg.train_seed + 1, cfg.train_seed + cfg.final_seeds):
+            plan.append((f"round {cfg.rounds}: train seed {seed}", last / f"train_seed{seed}.json",
+                         lambda s=seed: self._train(cfg.rounds, s)))
+            plan.append((f"round {cfg.rounds}: evaluate seed {seed}", last / f"eval_seed{seed}.json",
+                         lambda s=seed: self._evaluate(cfg.rounds, s)))
+        return plan
+
+    def run_folder(self, round_index: int, seed: int) -> Path:
+        folder = self.out / f"round_{round_index}"
+        return folder / ("train" if seed == self.cfg.train_seed else f"train_seed{seed}")
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> dict:
+        """Run every stage not yet done; returns the summary (flywheel.report)."""
+        from tqdm import tqdm
+
+        from .report import flywheel_summary
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.bags.mkdir(exist_ok=True)
+        self._check_settings()
+        plan = self.stages()
+        todo = [s for s in plan if not s[1].is_file()]
+        self.log(f"flywheel {self.cfg.method} in {self.out}: {len(plan) - len(todo)} of {len(plan)} stages done")
+        bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=f"flywheel {self.cfg.method}",
+                   disable=not self.progress, dynamic_ncols=True, position=0)
+        try:
+            for name, marker, work in todo:
+                t0 = time.time()
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                result = {**work(), "stage": name, "wall_time_s": round(time.time() - t0, 1)}
+                _write_json(marker, result)
+                with open(self.out / LOG, "a") as f:
+                    f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **result}) + "\n")
+                self.log(f"{name}: {_describe(result)} ({result['wall_time_s']:.0f} s)")
+                bar.update(1)
+        finally:
+            bar.close()
+        summary = flywheel_summary(self.out)
+        _write_json(self.out / "summary.json", summary)
+        return summary
+
+    def _check_settings(self) -> None:
+        path, wanted = self.out / SETTINGS, self.cfg.to_dict()
+        if path.is_file():
+            old = json.loads(path.read_text())
+            if old != wanted:
+                changed = sorted(k for k in set(old) | set(wanted) if old.get(k) != wanted.get(k))
+                raise ValueError(f"{self.out} is a flywheel run with other settings ({', '.join(changed)}: "
+                                 f"{[old.get(k) for k in changed]} there); resume with the same settings or use "
+                                 "another --out")
+        else:
+            _write_json(path, wanted)
+
+    # ------------------------------------------------------------------ the stages
+    def _seed(self) -> dict:
+        cfg = self.cfg
+        if cfg.seed_data:
+            added = link_bags(Path(cfg.seed_data), self.bags, prefix="seed-")
+            return {"source": cfg.seed_data, "episodes": added}
+        kept = seed_demonstrations(self.bags, cfg.tasks, cfg.seed_demos, progress=self.progress)
+        return {"source": "scripted expert", "episodes": sum(map(len, kept.values())), "seeds": kept}
+
+    def _collect(self, k: int) -> dict:
+        cfg = self.cfg
+        policy = self.run_folder(k - 1, cfg.train_seed) / "checkpoint"
+        seeds = cfg.collect_seeds(k)
+        if cfg.collect == "ros":
+            collect_through_ros(policy, self.bags, k, cfg.tasks, seeds, self.out / f"round_{k}" / "ros")
+        else:
+            collect_in_harness(policy, self.bags, k, cfg.tasks, seeds, self.batch, progress=self.progress)
+        per_task = collection_summary(self.bags, k, cfg.tasks)
+        return {"round": k, "policy": str(policy), "path": cfg.collect, "seeds": [seeds[0], seeds[-1]],
+                "tasks": per_task, "episodes": sum(t["episodes"] for t in per_task.values()),
+                "successes": sum(t["successes"] for t in per_task.values())}
+
+    def _train(self, k: int, seed: int) -> dict:
+        from ..training import fit
+
+        cfg = self.cfg
+        settings = dict(METHODS[cfg.method])
+        success_only = settings.pop("success_only", False)
+        result = fit(self.bags, self.run_folder(k, seed), preset_name=cfg.preset, success_only=success_only,
+                     resume=True, threads=self.threads, progress=self.progress, log=self.log,
+                     steps=cfg.steps, checkpoint_every=cfg.steps, seed=seed, **settings)
+        from ..core.checkpoint_files import read_config
+        data = read_config(result.checkpoint)["data"]
+        return {"round": k, "seed": seed, "checkpoint": str(result.checkpoint), "steps": result.steps,
+                "episodes": data["episodes"], "successes": data["successes"], "transitions": data["steps"],
+                "train_wall_time_s": round(result.wall_time_s, 1)}
+
+    def _evaluate(self, k: int, seed: int) -> dict:
+        import torch
+
+        from ..evaluation import EVAL_SEED_START, evaluate
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        checkpoint = self.run_folder(k, seed) / "checkpoint"
+        result = evaluate(checkpoint, self.cfg.tasks, self.cfg.eval_episodes, EVAL_SEED_START,
+                          min(self.batch, self.cfg.eval_episodes), progress=self.progress)
+        return {"round": k, "seed": seed, **result}
+
+
+def _describe(result: dict) -> str:
+    if "overall" in result:
+        o = result["overall"]
+        return f"{o['successes']}/{o['episodes']} successes on the evaluation seeds"
+    if "transitions" in result:
+        return f"trained {result['steps']} steps on {result['episodes']} episodes ({result['successes']} successes)"
+    if "successes" in result:
+        return f"recorded {result['episodes']} episodes, {result['successes']} successes"
+    return f"{result['episodes']} episodes ({result['source']})"

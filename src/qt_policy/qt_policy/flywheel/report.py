@@ -1,0 +1,118 @@
+"""What flywheel runs did, read back from their stage files: per round the data trained on, the
+success of the round's policy on the evaluation seeds (95% Wilson interval) and of its deployment."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..evaluation.stats import wilson_interval
+
+
+def _read(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def flywheel_summary(out: Path) -> dict:
+    """{method, settings, rounds: [{round, trained_on, eval, collected}], final_seeds: [...]}."""
+    out = Path(out)
+    settings = json.loads((out / "flywheel.json").read_text())
+    rounds = []
+    for k in range(settings["rounds"] + 1):
+        folder = out / f"round_{k}"
+        train, ev, collect = _read(folder / "train.json"), _read(folder / "eval.json"), _read(folder / "collect.json")
+        row = {"round": k}
+        if collect:
+            row["collected"] = {"episodes": collect["episodes"], "successes": collect["successes"],
+                                "tasks": collect["tasks"]}
+        if train:
+            row["trained_on"] = {key: train[key] for key in ("episodes", "successes", "transitions", "steps",
+                                                             "train_wall_time_s")}
+        if ev:
+            row["eval"] = _eval_row(ev)
+        rounds.append(row)
+    last = out / f"round_{settings['rounds']}"
+    finals = []
+    for seed in range(settings["train_seed"], settings["train_seed"] + settings["final_seeds"]):
+        name = "eval.json" if seed == settings["train_seed"] else f"eval_seed{seed}.json"
+        ev = _read(last / name)
+        if ev:
+            finals.append({"seed": seed, **_eval_row(ev)})
+    summary = {"method": settings["method"], "settings": settings, "rounds": rounds, "final_seeds": finals}
+    if finals:
+        pooled_s, pooled_n = sum(f["successes"] for f in finals), sum(f["episodes"] for f in finals)
+        summary["final"] = {"seeds": len(finals), "mean_success": sum(f["success_rate"] for f in finals) / len(finals),
+                            "pooled_ci95": list(wilson_interval(pooled_s, pooled_n))}
+    return summary
+
+
+def _eval_row(ev: dict) -> dict:
+    o = ev["overall"]
+    return {"successes": o["successes"], "episodes": o["episodes"], "success_rate": o["successes"] / o["episodes"],
+            "ci95": o["ci95"], "tasks": {t: v["successes"] for t, v in ev["tasks"].items()},
+            "wall_time_s": round(ev.get("wall_time_s", 0.0), 1)}
+
+
+def write_table(summaries: list[dict], path: Path, command: str) -> str:
+    """A markdown table: success per round per method, then the last round's seeds."""
+    rounds = max(len(s["rounds"]) for s in summaries)
+    lines = [f"Command: `{command}`", "",
+             "Success on the evaluation seeds (1,000,000+) of each round's policy, 95% Wilson interval; "
+             "in brackets: the episodes it was trained on (successes).", "",
+             "| method | " + " | ".join(f"round {k}" for k in range(rounds)) + " |",
+             "|---|" + "---|" * rounds]
+    for s in summaries:
+        cells = []
+        for row in s["rounds"]:
+            if "eval" not in row:
+                cells.append("—")
+                continue
+            e, t = row["eval"], row.get("trained_on", {})
+            cells.append(f"{e['success_rate']:.1%} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}] "
+                         f"({t.get('episodes', '?')} eps, {t.get('successes', '?')} succ.)")
+        lines.append(f"| {s['method']} | " + " | ".join(cells) + " |")
+    lines += ["", "Last round, every training seed:", "", "| method | seeds | mean success | pooled 95% interval |",
+              "|---|---|---|---|"]
+    for s in summaries:
+        if s.get("final"):
+            per = ", ".join(f"{f['seed']}: {f['success_rate']:.1%}" for f in s["final_seeds"])
+            f = s["final"]
+            lines.append(f"| {s['method']} | {per} | {f['mean_success']:.1%} | "
+                         f"[{f['pooled_ci95'][0]:.2f}, {f['pooled_ci95'][1]:.2f}] |")
+    lines += ["", "Deployment (the collecting policy's own episodes on the round's fresh placements):", "",
+              "| method | " + " | ".join(f"round {k}" for k in range(1, rounds)) + " |", "|---|" + "---|" * (rounds - 1)]
+    for s in summaries:
+        cells = [f"{r['collected']['successes']}/{r['collected']['episodes']}" if "collected" in r else "—"
+                 for r in s["rounds"][1:]]
+        lines.append(f"| {s['method']} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    Path(path).write_text(text)
+    return text
+
+
+def plot_rounds(summaries: list[dict], path: Path) -> None:
+    """Success against round per method, with the 95% intervals, and the last round's other seeds."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for i, s in enumerate(summaries):
+        rows = [r for r in s["rounds"] if "eval" in r]
+        x = [r["round"] + (i - 1) * 0.06 for r in rows]
+        y = [r["eval"]["success_rate"] for r in rows]
+        err = [[v - r["eval"]["ci95"][0] for v, r in zip(y, rows)], [r["eval"]["ci95"][1] - v for v, r in zip(y, rows)]]
+        line = ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=s["method"])
+        extra = [f for f in s.get("final_seeds", []) if f["seed"] != s["settings"]["train_seed"]]
+        if extra and rows:
+            ax.scatter([rows[-1]["round"] + (i - 1) * 0.06 + 0.12] * len(extra), [f["success_rate"] for f in extra],
+                       marker="x", color=line[0].get_color())
+    ax.set_xlabel("round (0 = seed demonstrations only)")
+    ax.set_ylabel("success, evaluation seeds")
+    ax.set_ylim(0, 1)
+    ax.set_xticks(range(max(len(s["rounds"]) for s in summaries)))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("deploy -> record -> retrain (x: other training seeds)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
