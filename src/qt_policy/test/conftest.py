@@ -1,6 +1,7 @@
 """Shared test set-up: the source tree on sys.path and safe ROS settings for every test."""
 import os
 import random
+import time
 import sys
 from pathlib import Path
 
@@ -24,4 +25,7 @@ def ros_env():
     os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     Path(os.environ["ROS_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
+    started = time.time()
     yield
+    from qt_policy.dev.shm_segments import remove_stale_segments
+    remove_stale_segments(since=started)  # what the nodes this run started left in /dev/shm (RAM)

@@ -139,6 +139,10 @@ class Driver:
     """The demo's own ROS node, in its own rclpy context."""
 
     def __init__(self):
+        import atexit
+
+        from .shm_segments import remove_own_segments
+        atexit.register(remove_own_segments)  # Fast DDS leaves this process's segment in /dev/shm (RAM)
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
@@ -243,6 +247,7 @@ def run_in_ros_graph(args, tasks, checkpoint: Path, out: Path, log_path: Path) -
     evaluation CLI's --through-ros passes its own). Returns (one row per episode, error or None).
     """
     log = sys.stdout if args.verbose else open(log_path, "w", buffering=1)
+    started = time.time()
     handle = driver = None
     rows: list[dict] = []
     error = None
@@ -267,6 +272,10 @@ def run_in_ros_graph(args, tasks, checkpoint: Path, out: Path, log_path: Path) -
             handle.stop()
         if driver is not None:
             driver.close()
+        from .shm_segments import remove_stale_segments
+        leftovers = remove_stale_segments(since=started)  # segments of the nodes just stopped (/dev/shm is RAM)
+        if leftovers:
+            print(f"[demo] removed {len(leftovers)} shared-memory segments the stopped nodes left in /dev/shm", flush=True)
         if log is not sys.stdout:
             log.close()
         if previous is not None:

@@ -37,7 +37,7 @@ def _write_json(path: Path, value) -> None:
 class Flywheel:
     """One method's rounds of deploy -> record -> retrain in `out` (see the module docstring)."""
 
-    def __init__(self, out: Path, config: FlywheelConfig, *, threads: int | None = 1, batch: int = 30,
+    def __init__(self, out: Path, config: FlywheelConfig, *, threads: int | None = 1, batch: int = 10,
                  progress: bool = True, log: Callable[[str], None] = lambda s: print(s, flush=True)):
         self.out, self.cfg = Path(out), config
         self.threads, self.batch, self.progress, self.log = threads, batch, progress, log

@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qt-flywheel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, type=Path, help="the run folder (rerun the command to resume)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for training and rollouts (default: 1)")
-    p.add_argument("--batch", type=int, default=30, help="episodes run in lockstep and decoded as one batch (default: 30)")
+    p.add_argument("--batch", type=int, default=10,
+                   help="episodes run in lockstep and decoded as one batch; each holds a simulated arm (default: 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_dataclass_arguments(p, FlywheelConfig, "the flywheel (kept in OUT/flywheel.json)")
     return p

@@ -1,0 +1,140 @@
+"""The flywheel (deploy -> record -> retrain): recorded episodes are what happened, a tiny loop runs end
+to end, a crash loses no finished stage, and the ROS graph's bags feed the next round."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("metaworld")
+
+TINY = dict(tasks=["drawer-open"], seed_demos=1, rounds=1, episodes_per_round=2, eval_episodes=2, steps=2)
+
+
+def _stage_lines(out: Path) -> list[str]:
+    return [json.loads(line)["stage"] for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def test_policy_episodes_replay_to_their_labels():
+    """Each recorded episode, its actions replayed on the same placement, ends as its label says, at its
+    last step: the bag holds the actions as executed and the observations they were decided on."""
+    from qt_policy.core.text import shared_encoder
+    from qt_policy.evaluation.policy_episodes import collect_policy_episodes
+    from qt_policy.evaluation.rollout import BatchPolicy
+    from qt_policy.inference import load_policy
+    from qt_policy.sim.arm import SimArm
+    from qt_policy.sim.tasks import get_task
+
+    task = get_task("drawer-close")
+    policy = BatchPolicy(load_policy(["models/qt_metaworld"], "torch"), shared_encoder())
+    arms = [SimArm() for _ in range(2)]
+    try:
+        episodes = collect_policy_episodes(arms, policy, task, [2000000, 2000001])
+        assert any(e.success for e in episodes)  # the shipped model closes the drawer (validation seeds)
+        for seed, episode in zip([2000000, 2000001], episodes):
+            obs = arms[0].reset(task.name, seed)
+            ends = []
+            for t, action in enumerate(episode.actions):
+                np.testing.assert_array_equal(obs.image, episode.images[t])
+                np.testing.assert_allclose(obs.state, episode.states[t], rtol=0, atol=1e-6)
+                obs, ok = arms[0].step(action)
+                ends.append(ok)
+            assert ends[-1] == episode.success and not any(ends[:-1])
+            assert len(episode) == (len(ends) if episode.success else task.max_steps)
+            assert episode.end_reason == ("success" if episode.success else "timeout")
+    finally:
+        for arm in arms:
+            arm.close()
+
+
+def test_a_tiny_flywheel_runs_end_to_end_and_resumes_without_redoing(tmp_path, monkeypatch):
+    from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
+    from qt_policy.flywheel import Flywheel, FlywheelConfig
+    from qt_policy.flywheel import loop
+
+    out = tmp_path / "fw"
+    cfg = FlywheelConfig(**TINY)
+
+    real = Flywheel._evaluate
+
+    def crash_on_round_1(self, k, seed):
+        if k == 1:
+            raise RuntimeError("power cut")
+        return real(self, k, seed)
+
+    monkeypatch.setattr(loop.Flywheel, "_evaluate", crash_on_round_1)
+    with pytest.raises(RuntimeError, match="power cut"):
+        Flywheel(out, cfg, progress=False).run()
+    assert _stage_lines(out) == ["seed data", "round 0: train", "round 0: evaluate", "round 1: collect", "round 1: train"]
+    trained = {p: p.stat().st_mtime_ns for p in out.glob("round_*/train/checkpoint/*")}
+    monkeypatch.setattr(loop.Flywheel, "_evaluate", real)
+
+    summary = Flywheel(out, cfg, progress=False).run()
+    assert _stage_lines(out)[5:] == ["round 1: evaluate"]  # only what was missing
+    assert {p: p.stat().st_mtime_ns for p in out.glob("round_*/train/checkpoint/*")} == trained
+
+    # the data: the seed demonstration and the round's own episodes, ordinary bags with their labels
+    bags = list_episode_bags(out / "bags")
+    assert [b.name for b in bags] == ["r1-drawer-open-3010000", "r1-drawer-open-3010001", "seed-drawer-open-000000"]
+    episodes = [read_episode_bag(b) for b in bags]
+    assert episodes[2].success and episodes[2].task == "drawer-open"
+    collected = json.loads((out / "round_1" / "collect.json").read_text())
+    assert collected["successes"] == sum(e.success for e in episodes[:2]) and collected["episodes"] == 2
+    assert [r["trained_on"]["episodes"] for r in summary["rounds"]] == [1, 3]  # round 1 learnt from its own episodes
+    assert summary["rounds"][1]["trained_on"]["transitions"] == sum(len(e) for e in episodes)
+    assert all(r["eval"]["episodes"] == 2 for r in summary["rounds"])
+
+    # a rerun does nothing; other settings are refused, not mixed into the run
+    Flywheel(out, cfg, progress=False).run()
+    assert len(_stage_lines(out)) == 6
+    with pytest.raises(ValueError, match="steps"):
+        Flywheel(out, FlywheelConfig(**{**TINY, "steps": 3}), progress=False).run()
+
+
+def test_filtered_bc_trains_on_the_successes_only(tmp_path):
+    from qt_policy.flywheel import Flywheel, FlywheelConfig
+
+    out = tmp_path / "bc"
+    summary = Flywheel(out, FlywheelConfig(**{**TINY, "method": "bc_success"}), progress=False).run()
+    collected = summary["rounds"][1]["collected"]
+    assert summary["rounds"][1]["trained_on"]["episodes"] == 1 + collected["successes"]
+    assert summary["rounds"][1]["trained_on"]["successes"] == 1 + collected["successes"]
+    config = json.loads((out / "round_1" / "train" / "checkpoint" / "config.json").read_text())
+    assert config["train"]["algo"] == "bc" and config["data"]["success_only"] is True
+
+
+def test_the_cli_and_the_report(tmp_path):
+    from qt_policy.research import flywheel_report
+    from qt_policy.tools import flywheel
+
+    out = tmp_path / "cli"
+    args = ["--out", str(out), "--tasks", "drawer-open", "--seed-demos", "1", "--rounds", "0", "--eval-episodes", "1",
+            "--steps", "1", "--final-seeds", "2", "--no-progress"]
+    assert flywheel.main(args) == 0
+    assert flywheel.main([*args[:-1], "--method", "dagger"]) == 2  # a clear error, not a traceback
+    assert flywheel_report.main([str(out), "--out", str(tmp_path / "report")]) == 0
+    table = (tmp_path / "report" / "results.md").read_text()
+    assert "| qt |" in table and (tmp_path / "report" / "rounds.png").stat().st_size > 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())[0]
+    assert [f["seed"] for f in summary["final_seeds"]] == [0, 1]
+
+
+def test_a_round_collected_through_the_ros_graph_trains_the_next(tmp_path, monkeypatch):
+    """--collect ros: the sim arm, the policy node and the recorder as processes record the round; the
+    recorder's bags (named by the recorder, labelled by its EpisodeResult) are the next round's data."""
+    pytest.importorskip("rclpy")
+    from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
+    from qt_policy.flywheel import Flywheel, FlywheelConfig
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(int(os.environ["ROS_DOMAIN_ID"]) % 100 + 131))  # a graph of its own
+    out = tmp_path / "ros"
+    cfg = FlywheelConfig(**{**TINY, "tasks": ["drawer-close"], "collect": "ros", "episodes_per_round": 1,
+                            "eval_episodes": 1})
+    summary = Flywheel(out, cfg, progress=False).run()
+    recorded = [b for b in list_episode_bags(out / "bags") if b.name.startswith("r1-")]
+    assert len(recorded) == 1 and (out / "round_1" / "ros" / "bags").is_dir()
+    episode = read_episode_bag(recorded[0])
+    assert episode.instruction == "close the drawer" and len(episode) > 0
+    assert summary["rounds"][1]["collected"]["tasks"]["drawer-close"]["successes"] == int(episode.success)
+    assert summary["rounds"][1]["trained_on"]["episodes"] == 2
