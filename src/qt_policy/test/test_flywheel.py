@@ -48,29 +48,37 @@ def test_policy_episodes_replay_to_their_labels():
             arm.close()
 
 
-def test_a_tiny_flywheel_runs_end_to_end_and_resumes_without_redoing(tmp_path, monkeypatch):
+def _in_child(code: str, expect: int = 0) -> None:
+    """Run flywheel work in a child process: simulated arms, models and torch settings stay out of the
+    test process, whose ROS tests time a node's rate later (they slowed by a quarter after it)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])}
+    run = subprocess.run([sys.executable, "-c", code], env=env, timeout=600, capture_output=True, text=True)
+    assert run.returncode == expect, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+RUN = ("from pathlib import Path\nfrom qt_policy.flywheel import Flywheel, FlywheelConfig, loop\n"
+       "cfg = FlywheelConfig(**{cfg!r})\n")
+
+
+def test_a_tiny_flywheel_runs_end_to_end_and_resumes_without_redoing(tmp_path):
     from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
-    from qt_policy.flywheel import Flywheel, FlywheelConfig
-    from qt_policy.flywheel import loop
+    from qt_policy.flywheel import flywheel_summary
 
     out = tmp_path / "fw"
-    cfg = FlywheelConfig(**TINY)
-
-    real = Flywheel._evaluate
-
-    def crash_on_round_1(self, k, seed):
-        if k == 1:
-            raise RuntimeError("power cut")
-        return real(self, k, seed)
-
-    monkeypatch.setattr(loop.Flywheel, "_evaluate", crash_on_round_1)
-    with pytest.raises(RuntimeError, match="power cut"):
-        Flywheel(out, cfg, progress=False).run()
+    crash = ("real = loop.Flywheel._evaluate\n"
+             "def crash_on_round_1(self, k, seed):\n"
+             "    if k == 1:\n        raise RuntimeError('power cut')\n    return real(self, k, seed)\n"
+             "loop.Flywheel._evaluate = crash_on_round_1\n")
+    run = f"Flywheel(Path({str(out)!r}), cfg, progress=False).run()\n"
+    _in_child(RUN.format(cfg=TINY) + crash + run, expect=1)
     assert _stage_lines(out) == ["seed data", "round 0: train", "round 0: evaluate", "round 1: collect", "round 1: train"]
     trained = {p: p.stat().st_mtime_ns for p in out.glob("round_*/train/checkpoint/*")}
-    monkeypatch.setattr(loop.Flywheel, "_evaluate", real)
 
-    summary = Flywheel(out, cfg, progress=False).run()
+    _in_child(RUN.format(cfg=TINY) + run)
+    summary = flywheel_summary(out)
     assert _stage_lines(out)[5:] == ["round 1: evaluate"]  # only what was missing
     assert {p: p.stat().st_mtime_ns for p in out.glob("round_*/train/checkpoint/*")} == trained
 
@@ -86,17 +94,19 @@ def test_a_tiny_flywheel_runs_end_to_end_and_resumes_without_redoing(tmp_path, m
     assert all(r["eval"]["episodes"] == 2 for r in summary["rounds"])
 
     # a rerun does nothing; other settings are refused, not mixed into the run
-    Flywheel(out, cfg, progress=False).run()
+    _in_child(RUN.format(cfg=TINY) + run)
     assert len(_stage_lines(out)) == 6
-    with pytest.raises(ValueError, match="steps"):
-        Flywheel(out, FlywheelConfig(**{**TINY, "steps": 3}), progress=False).run()
+    other = RUN.format(cfg={**TINY, "steps": 3}) + (
+        "try:\n    " + run + "except ValueError as e:\n    raise SystemExit(3 if 'steps' in str(e) else 4)\n")
+    _in_child(other, expect=3)
 
 
 def test_filtered_bc_trains_on_the_successes_only(tmp_path):
-    from qt_policy.flywheel import Flywheel, FlywheelConfig
+    from qt_policy.flywheel import flywheel_summary
 
     out = tmp_path / "bc"
-    summary = Flywheel(out, FlywheelConfig(**{**TINY, "method": "bc_success"}), progress=False).run()
+    _in_child(RUN.format(cfg={**TINY, "method": "bc_success"}) + f"Flywheel(Path({str(out)!r}), cfg, progress=False).run()\n")
+    summary = flywheel_summary(out)
     collected = summary["rounds"][1]["collected"]
     assert summary["rounds"][1]["trained_on"]["episodes"] == 1 + collected["successes"]
     assert summary["rounds"][1]["trained_on"]["successes"] == 1 + collected["successes"]
@@ -106,13 +116,13 @@ def test_filtered_bc_trains_on_the_successes_only(tmp_path):
 
 def test_the_cli_and_the_report(tmp_path):
     from qt_policy.research import flywheel_report
-    from qt_policy.tools import flywheel
 
     out = tmp_path / "cli"
     args = ["--out", str(out), "--tasks", "drawer-open", "--seed-demos", "1", "--rounds", "0", "--eval-episodes", "1",
             "--steps", "1", "--final-seeds", "2", "--no-progress"]
-    assert flywheel.main(args) == 0
-    assert flywheel.main([*args[:-1], "--method", "dagger"]) == 2  # a clear error, not a traceback
+    cli = "import sys\nfrom qt_policy.tools import flywheel\nsys.exit(flywheel.main({!r}))\n"
+    _in_child(cli.format(args))
+    _in_child(cli.format([*args[:-1], "--method", "dagger"]), expect=2)  # a clear error, not a traceback
     assert flywheel_report.main([str(out), "--out", str(tmp_path / "report")]) == 0
     table = (tmp_path / "report" / "results.md").read_text()
     assert "| qt |" in table and (tmp_path / "report" / "rounds.png").stat().st_size > 0
@@ -125,13 +135,13 @@ def test_a_round_collected_through_the_ros_graph_trains_the_next(tmp_path, monke
     recorder's bags (named by the recorder, labelled by its EpisodeResult) are the next round's data."""
     pytest.importorskip("rclpy")
     from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
-    from qt_policy.flywheel import Flywheel, FlywheelConfig
+    from qt_policy.flywheel import flywheel_summary
 
     monkeypatch.setenv("ROS_DOMAIN_ID", str(int(os.environ["ROS_DOMAIN_ID"]) % 100 + 131))  # a graph of its own
     out = tmp_path / "ros"
-    cfg = FlywheelConfig(**{**TINY, "tasks": ["drawer-close"], "collect": "ros", "episodes_per_round": 1,
-                            "eval_episodes": 1})
-    summary = Flywheel(out, cfg, progress=False).run()
+    cfg = {**TINY, "tasks": ["drawer-close"], "collect": "ros", "episodes_per_round": 1, "eval_episodes": 1}
+    _in_child(RUN.format(cfg=cfg) + f"Flywheel(Path({str(out)!r}), cfg, progress=False).run()\n")
+    summary = flywheel_summary(out)
     recorded = [b for b in list_episode_bags(out / "bags") if b.name.startswith("r1-")]
     assert len(recorded) == 1 and (out / "round_1" / "ros" / "bags").is_dir()
     episode = read_episode_bag(recorded[0])
