@@ -1,8 +1,8 @@
 """Shared test set-up: the source tree on sys.path and safe ROS settings for every test."""
 import os
 import random
-import time
 import sys
+import time
 from pathlib import Path
 
 import pytest

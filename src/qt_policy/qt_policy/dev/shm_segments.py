@@ -29,17 +29,38 @@ def remove_stale_segments(since: float = 0.0, shm: Path = SHM) -> list[Path]:
     in_use = mapped_segments()
     removed = []
     for path in sorted(shm.glob("fastdds_*")):
-        name = path.name
-        if name.endswith("_el") or name.startswith("fastdds_port") or name in in_use:
-            continue
         try:
-            if path.stat().st_mtime < since:
-                continue
-            path.unlink()
-            removed.append(path)
-            lock = path.with_name(name + "_el")
-            if lock.exists():
-                lock.unlink()
+            fresh = path.stat().st_mtime >= since
+        except OSError:
+            continue
+        if _is_data_segment(path.name) and path.name not in in_use and fresh:
+            removed += _remove_segment(path)
+    return removed
+
+
+def remove_own_segments(shm: Path = SHM) -> list[Path]:
+    """At exit: delete the data segments this process maps. Fast DDS keeps a process's segment
+    mapped until the process ends and does not delete it then; call this when this process's
+    participants are done (atexit), never while its nodes still talk."""
+    removed = []
+    for name in sorted(_mapped_by("/proc/self/maps")):
+        if _is_data_segment(name):
+            removed += _remove_segment(shm / name)
+    return removed
+
+
+def _is_data_segment(name: str) -> bool:
+    """A participant's data segment, not a port (the small discovery queues) or a lock file."""
+    return name.startswith("fastdds_") and not name.startswith("fastdds_port") and not name.endswith("_el")
+
+
+def _remove_segment(path: Path) -> list[Path]:
+    """Delete a segment and its `_el` lock file; returns what was deleted."""
+    removed = []
+    for p in (path, path.with_name(path.name + "_el")):
+        try:
+            p.unlink()
+            removed.append(p)
         except OSError:
             continue
     return removed
@@ -51,20 +72,3 @@ def _mapped_by(maps: str) -> set[str]:
             return {line.rsplit("/dev/shm/", 1)[1].split()[0] for line in f if "/dev/shm/fastdds_" in line}
     except OSError:
         return set()
-
-
-def remove_own_segments(shm: Path = SHM) -> list[Path]:
-    """At exit: delete the data segments this process maps. Fast DDS keeps a process's segment
-    mapped until the process ends and does not delete it then; call this when this process's
-    participants are done (atexit), never while its nodes still talk."""
-    removed = []
-    for name in sorted(_mapped_by("/proc/self/maps")):
-        if name.startswith("fastdds_port") or name.endswith("_el"):
-            continue
-        for path in (shm / name, shm / f"{name}_el"):
-            try:
-                path.unlink()
-                removed.append(path)
-            except OSError:
-                continue
-    return removed

@@ -3,10 +3,8 @@ would write had the same episodes run through the ROS graph (results/ros_loop: t
 step for step), collected in-process, in lockstep, as the evaluation harness runs them."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..data.episode import EpisodeData
-from ..sim.arm import ACTION_NAMES, STATE_NAMES
+from ..sim.collect import sim_episode
 from .rollout import BatchPolicy, run_task
 
 
@@ -17,19 +15,16 @@ def collect_policy_episodes(arms, policy: BatchPolicy, task, seeds: list[int], e
     images[t]/states[t] are the observation the action was decided on; actions are as executed.
     episode_id(seed) names each episode (default f"{task}-{seed:07d}-policy").
     """
-    steps: list[list[tuple]] = [[] for _ in seeds]
+    images: list[list] = [[] for _ in seeds]
+    states: list[list] = [[] for _ in seeds]
+    actions: list[list] = [[] for _ in seeds]
 
     def keep(i, observation, action):
-        steps[i].append((observation.image, observation.state, action))
+        images[i].append(observation.image)
+        states[i].append(observation.state)
+        actions[i].append(action)
 
     success, _lengths, _q, _frames = run_task(arms[:len(seeds)], policy, task, seeds, on_action=keep)
     name = episode_id or (lambda seed: f"{task.name}-{int(seed):07d}-policy")
-    episodes = []
-    for seed, ok, trace in zip(seeds, success, steps):
-        images, states, actions = zip(*trace)
-        episodes.append(EpisodeData(
-            instruction=task.instruction, images=np.stack(images), actions=np.stack(actions).astype(np.float32),
-            success=bool(ok), action_names=list(ACTION_NAMES), states=np.stack(states).astype(np.float32),
-            state_names=list(STATE_NAMES), episode_id=name(seed), end_reason="success" if ok else "timeout",
-            task=task.name))
-    return episodes
+    return [sim_episode(task, images[i], states[i], actions[i], success[i], arms[i].image_size, name(seed))
+            for i, seed in enumerate(seeds)]

@@ -64,16 +64,23 @@ def collect_episode(arm: SimArm, task_name: str, seed: int, mode: str = "expert"
         if success:
             break
 
-    size = arm.image_size
+    return sim_episode(task, images, states, actions, success, arm.image_size,
+                       episode_id=f"{task_name}-{int(seed):06d}-{f'a{attempt}-' if attempt else ''}{kind}")
+
+
+def sim_episode(task, images: list, states: list, actions: list, success: bool, image_size: int,
+                episode_id: str) -> EpisodeData:
+    """The steps of one episode on the simulated arm (observation before each action, the action as
+    executed) as `EpisodeData`: the scripted collectors and the policy's own episodes alike."""
     return EpisodeData(
         instruction=task.instruction,
-        images=np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8),
-        actions=np.stack(actions).astype(np.float32) if actions else np.zeros((0, 4), np.float32),
-        success=success,
+        images=np.stack(images) if images else np.zeros((0, image_size, image_size, 3), np.uint8),
+        actions=np.stack(actions).astype(np.float32) if actions else np.zeros((0, len(ACTION_NAMES)), np.float32),
+        success=bool(success),
         action_names=list(ACTION_NAMES),
-        states=np.stack(states).astype(np.float32) if states else np.zeros((0, 4), np.float32),
+        states=np.stack(states).astype(np.float32) if states else np.zeros((0, len(STATE_NAMES)), np.float32),
         state_names=list(STATE_NAMES),
-        episode_id=f"{task_name}-{int(seed):06d}-{f'a{attempt}-' if attempt else ''}{kind}",
+        episode_id=episode_id,
         end_reason="success" if success else "timeout",
-        task=task_name,
+        task=task.name,
     )
