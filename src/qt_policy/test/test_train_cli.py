@@ -55,6 +55,31 @@ def test_train_writes_checkpoints_and_resumes(bags, tmp_path):
     assert list((out / "tb").iterdir())
 
 
+def test_a_resume_refuses_other_data_and_grown_data(bags, tmp_path, capsys):
+    """A resume reads the run's own cache: another --data folder, or bags added to the run's folder since,
+    would silently not be (or newly be) what the run trains on, so both are refused with the reason."""
+    import shutil
+
+    mine, other, out = tmp_path / "mine", tmp_path / "other", tmp_path / "run"
+    shutil.copytree(bags, mine, ignore=shutil.ignore_patterns("_cache*"))
+    shutil.copytree(bags, other, ignore=shutil.ignore_patterns("_cache*"))
+    assert run_train("--data", mine, "--out", out, "--steps", 2) == 0
+    assert run_train("--data", other, "--out", out, "--steps", 3, "--resume") == 2
+    assert "not the data this run trained on" in capsys.readouterr().err
+    assert read_config(out / "checkpoint")["step"] == 2
+    rng = np.random.default_rng(1)
+    write_episode_bag(mine, EpisodeData(
+        instruction="open the drawer", images=rng.integers(0, 255, (5, 16, 16, 3), dtype=np.uint8),
+        actions=rng.uniform(-1, 1, (5, 4)).astype(np.float32), success=True, action_names=["dx", "dy", "dz", "gripper"],
+        states=rng.normal(size=(5, 4)).astype(np.float32), state_names=["x", "y", "z", "g"], episode_id="ep6",
+        task="drawer"), name="ep6")
+    from qt_policy.data.cache import convert_bags
+    convert_bags(mine, mine / "_cache")  # as a later training on the grown folder converts it
+    assert run_train("--data", mine, "--out", out, "--steps", 3, "--resume") == 2
+    assert "trained on 6 episodes" in capsys.readouterr().err
+    assert run_train("--data", mine / "_cache", "--out", tmp_path / "run2", "--steps", 1) == 0
+
+
 @pytest.mark.parametrize("algo", ["qt", "bc"])
 def test_averaged_checkpoint_is_the_polyak_average_of_the_online_weights(bags, tmp_path, algo):
     import torch

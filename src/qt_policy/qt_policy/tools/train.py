@@ -49,9 +49,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {**dataclass_overrides(ModelConfig, args), **dataclass_overrides(LossConfig, args),
                  **dataclass_overrides(TrainConfig, args)}
-    result = fit(args.data, args.out, preset_name=args.preset, success_only=args.success_only, tasks=args.tasks,
-                 embodiment=args.embodiment, resume=args.resume, device=args.device,
-                 threads=args.threads, progress=not args.no_progress, **overrides)
+    try:
+        result = fit(args.data, args.out, preset_name=args.preset, success_only=args.success_only, tasks=args.tasks,
+                     embodiment=args.embodiment, resume=args.resume, device=args.device,
+                     threads=args.threads, progress=not args.no_progress, **overrides)
+    except ValueError as exc:  # data, embodiment or run folder that do not fit: say so, no traceback
+        print(f"qt-train: error: {exc}", file=sys.stderr)
+        return 2
     return 0 if result.in_sync else 1
 
 

@@ -66,6 +66,14 @@ def resume_dir(out: Path) -> Path | None:
     return None
 
 
+def _check_same_data(data: Path, saved_cache: Path) -> None:
+    """A resume reads the run's own cache: refuse `data` that is another folder (it would be ignored)."""
+    saved_cache = saved_cache.resolve()
+    if data.resolve() not in (saved_cache, saved_cache.parent):
+        raise ValueError(f"--data {data} is not the data this run trained on ({saved_cache}, the cache of "
+                         f"{saved_cache.parent}); resume with that data, or train into another --out")
+
+
 def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only: bool = False,
         tasks: list[str] | None = None, embodiment: Path | None = None,
         resume: bool = False, device: str = "cpu", threads: int | None = None, progress: bool = True,
@@ -104,6 +112,7 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
         saved_train = {"act_with": "online", **saved["train"]}
         train_cfg = from_dict(TrainConfig, {**saved_train, **train_over})
         cache = Path(saved["data"]["cache"])
+        _check_same_data(Path(data), cache)
         start_step = int(saved["step"])
         success_only = success_only or bool(saved["data"].get("success_only"))
         preset_name = saved.get("preset", preset_name)
@@ -130,6 +139,10 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
 
     encoder = shared_encoder()
     sampler = TransitionSampler(cache, model_cfg, loss_cfg, encoder, episode_filter=keep)
+    if previous is not None and len(sampler.episodes) != saved["data"]["episodes"]:
+        raise ValueError(f"{out} trained on {saved['data']['episodes']} episodes of {cache}, which now holds "
+                         f"{len(sampler.episodes)}: a resume continues the same run on the same data; train the "
+                         "new data into another --out")
     if train_cfg.success_batch_fraction and not sampler.num_successes:
         # a robot's first data may hold no success yet: train on what there is, and say so (the checkpoint too)
         log(f"warning: no successful episode in the data: batches are drawn uniformly "
