@@ -13,7 +13,7 @@ frames over 512 KiB through). Also reported: the achieved action rate and the po
 decode latency (its /diagnostics). Default model: the default ModelConfig with random weights
 (the same architecture and cost as a trained one); --checkpoint to use a real one.
 
-    source scripts/env.sh && python benchmarks/bench_policy_node.py [--seconds 20] [--camera 64x64 640x480]
+    source scripts/env.sh && python benchmarks/bench_policy_node.py [--seconds 20] [--camera 64x64 640x480] [--flood]
 """
 from __future__ import annotations
 
@@ -60,6 +60,10 @@ def main() -> int:
     parser.add_argument("--control-rate", type=float, default=10.0,
                         help="the embodiment's control_rate_hz (a copy of the sim arm's file with this rate)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of each run not measured")
+    parser.add_argument("--flood", action="store_true",
+                        help="run each camera size again while another process publishes a 4000x4000 rgb8 frame a "
+                             "second on the same topic (qt_policy.dev.flood_camera): the rate and latency of the "
+                             "other frames' decisions")
     parser.add_argument("--threads", type=int, default=None,
                         help="OMP_NUM_THREADS of the policy process (torch intra-op threads; default: inherited)")
     args = parser.parse_args()
@@ -134,8 +138,15 @@ def main() -> int:
         print(f"[bench] policy node up after {time.monotonic() - t0:.1f} s", flush=True)
         instruction_pub.publish(String(data="open the drawer"))
 
-        for size in args.camera:
+        for size, flood in [(size, flood) for size in args.camera for flood in ([False, True] if args.flood else [False])]:
             width, height = (int(v) for v in size.lower().split("x"))
+            flooder = None
+            if flood:
+                flooder = subprocess.Popen([sys.executable, "-m", "qt_policy.dev.flood_camera", "/camera/image_raw"],
+                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                t_up = time.monotonic()
+                while node.count_publishers("/camera/image_raw") < 2 and time.monotonic() - t_up < 60:
+                    executor.spin_once(timeout_sec=0.1)
             rng = np.random.default_rng(0)
             data = array.array("B", rng.integers(0, 256, height * width * 3, dtype=np.uint8).tobytes())
             img = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3, data=data)
@@ -146,6 +157,7 @@ def main() -> int:
                 published[img.header.stamp.sec * 1_000_000_000 + img.header.stamp.nanosec] = time.perf_counter()
                 image_pub.publish(img)
 
+            log_from = log_path.stat().st_size
             timer = node.create_timer(1.0 / args.camera_hz, publish)
             published.clear()
             received.clear()
@@ -156,18 +168,23 @@ def main() -> int:
             while time.perf_counter() < stop:
                 executor.spin_once(timeout_sec=0.01)
             node.destroy_timer(timer)
+            if flooder is not None:
+                from qt_policy.dev.launch import stop_processes
+                stop_processes([flooder], timeout=10)
             t_drain = time.perf_counter() + 0.5  # actions for the last frames
             while time.perf_counter() < t_drain:
                 executor.spin_once(timeout_sec=0.01)
+            holds = log_path.read_bytes()[log_from:].count(b"holding: camera stale")  # warm-up included
             frames = sum(1 for t in published.values() if measure_from <= t < stop)
             measured = [(s, t) for s, t in received if measure_from <= t < stop]
             lat = [(t - published[s]) * 1e3 for s, t in measured if s in published]
             times = sorted(t for _, t in measured)
             rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 else 0.0
-            rows.append({"camera": f"{width}x{height}", "frames": frames, "camera_hz": frames / args.seconds,
+            rows.append({"camera": f"{width}x{height}" + (" + flood" if flood else ""), "frames": frames, "camera_hz": frames / args.seconds,
                          "actions": len(measured), "matched": len(lat), "rate": rate,
                          "p50": percentile(lat, 50), "p90": percentile(lat, 90), "p99": percentile(lat, 99),
-                         "max": max(lat) if lat else float("nan"), "decode": decode_ms[-1] if decode_ms else "n/a"})
+                         "max": max(lat) if lat else float("nan"), "decode": decode_ms[-1] if decode_ms else "n/a",
+                         "holds": holds})
             print(f"[bench] {size}: {len(lat)} actions matched", flush=True)
             # let the policy see a stale camera between runs, then start the next size fresh
             t_gap = time.perf_counter() + 1.0
@@ -187,14 +204,17 @@ def main() -> int:
           f"{args.threads or os.environ.get('OMP_NUM_THREADS', 'default')}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load avg {load[0]:.1f}/{load[1]:.1f}")
     print("image-to-action latency = QAction receive time - publish time of the image it names (the decision is made "
-          "when the frame of a control step arrives)\n")
-    head = f"{'camera':>9} {'cam Hz':>7} {'actions':>8} {'act Hz':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} " \
-           f"{'max ms':>8} {'decode p50 ms':>14}"
+          "when the frame of a control step arrives); stale holds: times the node held for a stale camera during the "
+          "run, warm-up included\n")
+    if args.flood:
+        print("'+ flood': a 4000x4000 rgb8 frame a second from another process on the same topic (not counted)")
+    head = f"{'camera':>17} {'cam Hz':>7} {'actions':>8} {'act Hz':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} " \
+           f"{'max ms':>8} {'decode p50 ms':>14} {'stale holds':>12}"
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['camera']:>9} {r['camera_hz']:>7.1f} {r['matched']:>8} {r['rate']:>7.2f} {r['p50']:>8.1f} "
-              f"{r['p90']:>8.1f} {r['p99']:>8.1f} {r['max']:>8.1f} {r['decode']:>14}")
+        print(f"{r['camera']:>17} {r['camera_hz']:>7.1f} {r['matched']:>8} {r['rate']:>7.2f} {r['p50']:>8.1f} "
+              f"{r['p90']:>8.1f} {r['p99']:>8.1f} {r['max']:>8.1f} {r['decode']:>14} {r['holds']:>12}")
     return 0
 
 

@@ -19,8 +19,9 @@ latency, rate, Q, the hold reason and the safety limits that acted.
 
 Threads: the callbacks only note each message's arrival (rmw's received timestamp) and hand it on.
 Frame conversion + decision run on one worker thread and instruction encoding on another
-(runtime.latest_worker: the newest item wins, no backlog), so a huge frame or a long instruction
-cannot delay another frame's decision or fake a stale camera; the executor stays single-threaded
+(runtime.latest_worker: the newest item wins, no backlog), so a long instruction cannot delay a
+frame's decision and a huge frame costs about the decision of its own control step (docs/nodes.md:
+a flood of huge frames once made the camera look stale for a moment); the executor stays single-threaded
 (rclpy's multi-threaded one busy-waits). The control timer is the stale-input watchdog (and decides
 for a model without camera). Staleness is judged on arrival time, and on the header stamp too when
 that is on the node's clock.
