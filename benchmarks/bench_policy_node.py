@@ -73,6 +73,7 @@ def main() -> int:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
+    from qt_policy.dev.launch import stop_processes
     from qt_policy.nodes.qos import LATCHED
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
@@ -87,7 +88,7 @@ def main() -> int:
     node = rclpy.create_node("bench_policy_node")
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    proc = None
+    proc = flooder = None
     rows = []
     try:
         published: dict[int, float] = {}  # image stamp (ns) -> publish time (perf_counter)
@@ -145,7 +146,10 @@ def main() -> int:
                 flooder = subprocess.Popen([sys.executable, "-m", "qt_policy.dev.flood_camera", "/camera/image_raw"],
                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 t_up = time.monotonic()
-                while node.count_publishers("/camera/image_raw") < 2 and time.monotonic() - t_up < 60:
+                while node.count_publishers("/camera/image_raw") < 2:
+                    if flooder.poll() is not None or time.monotonic() - t_up > 60:
+                        print("[bench] the flood publisher did not come up", file=sys.stderr)
+                        return 1
                     executor.spin_once(timeout_sec=0.1)
             rng = np.random.default_rng(0)
             data = array.array("B", rng.integers(0, 256, height * width * 3, dtype=np.uint8).tobytes())
@@ -169,8 +173,8 @@ def main() -> int:
                 executor.spin_once(timeout_sec=0.01)
             node.destroy_timer(timer)
             if flooder is not None:
-                from qt_policy.dev.launch import stop_processes
                 stop_processes([flooder], timeout=10)
+                flooder = None
             t_drain = time.perf_counter() + 0.5  # actions for the last frames
             while time.perf_counter() < t_drain:
                 executor.spin_once(timeout_sec=0.01)
@@ -191,8 +195,9 @@ def main() -> int:
             while time.perf_counter() < t_gap:
                 executor.spin_once(timeout_sec=0.05)
     finally:
+        if flooder is not None:
+            stop_processes([flooder], timeout=10)
         if proc is not None:
-            from qt_policy.dev.launch import stop_processes
             stop_processes([proc], timeout=10)
         executor.shutdown()
         node.destroy_node()

@@ -64,8 +64,6 @@ class Harness:
         self.sent_stamps = set()
         self.mode = 'off'  # camera: off | good | bad | old (stamped 1 s in the past)
         self.size = (48, 64)  # (height, width) of 'good' frames
-        self.huge_every = 0  # with 'good': every n-th frame is 4000x4000 instead
-        self._huge = None
         self._pool = {}
         self.last_good_sent = None
         self.frame_count = 0
@@ -110,12 +108,7 @@ class Harness:
         rng = np.random.default_rng(self.frame_count)
         if mode == 'old':
             msg.header.stamp.sec -= 1
-        if mode == 'good' and self.huge_every and self.frame_count % self.huge_every == 0:
-            if self._huge is None:
-                self._huge = np.random.default_rng(0).integers(0, 256, 4000 * 4000 * 3, dtype=np.uint8).tobytes()
-            msg.height, msg.width, msg.encoding, msg.step = 4000, 4000, 'rgb8', 4000 * 3
-            msg.data = self._huge
-        elif mode in ('good', 'old'):
+        if mode in ('good', 'old'):
             h, w = self.size
             msg.height, msg.width, msg.encoding = h, w, 'bgr8'
             msg.step = w * 3
