@@ -17,6 +17,7 @@ slowed each other 5-10x on 2 cores); p50 and p99 over the rounds, and each one's
 torch's forward, ONNX Runtime to ONNX Runtime's). The ratio target of issue 22 is <= 1.3.
 
     python benchmarks/bench_decode.py [--dims 4 8 11] [--bins 32 256] [--threads 2] [--rounds 300] [--compile]
+    python benchmarks/bench_decode.py --dims 4 7 --bins 32 --cameras 2 --state-dim 8   # the robosuite Panda's layout
 """
 from __future__ import annotations
 
@@ -92,11 +93,14 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2, help="intra-op threads of torch and ONNX Runtime (default 2)")
     p.add_argument("--rounds", type=int, default=300, help="timed rounds (default 300)")
     p.add_argument("--compile", action="store_true", help="also time the fused decoder under torch.compile")
+    p.add_argument("--cameras", type=int, default=1, help="camera streams, one token set each (default 1)")
+    p.add_argument("--state-dim", type=int, default=4, help="robot state size (default 4)")
     p.add_argument("--no-onnx", action="store_true", help="torch only")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{datetime.date.today()} {platform.node()} {platform.machine()} {platform.processor() or ''}, torch "
-          f"{torch.__version__}, {args.threads} threads, batch 1, {args.rounds} rounds")
+          f"{torch.__version__}, {args.threads} threads, batch 1, {args.rounds} rounds, {args.cameras} camera(s) x 2 "
+          f"frames 64x64, state {args.state_dim}")
     header = f"{'dims':>4} {'bins':>4} {'params':>9}  {'variant':<12} {'p50 ms':>7} {'p99 ms':>7} {'/ forward':>9}"
     print(header)
     print("-" * len(header))
@@ -104,11 +108,12 @@ def main() -> int:
         for d in args.dims:
             torch.manual_seed(0)
             cfg = ModelConfig(action_dim=d, num_bins=bins, action_low=[-1.0] * d, action_high=[1.0] * d,
-                              action_names=[f"a{i}" for i in range(d)], state_dim=4)
+                              action_names=[f"a{i}" for i in range(d)], state_dim=args.state_dim,
+                              cameras=args.cameras)
             model = QTransformer(cfg).eval()
             g = torch.Generator().manual_seed(1)
-            images = torch.randint(0, 256, (1, cfg.frames, 64, 64, 3), dtype=torch.uint8, generator=g)
-            text, state = torch.randn(1, cfg.text_dim, generator=g), torch.randn(1, 4, generator=g)
+            images = torch.randint(0, 256, (1,) + cfg.image_shape(), dtype=torch.uint8, generator=g)
+            text, state = torch.randn(1, cfg.text_dim, generator=g), torch.randn(1, args.state_dim, generator=g)
             prefix = torch.zeros(1, d - 1, dtype=torch.long)
             fused = FusedGreedyDecoder(model)
             variants = {

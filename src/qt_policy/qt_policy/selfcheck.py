@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     mcfg = ModelConfig()
     image_model = QTransformer(mcfg).eval()
-    images = torch.randint(0, 256, (1, mcfg.frames, mcfg.image_size, mcfg.image_size, 3), dtype=torch.uint8)
+    images = torch.randint(0, 256, (1,) + mcfg.image_shape(), dtype=torch.uint8)
     text = torch.nn.functional.normalize(torch.randn(1, mcfg.text_dim), dim=-1)
     t1 = time.perf_counter()
     out = greedy_decode(image_model, images, text)

@@ -97,3 +97,16 @@ def test_learner_trains_on_shifted_images_only_when_asked(algo, monkeypatch):
         info = learner.update(_batch(size=16))
         assert np.isfinite(info["loss"])
     assert seen == [(0, True), (2, False)]
+
+
+def test_two_cameras_shift_like_frames_of_one_sample():
+    """(B, F, K, H, W, 3): every frame of every camera of a sample moves by the sample's one shift."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (3, 2, 2, 12, 12, 3), dtype=torch.uint8, generator=g)
+    shifted = random_shift(images, 2, torch.Generator().manual_seed(4))
+    flat = random_shift(images.flatten(1, 2), 2, torch.Generator().manual_seed(4))
+    assert shifted.shape == images.shape and shifted.dtype == torch.uint8
+    assert torch.equal(shifted.flatten(1, 2), flat)
+    images[:, :, 1] = images[:, :, 0]  # the same picture in both cameras moves the same way
+    shifted = random_shift(images, 2, torch.Generator().manual_seed(4))
+    assert torch.equal(shifted[:, :, 0], shifted[:, :, 1]) and not torch.equal(shifted, images)

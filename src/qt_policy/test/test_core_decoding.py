@@ -21,11 +21,11 @@ def state_model(action_dim=3, num_bins=5, seed=0, **kw) -> QTransformer:
     return model
 
 
-def image_model(action_dim=4, seed=0) -> QTransformer:
+def image_model(action_dim=4, seed=0, **kw) -> QTransformer:
     torch.manual_seed(seed)
     cfg = ModelConfig(action_dim=action_dim, action_low=[-1.0] * action_dim, action_high=[1.0] * action_dim,
                       action_names=[f"a{i}" for i in range(action_dim)], image_size=32, frames=2, conv_channels=[8, 16],
-                      tokens_per_frame=4, text_dim=16, d_model=32, num_layers=2, num_heads=2)
+                      tokens_per_frame=4, text_dim=16, d_model=32, num_layers=2, num_heads=2, **kw)
     return QTransformer(cfg).eval()
 
 
@@ -36,7 +36,7 @@ def random_context(model, batch=4, seed=1):
     state = torch.randn(batch, cfg.state_dim, generator=g) if cfg.state_dim else None
     images = None
     if cfg.image_size:
-        images = torch.randint(0, 256, (batch, cfg.frames, cfg.image_size, cfg.image_size, 3), generator=g, dtype=torch.uint8)
+        images = torch.randint(0, 256, (batch,) + cfg.image_shape(), generator=g, dtype=torch.uint8)
     return images, text, state
 
 
@@ -226,3 +226,65 @@ def test_fused_decoding_with_images_and_in_inference_mode():
     b = fused(model.encode_context(images, text, state))
     assert torch.equal(a.bins, ref.bins) and torch.equal(b.bins, ref.bins)
     torch.testing.assert_close(a.q_value, ref.q_value, atol=1e-5, rtol=0)
+
+
+# ----- 7 action dimensions and two cameras (the robosuite Panda's layout) ------------------------------
+
+def panda_like_model(num_bins=16, seed=7):
+    """7-D action (dx dy dz droll dpitch dyaw gripper), scene + wrist camera, a robot state."""
+    model = with_trained_norms(image_model(action_dim=7, seed=seed, cameras=2, state_dim=9, num_bins=num_bins))
+    with torch.no_grad():
+        model.head_weight.mul_(4.0)  # well separated argmaxes
+    return model
+
+
+def test_two_cameras_seven_dims_cached_uncached_fused_and_chain_search_agree():
+    from qt_policy.core.fast_decoding import FusedGreedyDecoder
+
+    model = panda_like_model()
+    images, text, state = random_context(model, batch=3, seed=11)
+    assert images.shape == (3, 2, 2, 32, 32, 3)  # (B, F, K, H, W, 3)
+    ctx = model.encode_context(images, text, state)
+    assert ctx.shape[1] == model.num_context_tokens == 2 * 2 * 4 + 2  # frames x cameras x tokens + text + state
+    cached = greedy_decode(model, images, text, state, use_cache=True)
+    uncached = greedy_decode(model, images, text, state, use_cache=False)
+    fused = FusedGreedyDecoder(model)(ctx)
+    assert torch.equal(cached.bins, uncached.bins) and torch.equal(cached.bins, fused.bins)
+    torch.testing.assert_close(cached.dim_q, uncached.dim_q, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fused.dim_q, cached.dim_q, atol=1e-5, rtol=0)
+    for k in range(3):  # every dimension's choice is the argmax over all its bins after the chosen prefix
+        prefix = ()
+        for i in range(7):
+            row = model.q_values(ctx[k:k + 1], torch.tensor([prefix + (0,) * (7 - i)]))[0, i]
+            best = int(row.argmax())
+            assert cached.bins[k, i].item() == best
+            assert cached.dim_q[k, i].item() == pytest.approx(row[best].item(), abs=1e-5)
+            prefix += (best,)
+
+
+def test_each_camera_has_its_own_tokens():
+    """A camera's image changes only its own tokens, and the cameras are told apart: the same
+    picture seen by the scene camera or by the wrist camera gives different tokens."""
+    model = panda_like_model()
+    images, text, state = random_context(model, batch=2, seed=5)
+    base = model.encode_context(images, text, state).detach()
+    per_camera = base[:, :16].view(2, 2, 2, 4, -1)  # (B, F, K, tokens, d)
+    changed = images.clone()
+    changed[:, :, 1] = 255 - changed[:, :, 1]  # only the wrist camera's frames
+    out = model.encode_context(changed, text, state).detach()[:, :16].view(2, 2, 2, 4, -1)
+    torch.testing.assert_close(out[:, :, 0], per_camera[:, :, 0], atol=0, rtol=0)
+    assert (out[:, :, 1] - per_camera[:, :, 1]).abs().max() > 1e-3
+    same = images.clone()
+    same[:, :, 1] = same[:, :, 0]  # both cameras see the same picture
+    tokens = model.encode_context(same, text, state).detach()[:, :16].view(2, 2, 2, 4, -1)
+    diff = tokens[:, :, 1] - tokens[:, :, 0]
+    torch.testing.assert_close(diff, (model.camera_embed[1] - model.camera_embed[0]).detach().expand_as(diff),
+                               atol=1e-5, rtol=0)
+
+
+def test_a_one_camera_model_has_no_camera_embedding():
+    """Checkpoints from before cameras existed load unchanged: their state dict has no such weight."""
+    assert not hasattr(image_model(), "camera_embed")
+    with pytest.raises(ValueError, match="images must be"):
+        panda_like_model().encode_context(torch.zeros(1, 2, 32, 32, 3, dtype=torch.uint8), torch.zeros(1, 16),
+                                          torch.zeros(1, 9))

@@ -16,7 +16,8 @@ from .batch import Observation, TransitionBatch
 
 
 def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Shift each sample of (B, F, H, W, C) images by up to `pad` pixels per axis, replicating edges.
+    """Shift each sample of (B, F, H, W, C) images (or (B, F, K, H, W, C), K cameras: all by the
+    same shift) by up to `pad` pixels per axis, replicating edges.
 
     Equal to replicate-padding by `pad` and cropping a random HxW window; integer shifts, so every
     output pixel is an input pixel (uint8 stays uint8, nothing is interpolated).
@@ -25,6 +26,8 @@ def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | No
         raise ValueError(f"pad must be >= 0, got {pad}")
     if pad == 0 or images.numel() == 0:
         return images
+    if images.dim() == 6:
+        return random_shift(images.flatten(1, 2), pad, generator).view(images.shape)
     b, _, h, w, _ = images.shape
     offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator).tolist()
     # Replicate-pad once (index_select of clamped rows/columns), then one crop per sample: far

@@ -25,6 +25,7 @@ class ModelConfig:
     image_size: int = 64  # square RGB input; 0 means no camera (state-only model, used in tests)
     image_crop: str = "center"  # camera frame -> square input: "center" = centre crop, then resize (data/observation.py)
     frames: int = 2  # frame history length
+    cameras: int = 1  # camera streams (the embodiment's cameras, e.g. scene + wrist), one token set each
     conv_channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # stride-2 FiLM conv blocks
     tokens_per_frame: int = 8  # TokenLearner output tokens per frame
     text_dim: int = 384  # instruction embedding size (all-MiniLM-L6-v2)
@@ -44,8 +45,14 @@ class ModelConfig:
             raise ValueError("d_model must be divisible by num_heads")
         if self.image_crop not in ("center",):  # data.observation.CROP_RULES (core imports nothing from data)
             raise ValueError(f"image_crop must be 'center', got {self.image_crop!r}")
+        if self.cameras < 1:
+            raise ValueError(f"cameras must be >= 1, got {self.cameras}")
         if self.image_size == 0 and self.state_dim == 0:
             raise ValueError("the model needs a camera (image_size > 0) or a state (state_dim > 0)")
+
+    def image_shape(self) -> tuple[int, ...]:
+        """One sample's camera input: (F, H, W, 3) for one camera, (F, K, H, W, 3) for K cameras."""
+        return (self.frames,) + ((self.cameras,) if self.cameras > 1 else ()) + (self.image_size, self.image_size, 3)
 
 
 @dataclass

@@ -4,8 +4,8 @@ Sequence layout, for a state with N context tokens and d action dimensions:
 
     [ctx_1 .. ctx_N | start, emb_1(a^1), .., emb_{d-1}(a^{d-1})]
 
-Context tokens (image tokens of a short frame history, the instruction, the optional robot
-state) see each other; action tokens see the whole context and the earlier action tokens
+Context tokens (image tokens of a short frame history of each camera, the instruction, the
+optional robot state) see each other; action tokens see the whole context and the earlier action tokens
 (prefix-LM mask). The output at action position i holds Q(s, a^{1:i-1}, a^i = b) for every bin b,
 passed through a sigmoid because sparse binary rewards keep every return in [0, 1].
 """
@@ -125,6 +125,8 @@ class QTransformer(nn.Module):
             self.token_learner = TokenLearner(chans[-1], cfg.tokens_per_frame)
             self.image_proj = nn.Linear(chans[-1], d)
             self.image_pos = nn.Parameter(torch.randn(cfg.frames, cfg.tokens_per_frame, d) * 0.02)
+            if cfg.cameras > 1:  # which camera a token comes from (one camera needs none: older checkpoints load)
+                self.camera_embed = nn.Parameter(torch.randn(cfg.cameras, d) * 0.02)
             self.register_buffer("pixel_mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1), persistent=False)
             self.register_buffer("pixel_std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1), persistent=False)
         self.text_proj = nn.Linear(cfg.text_dim, d)
@@ -145,10 +147,14 @@ class QTransformer(nn.Module):
     def num_context_tokens(self) -> int:
         cfg = self.cfg
         n = 1 + (1 if cfg.state_dim else 0)
-        return n + (cfg.frames * cfg.tokens_per_frame if cfg.image_size else 0)
+        return n + (cfg.frames * cfg.cameras * cfg.tokens_per_frame if cfg.image_size else 0)
 
     def encode_context(self, images=None, text=None, state=None) -> torch.Tensor:
-        """images uint8 (B, F, H, W, 3), text (B, text_dim), state (B, state_dim) -> (B, N, d_model)."""
+        """images uint8 (B, F, H, W, 3) or, with K cameras, (B, F, K, H, W, 3); text (B, text_dim),
+        state (B, state_dim) -> (B, N, d_model).
+
+        Every camera's frames go through the same FiLM conv encoder and TokenLearner; a learned
+        per-camera embedding tells the Transformer which view a token shows (scene vs wrist)."""
         cfg = self.cfg
         if text is None:
             raise ValueError("an instruction embedding is required")
@@ -157,16 +163,20 @@ class QTransformer(nn.Module):
         if cfg.image_size:
             if images is None:
                 raise ValueError("this model needs camera images")
-            b, f, h, w, c = images.shape
-            if (f, h, w, c) != (cfg.frames, cfg.image_size, cfg.image_size, 3):
-                raise ValueError(f"images must be (B, {cfg.frames}, {cfg.image_size}, {cfg.image_size}, 3), got {tuple(images.shape)}")
-            x = images.reshape(b * f, h, w, c).permute(0, 3, 1, 2).float().div(255.0)
+            if tuple(images.shape[1:]) != cfg.image_shape():
+                raise ValueError(f"images must be (B, {', '.join(map(str, cfg.image_shape()))}), got {tuple(images.shape)}")
+            b, h, w, c, k = images.shape[0], cfg.image_size, cfg.image_size, 3, cfg.cameras
+            f = cfg.frames
+            x = images.reshape(b * f * k, h, w, c).permute(0, 3, 1, 2).float().div(255.0)
             x = (x - self.pixel_mean) / self.pixel_std
-            cond = text.repeat_interleave(f, dim=0)
+            cond = text.repeat_interleave(f * k, dim=0)
             for block in self.conv_blocks:
                 x = block(x, cond)
-            img = self.image_proj(self.token_learner(x)).view(b, f, cfg.tokens_per_frame, -1)
-            tokens.append((img + self.image_pos + self.context_type[0]).flatten(1, 2))
+            img = self.image_proj(self.token_learner(x)).view(b, f, k, cfg.tokens_per_frame, -1)
+            img = img + self.image_pos[:, None] + self.context_type[0]
+            if k > 1:
+                img = img + self.camera_embed[None, None, :, None]
+            tokens.append(img.flatten(1, 3))
         tokens.append((self.text_proj(text) + self.context_type[1])[:, None])
         if cfg.state_dim:
             if state is None:

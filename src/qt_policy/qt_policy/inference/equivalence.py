@@ -12,7 +12,7 @@ def random_observations(cfg, count: int, seed: int = 0, batch: int = 25):
     done = 0
     while done < count:
         b = min(batch, count - done)
-        images = (rng.integers(0, 256, (b, cfg.frames, cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
+        images = (rng.integers(0, 256, (b,) + cfg.image_shape(), dtype=np.uint8)
                   if cfg.image_size else None)
         text = rng.normal(size=(b, cfg.text_dim)).astype(np.float32)
         text /= np.linalg.norm(text, axis=1, keepdims=True)

@@ -68,7 +68,7 @@ def example_inputs(cfg, batch: int = 1) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     out = {}
     if cfg.image_size:
-        out["images"] = torch.randint(0, 256, (batch, cfg.frames, cfg.image_size, cfg.image_size, 3), dtype=torch.uint8,
+        out["images"] = torch.randint(0, 256, (batch,) + cfg.image_shape(), dtype=torch.uint8,
                                       generator=g)
     out["text"] = torch.randn(batch, cfg.text_dim, generator=g)
     if cfg.state_dim:
