@@ -351,3 +351,64 @@ def test_rclpy_raw_bytes(tmp_path, ts):
     np.testing.assert_array_equal(ep.images[0], np.arange(18, dtype=np.uint8).reshape(2, 3, 3)[:, :, ::-1])
     np.testing.assert_array_equal(ep.actions, [[0.25, -1.0]])
     assert ep.action_names == ["a", "b"]
+
+
+def test_two_cameras_round_trip_through_bag_cache_and_sampler(tmp_path):
+    """A scene + wrist episode: each camera on its own topic, read back frame for frame, cached as
+    (T, K, H, W, 3), sampled as (B, F, K, H, W, 3), and the model shaped for two cameras."""
+    from qt_policy.core.config import LossConfig, ModelConfig
+    from qt_policy.data.cache import convert_bags, load_index
+    from qt_policy.data.dataset import TransitionSampler
+    from qt_policy.training.data_shape import model_config_for
+
+    one = make_episode(T=6, size=16)
+    wrist = 255 - one.images
+    ep = EpisodeData(instruction=one.instruction, images=np.stack([one.images, wrist], axis=1), actions=one.actions,
+                     success=True, action_names=one.action_names, states=one.states, state_names=one.state_names,
+                     episode_id="two_cams", end_reason="success", task="pick-place")
+    assert ep.num_cameras == 2 and np.array_equal(ep.camera(1), wrist)
+    path = write_episode_bag(tmp_path / "bags", ep, start_time_ns=1_700_000_000_000_000_000, dt_ns=50_000_000)
+    meta = (path / "metadata.yaml").read_text()
+    assert "/camera/image_raw" in meta and "/camera_1/image_raw" in meta
+    back = read_episode_bag(path)
+    np.testing.assert_array_equal(back.images, ep.images)
+
+    index = convert_bags(tmp_path / "bags", tmp_path / "cache", image_size=8, progress=False)
+    assert index["episodes"][0]["cameras"] == 2
+    cfg = model_config_for(load_index(tmp_path / "cache"), {"frames": 2})
+    assert (cfg.cameras, cfg.image_size) == (2, 8)
+    sampler = TransitionSampler(tmp_path / "cache", cfg, LossConfig(), lambda text: np.ones(cfg.text_dim, np.float32))
+    obs = sampler.observation(np.array([0, 0]), np.array([0, 3]))
+    assert tuple(obs.images.shape) == (2, 2, 2, 8, 8, 3)
+    from qt_policy.data.observation import prepare_frame
+    np.testing.assert_array_equal(obs.images[1, 1, 1].numpy(), prepare_frame(wrist[3], 8))  # step 3, wrist
+    np.testing.assert_array_equal(obs.images[1, 0, 0].numpy(), prepare_frame(one.images[2], 8))  # step 2, scene
+
+
+def test_cameras_of_different_sizes_need_an_image_size(tmp_path):
+    """A real robot's wrist camera is often smaller than its scene camera: the bag keeps both as
+    recorded, and reading them for training brings each to the model's square input."""
+    from qt_policy.data.bag_io import EpisodeBagError
+    from qt_policy.data.observation import prepare_frame
+
+    ep = make_episode(T=3, size=16)
+    path = write_episode_bag(tmp_path / "bags", ep, start_time_ns=1_700_000_000_000_000_000)
+    ts = bf.get_episode_typestore()
+    with EpisodeBagWriter(typestore=ts) as w:  # the same episode with a 12x20 second camera
+        w.open(tmp_path / "bags2", "mixed")
+        from rosbags.highlevel import AnyReader
+        with AnyReader([path], default_typestore=ts) as reader:
+            for conn, log_ns, raw in reader.messages():
+                if conn.topic == bf.RESULT_TOPIC:
+                    continue
+                w.write_raw(conn.topic, conn.msgtype, raw, log_ns)
+                if conn.topic == bf.IMAGE_TOPIC:
+                    stamp = bf.cdr_header_stamp_ns(raw)
+                    small = np.full((12, 20, 3), stamp % 200, np.uint8)
+                    w.write(bf.image_topic(1), bf.IMAGE_TYPE, bf.make_image_msg(small, stamp, typestore=ts), log_ns)
+        mixed = w.finalize(success=True, num_steps=3)
+    with pytest.raises(EpisodeBagError, match="cameras of different sizes"):
+        read_episode_bag(mixed)
+    both = read_episode_bag(mixed, image_size=8)
+    assert both.images.shape == (3, 2, 8, 8, 3)
+    np.testing.assert_array_equal(both.images[:, 0], np.stack([prepare_frame(im, 8) for im in ep.images]))

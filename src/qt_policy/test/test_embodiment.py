@@ -36,7 +36,7 @@ def test_bad_embodiment_files_are_clear_errors(tmp_path):
         ({'actions': [{'name': 'a', 'command': 'joint_position.j1'}, {'name': 'b', 'command': 'joint_velocity.j2'}]},
          'mix joint_position and joint_velocity'),
         ({'state': {'topic': 'joint_states', 'joints': []}}, 'state.joints is empty'),
-        ({'cameras': [{'name': 'a'}, {'name': 'b'}]}, 'the model takes one camera'),
+        ({'cameras': [{'name': 'a'}, {'name': 'b'}]}, 'camera names and topics must differ'),
         ({'twist': {'topic': 'x', 'frame': 'y'}}, r"embodiment.twist: unknown keys \['frame'\]"),
     ]
     for change, message in cases:

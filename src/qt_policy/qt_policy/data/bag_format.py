@@ -3,7 +3,9 @@
 One episode = one rosbag2 folder (MCAP storage, ros2 profile) with these topics:
 
 * ``/camera/image_raw``  sensor_msgs/msg/Image (rgb8 when we write it; header.stamp = capture time), or
-  ``/camera/image_raw/compressed`` sensor_msgs/msg/CompressedImage (JPEG/PNG) -- one of the two
+  ``/camera/image_raw/compressed`` sensor_msgs/msg/CompressedImage (JPEG/PNG) -- one of the two;
+  a robot with K >= 2 cameras (the embodiment's order) adds ``/camera_1/image_raw`` .. ``/camera_<K-1>/...``
+  (``image_topic(k)``)
 * ``/instruction``       std_msgs/msg/String (written first)
 * ``/robot_state``       sensor_msgs/msg/JointState (optional; name = state names, position = values)
 * ``/qt/action``         qt_msgs/msg/QAction, one per control step; header.stamp = stamp of the camera
@@ -16,7 +18,7 @@ metadata.yaml custom_data ``qt_ros.embodiment`` holds the robot's embodiment (ro
 when the recorder knew it; the state is then read by its state spec (joints picked by name).
 
 Alignment when reading: step t = the t-th QAction in log-time order; its observation is the latest image
-(and latest state) whose header.stamp <= the action's header.stamp (if none: the first image). Reward is 1
+of each camera (and latest state) whose header.stamp <= the action's header.stamp (if none: the first image). Reward is 1
 on the last step iff EpisodeResult.success. A bag without /episode_result is incomplete and is rejected.
 
 The typestore is rosbags' ROS 2 Kilted store plus the qt_msgs types parsed from their .msg files (the
@@ -43,6 +45,30 @@ INSTRUCTION_TOPIC = "/instruction"
 STATE_TOPIC = "/robot_state"
 ACTION_TOPIC = "/qt/action"
 RESULT_TOPIC = "/episode_result"
+
+
+
+def image_topic(camera: int, compressed: bool = False) -> str:
+    """The bag topic of camera `camera` (0 = the first, the one-camera format's /camera/image_raw)."""
+    if camera < 0:
+        raise ValueError(f"camera index must be >= 0, got {camera}")
+    base = "/camera" if camera == 0 else f"/camera_{camera}"
+    return f"{base}/image_raw" + ("/compressed" if compressed else "")
+
+
+def camera_of_topic(topic: str) -> tuple[int, bool] | None:
+    """(camera index, compressed) of an image topic of the episode format, else None."""
+    compressed = topic.endswith("/compressed")
+    base = topic[: -len("/compressed")] if compressed else topic
+    if not base.endswith("/image_raw"):
+        return None
+    head = base[: -len("/image_raw")]
+    if head == "/camera":
+        return 0, compressed
+    if head.startswith("/camera_") and head[len("/camera_"):].isdigit() and int(head[len("/camera_"):]) >= 1:
+        return int(head[len("/camera_"):]), compressed
+    return None
+
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"

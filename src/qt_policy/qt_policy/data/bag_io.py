@@ -20,6 +20,7 @@ import numpy as np
 
 from . import bag_format as bf
 from .episode import EpisodeData
+from .observation import prepare_frames
 
 __all__ = [
     "EpisodeBagError",
@@ -384,7 +385,12 @@ def write_episode_bag(directory: str | os.PathLike, episode: EpisodeData, start_
     num_steps = len(episode)
     action_names = list(episode.action_names)
     state_names = list(episode.state_names)
-    custom = {bf.CUSTOM_TASK_KEY: episode.task} if episode.task else None
+    custom = {bf.CUSTOM_TASK_KEY: episode.task} if episode.task else {}
+    if episode.embodiment:  # as the recorder stores it: training and the node then know the robot
+        import json
+
+        custom[bf.CUSTOM_EMBODIMENT_KEY] = json.dumps(episode.embodiment, sort_keys=True)
+    custom = custom or None
 
     writer = EpisodeBagWriter(typestore=ts)
     writer.open(directory, name, custom_data=custom)
@@ -392,9 +398,11 @@ def write_episode_bag(directory: str | os.PathLike, episode: EpisodeData, start_
         writer.write(bf.INSTRUCTION_TOPIC, bf.STRING_TYPE, bf.make_string_msg(episode.instruction, ts), start)
         for t in range(num_steps):
             stamp = start + t * dt_ns
-            writer.write(bf.IMAGE_TOPIC, bf.IMAGE_TYPE,
-                         bf.make_image_msg(episode.images[t], stamp, frame_id=frame_id, typestore=ts),
-                         stamp + dt_ns // 4)
+            for k in range(episode.num_cameras):
+                writer.write(bf.image_topic(k), bf.IMAGE_TYPE,
+                             bf.make_image_msg(episode.camera(k)[t], stamp, frame_id=frame_id if k == 0 else
+                                               f"{frame_id}_{k}", typestore=ts),
+                             stamp + dt_ns // 4)
             if episode.states is not None:
                 writer.write(bf.STATE_TOPIC, bf.JOINT_STATE_TYPE,
                              bf.make_joint_state_msg(episode.states[t], state_names, stamp, typestore=ts),
@@ -436,8 +444,11 @@ def _check_bag_folder(path: Path) -> None:
         raise IncompleteEpisodeBagError(f"{path} has no metadata.yaml: not a closed rosbag2 bag")
 
 
-def read_episode_bag(path: str | os.PathLike, typestore=None) -> EpisodeData:
+def read_episode_bag(path: str | os.PathLike, typestore=None, image_size: int | None = None) -> EpisodeData:
     """Read a finalized episode bag into an :class:`EpisodeData` using the alignment rule.
+
+    ``image_size`` N: every camera's frames become the model's N x N input (observation.prepare_frame,
+    the policy node's rule); needed when a robot's cameras differ in size. None keeps them as recorded.
 
     Raises :class:`IncompleteEpisodeBagError` for ``.partial`` folders and bags without /episode_result,
     :class:`EpisodeBagError` for bags without actions/images or with inconsistent shapes.
@@ -451,15 +462,14 @@ def read_episode_bag(path: str | os.PathLike, typestore=None) -> EpisodeData:
     custom = meta.get("custom_data") or {}
 
     instruction: str | None = None
-    image_msgs: list[tuple[int, Any]] = []  # (header stamp, msg), in log order
+    image_msgs: dict[int, list[tuple[int, Any]]] = {}  # camera -> [(header stamp, msg)], in log order
     state_msgs: list[tuple[int, Any]] = []
     actions: list[Any] = []
     result = None
-    wanted = {bf.IMAGE_TOPIC, bf.COMPRESSED_IMAGE_TOPIC, bf.INSTRUCTION_TOPIC, bf.STATE_TOPIC, bf.ACTION_TOPIC,
-              bf.RESULT_TOPIC}
+    wanted = {bf.INSTRUCTION_TOPIC, bf.STATE_TOPIC, bf.ACTION_TOPIC, bf.RESULT_TOPIC}
     embodiment = _bag_embodiment(custom, path)
     with AnyReader([path], default_typestore=ts) as reader:
-        conns = [c for c in reader.connections if c.topic in wanted]
+        conns = [c for c in reader.connections if c.topic in wanted or bf.camera_of_topic(c.topic) is not None]
         if not any(c.topic == bf.RESULT_TOPIC for c in conns):
             raise IncompleteEpisodeBagError(
                 f"{path} has no {bf.RESULT_TOPIC} message: the episode was never finalized")
@@ -468,8 +478,8 @@ def read_episode_bag(path: str | os.PathLike, typestore=None) -> EpisodeData:
             topic = conn.topic
             if topic == bf.ACTION_TOPIC:
                 actions.append(msg)
-            elif topic in (bf.IMAGE_TOPIC, bf.COMPRESSED_IMAGE_TOPIC):
-                image_msgs.append((bf.header_ns(msg), msg))
+            elif (camera := bf.camera_of_topic(topic)) is not None:
+                image_msgs.setdefault(camera[0], []).append((bf.header_ns(msg), msg))
             elif topic == bf.STATE_TOPIC:
                 state_msgs.append((bf.header_ns(msg), msg))
             elif topic == bf.INSTRUCTION_TOPIC:
@@ -481,8 +491,14 @@ def read_episode_bag(path: str | os.PathLike, typestore=None) -> EpisodeData:
         raise IncompleteEpisodeBagError(f"{path} has no {bf.RESULT_TOPIC} message: the episode was never finalized")
     if not actions:
         raise EpisodeBagError(f"{path} has no {bf.ACTION_TOPIC} messages (0-step episode)")
-    if not image_msgs:
+    if 0 not in image_msgs:
         raise EpisodeBagError(f"{path} has no {bf.IMAGE_TOPIC} (or {bf.COMPRESSED_IMAGE_TOPIC}) messages")
+    cameras = sorted(image_msgs)
+    if cameras != list(range(len(cameras))):
+        raise EpisodeBagError(f"{path}: camera topics {[bf.image_topic(k) for k in cameras]} skip a camera")
+    if embodiment is not None and len(embodiment.cameras) != len(cameras):
+        raise EpisodeBagError(f"{path}: {len(cameras)} camera(s) recorded, embodiment {embodiment.name!r} has "
+                              f"{len(embodiment.cameras)}")
 
     def align(msgs: list[tuple[int, Any]]) -> list[Any]:
         order = sorted(range(len(msgs)), key=lambda i: msgs[i][0])  # stable: ties keep log order
@@ -494,18 +510,28 @@ def read_episode_bag(path: str | os.PathLike, typestore=None) -> EpisodeData:
         return out
 
     num_steps = len(actions)
-    decoded: dict[int, np.ndarray] = {}  # each image decoded once even if used by several steps
-    frames = []
-    for m in align(image_msgs):
-        if id(m) not in decoded:
-            try:
-                decoded[id(m)] = bf.image_msg_to_rgb(m)
-            except ValueError as exc:
-                raise EpisodeBagError(f"{path}: cannot decode a camera frame: {exc}") from None
-        frames.append(decoded[id(m)])
-    if len({f.shape for f in frames}) != 1:
-        raise EpisodeBagError(f"{path}: image size changes within the episode: {sorted({f.shape for f in frames})}")
-    images = np.stack(frames)
+    per_camera = []
+    for k in cameras:
+        decoded: dict[int, np.ndarray] = {}  # each image decoded once even if used by several steps
+        frames = []
+        for m in align(image_msgs[k]):
+            if id(m) not in decoded:
+                try:
+                    decoded[id(m)] = bf.image_msg_to_rgb(m)
+                except ValueError as exc:
+                    raise EpisodeBagError(f"{path}: cannot decode a frame of camera {k}: {exc}") from None
+            frames.append(decoded[id(m)])
+        if len({f.shape for f in frames}) != 1:
+            raise EpisodeBagError(f"{path}: camera {k}'s image size changes within the episode: "
+                                  f"{sorted({f.shape for f in frames})}")
+        per_camera.append(np.stack(frames) if image_size is None else prepare_frames(np.stack(frames), image_size))
+    if len(per_camera) == 1:
+        images = per_camera[0]
+    elif len({c.shape for c in per_camera}) == 1:
+        images = np.stack(per_camera, axis=1)  # (T, K, H, W, 3)
+    else:  # cameras of different sizes: the model's square input, by the one rule (observation.prepare_frame)
+        raise EpisodeBagError(f"{path}: cameras of different sizes {[c.shape[1:3] for c in per_camera]}: "
+                              "give an image size (qt-train --image-size N) to bring them to one")
 
     action_names = [str(n) for n in actions[0].dimension_names]
     dims = {len(np.asarray(a.values)) for a in actions}

@@ -4,7 +4,7 @@ Layout of ``cache_dir``::
 
     index.json
     convert.lock                 held while a conversion runs (concurrent trainings wait)
-    episodes/<key>/images.npy    (T, H, W, 3) uint8 RGB
+    episodes/<key>/images.npy    (T, H, W, 3) uint8 RGB; (T, K, H, W, 3) for a robot with K >= 2 cameras
     episodes/<key>/actions.npy   (T, d) float32
     episodes/<key>/rewards.npy   (T,) float32 (1 on the last step of a successful episode)
     episodes/<key>/states.npy    (T, S) float32, only when the bag has /robot_state
@@ -124,7 +124,7 @@ def _write_episode(folder: Path, ep: EpisodeData, image_size) -> tuple[int, ...]
     if folder.exists():  # leftover of an interrupted run that never reached the index
         shutil.rmtree(folder)
     os.rename(tmp, folder)
-    return images.shape[1:]
+    return images.shape[-3:]
 
 
 @contextlib.contextmanager
@@ -197,7 +197,7 @@ def _convert_locked(bag_dir, cache_dir: Path, image_size, progress: bool) -> dic
     converted, last_save = 0, time.monotonic()
     for bag, source, fingerprint in tqdm(todo, desc="bags -> cache", unit="ep", disable=not progress or not todo):
         try:
-            ep = read_episode_bag(bag)
+            ep = read_episode_bag(bag, image_size=size)
         except EpisodeBagError as err:
             warnings.warn(f"skipping {bag}: {err}", stacklevel=2)
             index["skipped"].append({"source": source, "fingerprint": fingerprint, "reason": str(err)})
@@ -224,7 +224,7 @@ def _add_episode(cache_dir: Path, index, keys: set, name: str, ep: EpisodeData, 
         "key": key, "id": ep.episode_id or name, "path": rel, "length": len(ep),
         "instruction": ep.instruction, "success": bool(ep.success), "task": ep.task,
         "end_reason": ep.end_reason, "action_names": list(ep.action_names),
-        "state_names": list(ep.state_names), "image_shape": [int(x) for x in shape],
+        "state_names": list(ep.state_names), "image_shape": [int(x) for x in shape], "cameras": ep.num_cameras,
         "has_states": ep.states is not None, "source": source, "fingerprint": fingerprint,
         "embodiment": ep.embodiment,
     })

@@ -16,7 +16,7 @@ class EpisodeData:
     """
 
     instruction: str
-    images: np.ndarray  # (T, H, W, 3) uint8 RGB
+    images: np.ndarray  # (T, H, W, 3) uint8 RGB; with K >= 2 cameras (T, K, H, W, 3), the embodiment's order
     actions: np.ndarray  # (T, d) float32, continuous, as executed
     success: bool
     action_names: list[str] = field(default_factory=list)
@@ -29,8 +29,10 @@ class EpisodeData:
 
     def __post_init__(self):
         t = len(self.actions)
-        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
-            raise ValueError(f"images must be (T, H, W, 3) uint8, got {self.images.shape} {self.images.dtype}")
+        if self.images.ndim not in (4, 5) or self.images.shape[-1] != 3 or self.images.dtype != np.uint8 or (
+                self.images.ndim == 5 and self.images.shape[1] < 2):
+            raise ValueError(f"images must be (T, H, W, 3) or, with K >= 2 cameras, (T, K, H, W, 3) uint8, "
+                             f"got {self.images.shape} {self.images.dtype}")
         if len(self.images) != t:
             raise ValueError(f"{len(self.images)} images for {t} actions")
         if self.states is not None and len(self.states) != t:
@@ -38,6 +40,16 @@ class EpisodeData:
 
     def __len__(self) -> int:
         return len(self.actions)
+
+    @property
+    def num_cameras(self) -> int:
+        return self.images.shape[1] if self.images.ndim == 5 else 1
+
+    def camera(self, k: int) -> np.ndarray:
+        """Camera k's frames, (T, H, W, 3)."""
+        if not 0 <= k < self.num_cameras:
+            raise IndexError(f"camera {k} of an episode with {self.num_cameras}")
+        return self.images[:, k] if self.images.ndim == 5 else self.images
 
     @property
     def rewards(self) -> np.ndarray:

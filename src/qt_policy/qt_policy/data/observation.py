@@ -128,11 +128,25 @@ def prepare_frame(rgb: np.ndarray, size: int, crop: str = "center") -> np.ndarra
 
 
 def prepare_frames(images: np.ndarray, size: int, crop: str = "center") -> np.ndarray:
-    """(T, H, W, 3) -> (T, size, size, 3), each frame by `prepare_frame` (no copy when nothing changes)."""
+    """(T, H, W, 3) -> (T, size, size, 3), each frame by `prepare_frame` (no copy when nothing changes);
+    (T, K, H, W, 3) (K cameras) -> (T, K, size, size, 3)."""
+    if images.ndim == 5:
+        if images.shape[2:4] == (size, size):
+            return images
+        return np.stack([prepare_frames(images[:, k], size, crop) for k in range(images.shape[1])], axis=1)
     if images.shape[1:3] == (size, size):
         return images
     return np.stack([prepare_frame(img, size, crop) for img in images]) if len(images) else \
         np.zeros((0, size, size, 3), np.uint8)
+
+
+def prepare_cameras(images, size: int, crop: str = "center") -> np.ndarray:
+    """One observation's camera images (the embodiment's order) -> the model's frame of one step:
+    (size, size, 3) for one camera, (K, size, size, 3) for K cameras, each by `prepare_frame`."""
+    frames = [prepare_frame(img, size, crop) for img in images]
+    if not frames:
+        raise ImageError("no camera image")
+    return frames[0] if len(frames) == 1 else np.stack(frames)
 
 
 def stack_history(history, frames: int) -> np.ndarray:

@@ -96,6 +96,7 @@ class PolicyNode(LifecycleNode):
         self._out_lock = threading.Lock()  # actions/holds come from the frame worker and the timer
         self.callback_faults = CallbackFaults(self.get_logger())
         self._frames: LatestWorker | None = None  # conversion + decision of the newest frame
+        self._other_frames: list[LatestWorker] = []  # one per camera after the first
         self._instructions: LatestWorker | None = None  # encoding of the newest instruction
         # diagnostics run in every lifecycle state: they are how an operator sees a failed configure
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -134,13 +135,17 @@ class PolicyNode(LifecycleNode):
         self._entities.append(self.create_subscription(Bool, cfg.enable_topic, self._on_enable_topic, LATCHED))
         self._entities.append(self.create_service(SetBool, '~/enable', self._on_enable_service))
         if self.runner.needs_camera:
-            camera = emb.cameras[0]
-            if camera.compressed:
-                sub = self.create_subscription(CompressedImage, camera.topic, self._on_compressed,
-                                               qos_profile_sensor_data)
-            else:
-                sub = self.create_subscription(Image, camera.topic, self._on_image, qos_profile_sensor_data)
-            self._entities.append(sub)
+            # camera 0 drives the decisions; every other camera has its own worker, so that its frames
+            # never replace a first-camera frame waiting to be processed
+            self._other_frames = [LatestWorker(self._process_other_frame, f'policy-camera-{k}',
+                                               self.callback_faults.report)
+                                  for k in range(1, self.runner.num_cameras)]
+            for k, camera in enumerate(emb.cameras[:self.runner.num_cameras]):
+                worker = self._frames if k == 0 else self._other_frames[k - 1]
+                kind = CompressedImage if camera.compressed else Image
+                self._entities.append(self.create_subscription(
+                    kind, camera.topic, lambda msg, info, w=worker, k=k: w.put((msg, self._arrival(info), k)),
+                    qos_profile_sensor_data))
         if self.runner.needs_state:
             self._entities.append(self.create_subscription(JointState, emb.state.topic, self._on_state,
                                                            qos_profile_sensor_data))
@@ -191,10 +196,11 @@ class PolicyNode(LifecycleNode):
             self._timer = None
 
     def _free(self):
-        for worker in (self._frames, self._instructions):
+        for worker in [self._frames, self._instructions] + self._other_frames:
             if worker is not None:
                 worker.stop()
         self._frames = self._instructions = None
+        self._other_frames = []
         for entity in self._entities:
             if hasattr(entity, 'publish'):
                 self.destroy_lifecycle_publisher(entity)
@@ -237,26 +243,31 @@ class PolicyNode(LifecycleNode):
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         return stamp if abs(arrival - stamp) <= STAMP_CLOCK_TOLERANCE_S else None
 
-    def _on_image(self, msg: Image, info):
-        self._frames.put((msg, self._arrival(info)))
-
-    def _on_compressed(self, msg: CompressedImage, info):
-        self._frames.put((msg, self._arrival(info)))
-
-    def _process_frame(self, item):
-        """On the frame worker: convert, and decide if it is the frame of the next control step."""
-        msg, arrival = item
-        runner = self.runner
-        if runner is None:
-            return
+    def _add_frame(self, runner, item) -> bool:
+        """Convert one camera message and hand it to the runner; False (and a throttled warning) when malformed."""
+        msg, arrival, camera = item
         try:
             if isinstance(msg, CompressedImage):
                 rgb = compressed_to_rgb(msg.format, msg.data)
             else:
                 rgb = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
-            runner.add_image(rgb, arrival, msg.header, self._stamp_s(msg.header, arrival))
+            runner.add_image(rgb, arrival, msg.header, self._stamp_s(msg.header, arrival), camera=camera)
         except ImageError as exc:
             self._malformed_image(exc)
+            return False
+        return True
+
+    def _process_other_frame(self, item):
+        """On a camera's worker (cameras after the first): convert and keep it for the next decision."""
+        runner = self.runner
+        if runner is not None:
+            self._add_frame(runner, item)
+
+    def _process_frame(self, item):
+        """On the frame worker: convert, and decide if it is the frame of the next control step."""
+        arrival = item[1]
+        runner = self.runner
+        if runner is None or not self._add_frame(runner, item):
             return
         if self._timer is None or not runner.on_frame(arrival):
             return  # inactive, or a frame between two control steps

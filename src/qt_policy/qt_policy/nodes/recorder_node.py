@@ -71,13 +71,9 @@ class RecorderNode(Node):
 
         emb = self.recorder.embodiment
         self.create_subscription(String, cfg.instruction_topic, self._on_instruction, LATCHED, raw=True)
-        camera = emb.cameras[0]
-        if camera.compressed:
-            self.create_subscription(CompressedImage, camera.topic,
-                                     self._raw_cb(bf.COMPRESSED_IMAGE_TOPIC, bf.COMPRESSED_IMAGE_TYPE),
-                                     qos_profile_sensor_data, raw=True)
-        else:
-            self.create_subscription(Image, camera.topic, self._raw_cb(bf.IMAGE_TOPIC, bf.IMAGE_TYPE),
+        for k, camera in enumerate(emb.cameras):  # camera k -> the bag's bf.image_topic(k)
+            kind, msgtype = (CompressedImage, bf.COMPRESSED_IMAGE_TYPE) if camera.compressed else (Image, bf.IMAGE_TYPE)
+            self.create_subscription(kind, camera.topic, self._raw_cb(bf.image_topic(k, camera.compressed), msgtype),
                                      qos_profile_sensor_data, raw=True)
         if emb.state.topic.strip():
             self.create_subscription(JointState, emb.state.topic, self._raw_cb(bf.STATE_TOPIC, bf.JOINT_STATE_TYPE),

@@ -211,8 +211,10 @@ class Embodiment:
         if len(kinds) > 1:
             raise ValueError(f"embodiment {self.name!r}: joint dimensions mix joint_position and joint_velocity; a "
                              "controller takes one command interface")
-        if len(self.cameras) > 1:
-            raise ValueError(f"embodiment {self.name!r}: {len(self.cameras)} cameras; the model takes one camera")
+        names = [c.name for c in self.cameras]
+        if len(set(names)) != len(names) or len({c.topic for c in self.cameras}) != len(self.cameras):
+            raise ValueError(f"embodiment {self.name!r}: camera names and topics must differ, got "
+                             f"{[(c.name, c.topic) for c in self.cameras]}")
         bad = [f for f in self.state.fields if f not in STATE_FIELDS]
         if bad:
             raise ValueError(f"embodiment {self.name!r}: state fields {bad} unknown; use {STATE_FIELDS}")
@@ -302,7 +304,7 @@ def compatibility_problems(trained: Embodiment, robot: Embodiment) -> list[str]:
     return problems
 
 
-def model_layout_problems(embodiment: Embodiment, action_names, state_dim: int, has_camera: bool) -> list[str]:
+def model_layout_problems(embodiment: Embodiment, action_names, state_dim: int, cameras: int) -> list[str]:
     """For a checkpoint that carries no embodiment: does the model's own layout fit this one?"""
     problems = []
     if list(action_names) != embodiment.action_names:
@@ -310,7 +312,6 @@ def model_layout_problems(embodiment: Embodiment, action_names, state_dim: int, 
                         f"{embodiment.action_names}")
     if int(state_dim) != embodiment.state.dim:
         problems.append(f"the model's state has {state_dim} values, the embodiment's {embodiment.state.dim}")
-    if bool(has_camera) != bool(embodiment.cameras):
-        problems.append("the model " + ("takes a camera" if has_camera else "takes no camera")
-                        + f"; the embodiment has {len(embodiment.cameras)}")
+    if int(cameras) != len(embodiment.cameras):
+        problems.append(f"the model takes {int(cameras)} camera(s), the embodiment has {len(embodiment.cameras)}")
     return problems

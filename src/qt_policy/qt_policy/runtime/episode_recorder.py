@@ -343,12 +343,15 @@ class EpisodeRecorder:
                     self._dropped_actions += 1
                     return None
             step = None
-            if topic in (bf.IMAGE_TOPIC, bf.COMPRESSED_IMAGE_TOPIC):
+            camera = bf.camera_of_topic(topic)
+            if camera is not None:
                 stamp = self._frame_stamp(raw, topic)
-                if self.image_format != "as_received" and topic == bf.IMAGE_TOPIC:
-                    topic, msgtype, raw = bf.COMPRESSED_IMAGE_TOPIC, bf.COMPRESSED_IMAGE_TYPE, compress_frame(
+                if self.image_format != "as_received" and not camera[1]:
+                    topic, msgtype, raw = bf.image_topic(camera[0], True), bf.COMPRESSED_IMAGE_TYPE, compress_frame(
                         raw, self.image_format, self.jpeg_quality, self.typestore)
-                if self.teleop is not None and (not self.drop_actions_before_start or stamp >= self._start_log_ns):
+                # the first camera's frames are the control steps (as the policy node decides on them)
+                if camera[0] == 0 and self.teleop is not None and (
+                        not self.drop_actions_before_start or stamp >= self._start_log_ns):
                     step = self.teleop.frame(log_time_ns * 1e-9, stamp)
             try:
                 self._writer.write_raw(topic, msgtype, raw, log_time_ns)

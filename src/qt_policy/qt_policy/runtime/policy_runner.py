@@ -15,8 +15,11 @@ After a new instruction, frames that arrived within `instruction_settle_s` are n
 still show the scene before it (a simulator resets on the instruction). The robot state of a decision
 is the one the data's alignment rule gives (data/bag_format.py): the latest state stamped at or
 before the frame; `wait_for_state` waits (briefly) until the state stream has passed the frame's
-stamp, since a state taken with the frame often arrives just after it. The timing model is in
-README ("Timing").
+stamp, since a state taken with the frame often arrives just after it. A robot with several cameras
+(the embodiment's order; the model takes one token set per camera): the first camera's frames drive
+the decisions, and each other camera contributes its frame by the same rule as the state (the latest
+stamped at or before the first camera's frame, waited for briefly), each checked for staleness.
+The timing model is in README ("Timing").
 """
 from __future__ import annotations
 
@@ -101,6 +104,8 @@ class PolicyRunner:
         if len(self.names) != cfg.action_dim:
             raise ValueError(f"the embodiment has {len(self.names)} action dimensions {list(self.names)}, the model "
                              f"{cfg.action_dim}")
+        if cfg.image_size and len(embodiment.cameras) != cfg.cameras:
+            raise ValueError(f"the embodiment has {len(embodiment.cameras)} camera(s), the model takes {cfg.cameras}")
         self.low = np.asarray(action_low if action_low else embodiment.action_low, dtype=np.float32)
         self.high = np.asarray(action_high if action_high else embodiment.action_high, dtype=np.float32)
         for label, seq in (("action_low", self.low), ("action_high", self.high)):
@@ -135,6 +140,8 @@ class PolicyRunner:
         self._state_cv = threading.Condition(self._lock)
         self._pose: np.ndarray | None = None  # end-effector position, for the workspace box
         self._pose_time = 0.0
+        # cameras after the first: recent (capture stamp or None, arrival, prepared frame), newest last
+        self._other_cameras: list[deque] = [deque(maxlen=16) for _ in range(cfg.cameras - 1)]
         self.last_q = float("nan")  # greedy Q of the last decision (also of one held by the Q floor)
 
     @classmethod
@@ -197,13 +204,28 @@ class PolicyRunner:
             self._schedule.restart()
             self.terminated = False
 
-    def add_image(self, rgb: np.ndarray, now: float, stamp: Any = None, stamp_s: float | None = None) -> None:
-        """Keep the newest frame, prepared for the model (data.observation.prepare_frame, the rule the
-        training cache used). `now`: when it arrived; `stamp_s`: when it was taken, on the same clock
-        (the stale check then uses the older of the two)."""
+    @property
+    def num_cameras(self) -> int:
+        return self.model.cfg.cameras if self.needs_camera else 0
+
+    def add_image(self, rgb: np.ndarray, now: float, stamp: Any = None, stamp_s: float | None = None,
+                  camera: int = 0) -> None:
+        """Keep the newest frame of `camera` (the embodiment's order), prepared for the model
+        (data.observation.prepare_frame, the rule the training cache used). `now`: when it arrived;
+        `stamp_s`: when it was taken, on the same clock (the stale check then uses the older of the two)."""
         if not self.needs_camera:
             return
+        if not 0 <= camera < self.num_cameras:
+            raise ValueError(f"camera {camera}: the model takes {self.num_cameras} camera(s)")
         prepared = prepare_frame(rgb, self.model.cfg.image_size, self.model.cfg.image_crop)  # outside the lock
+        if camera:
+            with self._lock:
+                frames = self._other_cameras[camera - 1]
+                if frames and stamp_s is not None and frames[-1][0] is not None and stamp_s < frames[-1][0]:
+                    frames.clear()  # the clock went back
+                frames.append((None if stamp_s is None else float(stamp_s), float(now), prepared))
+                self._state_cv.notify_all()
+            return
         with self._lock:
             self._schedule.note_frame(now)
             self._latest = prepared
@@ -244,16 +266,33 @@ class PolicyRunner:
             self.enabled = bool(enabled)
 
     def wait_for_state(self, timeout: float) -> bool:
-        """Until a state stamped at or after the newest frame has arrived (then the state of that frame
-        is known for sure), at most `timeout` s; True if it did. Immediately True when the model has no
-        state or the stamps are unknown."""
+        """Until a state (and a frame of every other camera) stamped at or after the newest frame has
+        arrived (then what goes with that frame is known for sure), at most `timeout` s; True if it
+        did. Immediately True when the model has no state and one camera, or the stamps are unknown."""
         with self._lock:
-            return self._state_cv.wait_for(self._state_caught_up, timeout=timeout)
+            return self._state_cv.wait_for(lambda: self._state_caught_up() and self._cameras_caught_up(),
+                                           timeout=timeout)
 
     def _state_caught_up(self) -> bool:
         if not self.needs_state or self._latest_stamp_s is None or not self._states:
             return True
         return self._states[-1][0] >= self._latest_stamp_s
+
+    def _cameras_caught_up(self) -> bool:
+        if self._latest_stamp_s is None:
+            return True
+        return all(not frames or frames[-1][0] is None or frames[-1][0] >= self._latest_stamp_s - 1e-9
+                   for frames in self._other_cameras)
+
+    def _other_frame(self, k: int) -> np.ndarray:
+        """Camera k's frame for the newest first-camera frame: the latest stamped at or before it (the
+        data's alignment rule), else the newest."""
+        frames = self._other_cameras[k - 1]
+        if self._latest_stamp_s is not None:
+            for stamp, _arrival, frame in reversed(frames):
+                if stamp is not None and stamp <= self._latest_stamp_s + 1e-9:
+                    return frame
+        return frames[-1][2]
 
     def _state_for_frame(self) -> np.ndarray:
         """The latest state stamped at or before the frame (the data's alignment rule), else the newest."""
@@ -285,6 +324,15 @@ class PolicyRunner:
                 age = self._frame_age(now)
                 if age > self.stale_timeout_s:
                     return Hold("camera_stale", f"camera stale ({age:.2f} s > {self.stale_timeout_s:g} s)")
+                names = [c.name for c in self.embodiment.cameras]
+                for k, frames in enumerate(self._other_cameras, start=1):
+                    if not frames:
+                        return Hold("no_image", f"no image yet from camera {k} ({names[k]!r})")
+                    stamp, arrival, _ = frames[-1]
+                    age = now - (arrival if stamp is None else min(arrival, stamp))
+                    if age > self.stale_timeout_s:
+                        return Hold("camera_stale", f"camera {k} ({names[k]!r}) stale ({age:.2f} s > "
+                                                    f"{self.stale_timeout_s:g} s)")
             if self.needs_state:
                 if self._state is None:
                     return Hold("no_state", "no robot state yet")
@@ -328,7 +376,10 @@ class PolicyRunner:
             try:
                 images = None
                 if self.needs_camera:
-                    window = self._history.push(self._latest)
+                    frame = self._latest
+                    if self._other_cameras:  # (K, H, W, 3): the model's camera axis
+                        frame = np.stack([frame] + [self._other_frame(k) for k in range(1, self.num_cameras)])
+                    window = self._history.push(frame)
                     self._used_seq = self._frame_seq
                     images = window[None]
                 state = self._state_for_frame()[None] if self.needs_state else None
@@ -386,7 +437,8 @@ def embodiment_for(checkpoint: Path, requested: str, model_cfg) -> Embodiment:
     robot = load_embodiment(resolve_data_path(requested.strip() or DEFAULT_EMBODIMENT))
     if model_cfg.state_dim == 0:  # a model without state reads none
         robot.state.topic = ""
-    problems = model_layout_problems(robot, model_cfg.action_names, model_cfg.state_dim, model_cfg.image_size > 0)
+    problems = model_layout_problems(robot, model_cfg.action_names, model_cfg.state_dim,
+                                     model_cfg.cameras if model_cfg.image_size else 0)
     if problems:
         raise ValueError(f"checkpoint {checkpoint} carries no embodiment and does not fit {robot.name!r} "
                          f"({requested or DEFAULT_EMBODIMENT}): " + "; ".join(problems)

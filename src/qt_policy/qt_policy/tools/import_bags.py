@@ -70,6 +70,8 @@ def topic_map(embodiment, namespace: str = "", overrides: dict[str, str] | None 
 
     cmap = CommandMap(embodiment)
     out = {"camera": absolute(embodiment.cameras[0].topic), "instruction": absolute("instruction")}
+    for k, camera in enumerate(embodiment.cameras[1:], start=1):  # roles camera_1 .. (the embodiment's order)
+        out[f"camera_{k}"] = absolute(camera.topic)
     if embodiment.state.dim:
         out["state"] = absolute(embodiment.state.topic)
     if cmap.twist_index:
@@ -81,7 +83,7 @@ def topic_map(embodiment, namespace: str = "", overrides: dict[str, str] | None 
     if success_topic:
         out["success"] = success_topic
     for role, name in (overrides or {}).items():
-        if role not in ROLES:
+        if role not in ROLES and not (role.startswith("camera_") and role[len("camera_"):].isdigit()):
             raise ValueError(f"unknown topic role {role!r}; roles: {', '.join(ROLES)}")
         out[role] = name
     return out
@@ -154,8 +156,9 @@ def import_bag(bag: Path, embodiment, out_dir: Path, topics: dict[str, str], ins
         for conn, log_ns, raw in reader.messages(connections=[c for c in conns
                                                             if role_of[c.topic] not in ("instruction", "success")]):
             role, msgtype, last = role_of[conn.topic], conn.msgtype, max(last, log_ns)
-            if role == "camera":
-                topic = bf.COMPRESSED_IMAGE_TOPIC if msgtype == bf.COMPRESSED_IMAGE_TYPE else bf.IMAGE_TOPIC
+            if role == "camera" or role.startswith("camera_"):
+                k = 0 if role == "camera" else int(role[len("camera_"):])
+                topic = bf.image_topic(k, msgtype == bf.COMPRESSED_IMAGE_TYPE)
                 if msgtype not in (bf.IMAGE_TYPE, bf.COMPRESSED_IMAGE_TYPE):
                     raise BagImportError(f"{bag}: camera topic {conn.topic} is {msgtype}, not an Image/CompressedImage")
                 end = recorder.record(topic, msgtype, _restamped(ts, raw, msgtype, log_ns), log_ns)

@@ -59,5 +59,12 @@ def model_config_for(index: dict, overrides: dict, embodiment=None) -> ModelConf
     if first["image_shape"][0] != first["image_shape"][1] and not index.get("image_size"):
         raise ValueError("the cache holds non-square images: convert with --image-size N")
     kw["image_size"] = index_image_size(index)
+    cameras = {int(e.get("cameras", 1)) for e in index["episodes"]}
+    if len(cameras) != 1:
+        raise ValueError(f"the episodes have different numbers of cameras {sorted(cameras)}: train one robot at a time")
+    kw["cameras"] = cameras.pop()
+    if embodiment is not None and len(embodiment.cameras) != kw["cameras"]:
+        raise ValueError(f"embodiment {embodiment.name!r} has {len(embodiment.cameras)} camera(s), the episodes "
+                         f"{kw['cameras']}")
     kw.update(overrides)
     return ModelConfig(**kw)
