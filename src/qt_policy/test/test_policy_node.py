@@ -481,7 +481,7 @@ def test_node_bins_equal_the_harness_bins_for_the_same_frames(system):
     policy.reset(1, text)
     expected = []
     for rgb in frames:
-        out = policy.act([SimpleNamespace(image=rgb, state=None)], [0])
+        out = policy.act([SimpleNamespace(image=rgb, camera_images=(rgb,), state=None)], [0])
         expected.append(out.bins[0].tolist())
     assert node_bins == expected
 

@@ -237,6 +237,9 @@ def test_record_episodes_then_train(tmp_path):
 class FakeArm:
     """SimArm's interface without MuJoCo: success when the summed dz passes 1.0."""
 
+    action_names = ["dx", "dy", "dz", "gripper"]
+    state_names = ["hand_x", "hand_y", "hand_z", "gripper_opening"]
+
     def __init__(self):
         self.task_name, self.observation, self.z, self.seeds = None, None, 0.0, []
 

@@ -3,6 +3,8 @@ would write had the same episodes run through the ROS graph (results/ros_loop: t
 step for step), collected in-process, in lockstep, as the evaluation harness runs them."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..data.episode import EpisodeData
 from ..sim.collect import sim_episode
 from .rollout import BatchPolicy, run_task
@@ -20,11 +22,12 @@ def collect_policy_episodes(arms, policy: BatchPolicy, task, seeds: list[int], e
     actions: list[list] = [[] for _ in seeds]
 
     def keep(i, observation, action):
-        images[i].append(observation.image)
+        cameras = observation.camera_images
+        images[i].append(cameras[0] if len(cameras) == 1 else np.stack(cameras))
         states[i].append(observation.state)
         actions[i].append(action)
 
     success, _lengths, _q, _frames = run_task(arms[:len(seeds)], policy, task, seeds, on_action=keep)
     name = episode_id or (lambda seed: f"{task.name}-{int(seed):07d}-policy")
-    return [sim_episode(task, images[i], states[i], actions[i], success[i], arms[i].image_size, name(seed))
+    return [sim_episode(task, images[i], states[i], actions[i], success[i], arms[i], name(seed))
             for i, seed in enumerate(seeds)]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sim.arm import clip_action
 from .stats import summarize
 
 EVAL_SEED_START = 1_000_000
@@ -33,14 +32,14 @@ class BatchPolicy:
         self.history = [FrameHistory(self.cfg.frames) for _ in range(batch)]
 
     def act(self, observations, active: list[int]):
-        from ..data.observation import prepare_frame
+        from ..data.observation import prepare_cameras
 
         cfg = self.cfg
         frames, states = [], []
         for i in active:
             if cfg.image_size:  # the one observation pipeline (the node and the training cache use it too)
-                frames.append(self.history[i].push(prepare_frame(observations[i].image, cfg.image_size,
-                                                                 cfg.image_crop)))
+                cameras = observations[i].camera_images[:cfg.cameras]
+                frames.append(self.history[i].push(prepare_cameras(cameras, cfg.image_size, cfg.image_crop)))
             states.append(observations[i].state)
         images = np.stack(frames) if cfg.image_size else None
         state = np.stack(states).astype(np.float32) if cfg.state_dim else None
@@ -56,9 +55,10 @@ def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bo
     on_action(i, observation, action), if given, sees each action as the arm executes it (clipped,
     after the command lag) with the observation it was decided on: what a recorder keeps.
     command_lag (0..1): model a velocity interface with decision latency, as the sim arm driven by
-    TwistStamped is: each step executes (1 - lag) x the new dx, dy, dz + lag x the previous step's
-    (the previous command stays in force until the new one arrives, lag = latency / control period;
-    robot/command_window.py); the gripper, a position command, is the new one. 0 = the decoded action.
+    TwistStamped is: each step executes (1 - lag) x the new velocity dimensions + lag x the previous
+    step's (the previous command stays in force until the new one arrives, lag = latency / control
+    period; robot/command_window.py); the gripper, a position command, is the new one. 0 = the
+    decoded action. The velocity dimensions are all but the last (the gripper), on either arm.
     """
     n = len(seeds)
     obs = [arm.reset(task.name, s) for arm, s in zip(arms, seeds)]
@@ -68,7 +68,7 @@ def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bo
     lengths = [task.max_steps] * n
     q_trace: list[list[float]] = [[] for _ in range(n)]
     frames = [obs[0].image] if record_first else []
-    previous = [np.zeros(3, np.float32) for _ in range(n)]
+    previous: list = [None] * n  # the velocity dimensions of each episode's previous step
     for t in range(task.max_steps):
         active = [i for i in range(n) if not done[i]]
         if not active:
@@ -80,11 +80,11 @@ def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bo
                 on_step(i, obs[i])
             action = np.array(out.values[k], dtype=np.float32)
             if command_lag:
-                new = action[:3].copy()
-                action[:3] = (1.0 - command_lag) * new + command_lag * previous[i] if t else (1.0 - command_lag) * new
+                new = action[:-1].copy()
+                action[:-1] = (1.0 - command_lag) * new + (command_lag * previous[i] if t else 0.0)
                 previous[i] = new
             if on_action is not None:
-                on_action(i, obs[i], clip_action(action))
+                on_action(i, obs[i], arms[i].clip_action(action))
             obs[i], ok = arms[i].step(action)
             if i == 0 and record_first:
                 frames.append(obs[i].image)
@@ -115,7 +115,7 @@ def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, see
     from tqdm import tqdm
 
     from ..core.text import shared_encoder
-    from ..sim.arm import SimArm
+    from ..sim.arms import make_arm, suite_of
     from ..sim.tasks import get_task
 
     checkpoints = checkpoint if isinstance(checkpoint, list) else [checkpoint]
@@ -123,7 +123,7 @@ def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, see
 
     model = load_policy(checkpoints, backend)  # several torch checkpoints: an ensemble on their mean Q
     policy = BatchPolicy(model, shared_encoder())
-    arms = [SimArm(image_size=model.cfg.image_size or 64) for _ in range(batch)]
+    arms = [make_arm(suite_of(tasks), model.cfg.image_size or 64) for _ in range(batch)]
     results = {"checkpoint": ",".join(map(str, checkpoints)), "episodes_per_task": episodes, "seed_start": seed_start,
                "path": "harness" + (f" (command lag {command_lag:g})" if command_lag else ""), "backend": backend,
                "tasks": {}}

@@ -65,6 +65,8 @@ class SimObservation:
     opening (0 closed .. 1 open), i.e. raw_obs[:4]. raw_obs: the full 39-D Meta-World observation
     (hand, gripper, object poses, previous frame, goal) for scripted policies only.
     success: the task's success test on this state. step: steps taken since the reset.
+    images: every camera's image, in the embodiment's camera order (image is the first); an arm
+    with one camera may leave it empty.
     """
 
     image: np.ndarray
@@ -72,6 +74,12 @@ class SimObservation:
     raw_obs: np.ndarray
     success: bool
     step: int
+    images: tuple = ()
+
+    @property
+    def camera_images(self) -> tuple:
+        """All cameras' images, first camera first (one camera: (image,))."""
+        return tuple(self.images) if self.images else (self.image,)
 
 
 def make_env(env_name: str):
@@ -210,6 +218,14 @@ class SimArm:
         self.close()
 
     # -- robot interface -------------------------------------------------------------------------
+    action_names = ACTION_NAMES
+    state_names = STATE_NAMES
+
+    @staticmethod
+    def clip_action(action) -> np.ndarray:
+        """The action this arm executes (see the module's `clip_action`)."""
+        return clip_action(action)
+
     @property
     def task_name(self) -> str | None:
         """The task of the current episode (None before the first reset)."""

@@ -12,7 +12,8 @@ from typing import Callable
 import numpy as np
 
 from ..paths import DEFAULT_EMBODIMENT
-from .arm import ACTION_NAMES, SimObservation
+from .arm import SimObservation
+from .arms import SUITES
 
 MALFORMED_LOG_PERIOD_S = 10.0
 
@@ -21,12 +22,13 @@ MALFORMED_LOG_PERIOD_S = 10.0
 class SimArmNodeConfig:
     """Parameters of the sim_arm node (config/sim_arm.yaml names exactly these fields)."""
 
-    task: str = ""  # Meta-World task name (sim.tasks.TASKS); '' = the task of each instruction
+    simulator: str = "metaworld"  # metaworld (the Sawyer, 4-D, one camera) | robosuite (the Panda, 7-D, two cameras)
+    task: str = ""  # the simulator's task name (sim.tasks.get_task); '' = the task of each instruction
     image_size: int = 64  # rendered camera image, square pixels (the shipped model uses 64)
     rate_hz: float = 10.0  # simulation / camera rate: one action applied per tick at most
     seed: int = 1000  # episode k of a task uses placement seed + k (training data uses seeds 0..999)
     max_steps: int = 0  # applied actions before the episode fails; 0 = the task's max_steps
-    image_topic: str = "camera/image_raw"  # sensor_msgs/Image rgb8
+    image_topic: str = "camera/image_raw"  # sensor_msgs/Image rgb8 of the first camera (others: the embodiment's topics)
     state_topic: str = "robot_state"  # sensor_msgs/JointState
     action_topic: str = "qt/action"  # qt_msgs/QAction in (reliable, depth 10)
     instruction_topic: str = "instruction"  # std_msgs/String in (reliable + transient-local)
@@ -40,8 +42,10 @@ class SimArmNodeConfig:
     def validate(self) -> "SimArmNodeConfig":
         from .tasks import get_task
 
-        if self.task:
-            get_task(self.task)  # KeyError listing the known names
+        if self.simulator not in SUITES:
+            raise ValueError(f"parameter 'simulator' must be one of {SUITES}, got {self.simulator!r}")
+        if self.task and get_task(self.task).suite != self.simulator:  # KeyError listing the known names
+            raise ValueError(f"task {self.task!r} is not a {self.simulator} task")
         if self.image_size <= 0:
             raise ValueError(f"parameter 'image_size' must be > 0, got {self.image_size}")
         if not self.rate_hz > 0:
@@ -74,16 +78,16 @@ class SimArmDriver:
         self.config = config.validate()
         emb = load_embodiment(resolve_data_path(config.embodiment))
         self.commands = CommandMap(emb)
-        if self.commands.embodiment.action_names != list(ACTION_NAMES):
+        if arm is None:
+            from .arms import make_arm
+
+            arm = make_arm(config.simulator, config.image_size)
+        if emb.action_names != list(arm.action_names):
             raise ValueError(f"embodiment {emb.name!r} has action dimensions {emb.action_names}; the simulated arm "
-                             f"takes {ACTION_NAMES}")
+                             f"takes {list(arm.action_names)}")
         self._window = CommandWindow(self.commands.is_velocity, self.commands.offset, emb.command_timeout_s)
         self._commanded = False  # a command arrived in this episode: every tick is a step
         self._window_start = 0.0  # commands from here on move the arm at the next tick: the last frame's time
-        if arm is None:
-            from .arm import SimArm
-
-            arm = SimArm(config.image_size)
         self.arm = arm
         self.log = log or (lambda level, message: None)
         self.episode = -1  # index of the current/last episode (all tasks)
@@ -103,7 +107,7 @@ class SimArmDriver:
 
     def on_instruction(self, text: str, now_ns: int = 0) -> str:
         """Reset for `text` at time `now_ns`; returns the log line (an error line starts with 'error:')."""
-        from .tasks import TASKS, get_task, task_for_instruction
+        from .tasks import all_tasks, get_task, task_for_instruction
 
         text = " ".join(str(text).split())
         if not text:
@@ -114,10 +118,10 @@ class SimArmDriver:
             note = "" if text.lower() == task.instruction else f" (fixed task; instruction {text!r} not checked)"
         else:
             try:
-                task = task_for_instruction(text)
+                task = task_for_instruction(text, self.config.simulator)
             except KeyError:
                 self.active, self._pending = False, None
-                known = ", ".join(repr(t.instruction) for t in TASKS.values())
+                known = ", ".join(repr(t.instruction) for t in all_tasks().values() if t.suite == self.config.simulator)
                 return f"error: unknown instruction {text!r}: arm idle; known instructions: {known}"
             note = ""
         self.episode += 1
@@ -141,8 +145,9 @@ class SimArmDriver:
         `stamp_ns` (the action's header.stamp): older than the reset -> ignored (previous scene)."""
         try:
             a = np.asarray(values, dtype=np.float32).reshape(-1)
-            if a.shape != (len(ACTION_NAMES),):
-                raise ValueError(f"{a.size} values, expected {len(ACTION_NAMES)} {ACTION_NAMES}")
+            names = list(self.arm.action_names)
+            if a.shape != (len(names),):
+                raise ValueError(f"{a.size} values, expected {len(names)} {names}")
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"non-finite values {a.tolist()}")
         except (TypeError, ValueError) as exc:

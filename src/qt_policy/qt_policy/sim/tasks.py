@@ -15,12 +15,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class SimTask:
-    """One task: `name` (our key), `env_name` (Meta-World v3 env), the instruction, the step budget."""
+    """One task: `name` (our key), `env_name` (the simulator's env), the instruction, the step budget,
+    and the simulator it runs in: "metaworld" (sim/arm.py, the Sawyer) or "robosuite" (sim/panda/,
+    the 7-D Panda with two cameras)."""
 
     name: str
     env_name: str
     instruction: str
     max_steps: int = 130
+    suite: str = "metaworld"
 
 
 def _tasks(*tasks: SimTask) -> dict[str, SimTask]:
@@ -52,23 +55,32 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def all_tasks() -> dict[str, SimTask]:
+    """Every registered task: Meta-World's (TASKS, the default everywhere) and the Panda's."""
+    from .panda.tasks import PANDA_TASKS
+
+    return {**TASKS, **PANDA_TASKS}
+
+
 def get_task(name: str) -> SimTask:
-    """The task registered as `name`; KeyError listing the known names otherwise."""
+    """The task registered as `name` (either simulator); KeyError listing the known names otherwise."""
+    tasks = all_tasks()
     try:
-        return TASKS[name]
+        return tasks[name]
     except KeyError:
-        raise KeyError(f"unknown sim task {name!r}; known: {sorted(TASKS)}") from None
+        raise KeyError(f"unknown sim task {name!r}; known: {sorted(tasks)}") from None
 
 
-def task_for_instruction(text: str) -> SimTask:
-    """The task whose instruction equals `text` up to case and whitespace.
+def task_for_instruction(text: str, suite: str = "metaworld") -> SimTask:
+    """The task of simulator `suite` whose instruction equals `text` up to case and whitespace.
 
     No fuzzy matching: an unknown instruction raises KeyError listing the known ones, so a typo
     never silently runs another task.
     """
     key = _norm(text)
-    for task in TASKS.values():
+    tasks = [t for t in all_tasks().values() if t.suite == suite]
+    for task in tasks:
         if _norm(task.instruction) == key:
             return task
-    known = ", ".join(repr(t.instruction) for t in TASKS.values())
+    known = ", ".join(repr(t.instruction) for t in tasks)
     raise KeyError(f"no sim task for instruction {text!r}; known instructions: {known}")

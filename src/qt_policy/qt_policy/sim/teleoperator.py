@@ -2,7 +2,7 @@
 
 It plans episodes (tasks in turn, each an expert or a failure maker drawn as the offline datasets
 draw them, sim/collect.py), and maps each observation of the simulator to the 4-D arm action the
-way an operator's hands would; the node (nodes/scripted_teleop_node.py) sends it as TwistStamped +
+way an operator's hands would (the Panda's 7-D action too, rotation included); the node (nodes/scripted_teleop_node.py) sends it as TwistStamped +
 gripper Float64 through the embodiment's mapping, exactly as a joystick into MoveIt Servo would.
 Placement seeds count per task from `seed`, as the sim arm node counts them, so the same `seed`
 on both gives the policy and the scene of one episode.
@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .collect import episode_rng, sample_mode
-from .scripted import make_collection_policy, sample_policy_kind
+from .collect import episode_rng, sample_mode, scripted_policies
 from .tasks import get_task
 
 
@@ -42,7 +41,8 @@ class ScriptedTeleoperator:
             for name in self.tasks:
                 mode = sample_mode(mix, expert_fraction)
                 placement = int(seed) + k
-                kind = sample_policy_kind(mode, episode_rng(name, placement, mode), name)
+                scripted = scripted_policies(get_task(name).suite)
+                kind = scripted.sample_policy_kind(mode, episode_rng(name, placement, mode), name)
                 self.plan.append(PlannedEpisode(len(self.plan), name, get_task(name).instruction, placement, kind))
         self._next = 0
         self.current: PlannedEpisode | None = None
@@ -57,12 +57,13 @@ class ScriptedTeleoperator:
         self._next += 1
         mode = "expert" if ep.kind == "expert" else "noisy"
         rng = episode_rng(ep.task, ep.seed, mode)
-        sample_policy_kind(mode, rng, ep.task)  # the same draws as collect_episode: kind, then the policy's
-        self._policy = make_collection_policy(ep.kind, get_task(ep.task), rng)
+        scripted = scripted_policies(get_task(ep.task).suite)
+        scripted.sample_policy_kind(mode, rng, ep.task)  # the same draws as collect_episode: kind, then the policy's
+        self._policy = scripted.make_collection_policy(ep.kind, get_task(ep.task), rng)
         return ep
 
     def act(self, raw_obs) -> np.ndarray:
-        """The operator's (4,) action in [-1, 1] for this observation of the current episode."""
+        """The operator's action (the arm's dimensions) in [-1, 1] for this observation of the current episode."""
         if self._policy is None:
             raise RuntimeError("no episode is running")
         return np.clip(np.asarray(self._policy.act(np.asarray(raw_obs, dtype=np.float64)), dtype=np.float32), -1.0, 1.0)

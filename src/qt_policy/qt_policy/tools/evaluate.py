@@ -22,12 +22,15 @@ from ..evaluation import EVAL_SEED_START, evaluate, evaluate_through_ros
 
 
 def main(argv=None) -> int:
-    from ..sim.tasks import TASKS
+    from ..sim.arms import tasks_for_checkpoint
+    from ..sim.tasks import all_tasks
 
     p = argparse.ArgumentParser(prog="qt-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, type=Path, nargs="+",
                    help="checkpoint directory; several = an ensemble acting on their mean Q")
-    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    p.add_argument("--tasks", nargs="+", default=None, choices=list(all_tasks()),
+                   help="sim tasks (default: the arm's: Meta-World's seven, or lift door stack for a model "
+                        "trained on the robosuite Panda)")
     p.add_argument("--episodes", type=int, default=50, help="episodes per task (default 50)")
     p.add_argument("--seed-start", type=int, default=EVAL_SEED_START)
     p.add_argument("--batch", type=int, default=10, help="episodes run in lockstep and decoded as one batch")
@@ -38,7 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--through-ros", action="store_true",
                    help="run the episodes through the ROS graph instead: sim arm, policy node and recorder as "
-                        "separate processes (launch/sim_demo.launch.xml), in real time at the control rate")
+                        "separate processes (launch/sim_demo.launch.xml; panda_demo.launch.xml for the Panda), in real time at the control rate")
     p.add_argument("--ros-out", type=Path, default=Path("data/eval_ros"),
                    help="with --through-ros: folder for the episode bags and the nodes' log (default data/eval_ros)")
     p.add_argument("--command-lag", type=float, default=0.0,
@@ -49,8 +52,9 @@ def main(argv=None) -> int:
                         "(CHECKPOINT is an export from qt-export) (default: torch)")
     p.add_argument("--commands", action="store_true",
                    help="with --through-ros: the policy drives the sim arm through TwistStamped + gripper commands "
-                        "(a real arm's interface, config/embodiments/metaworld_sawyer.yaml) instead of QAction")
+                        "(a real arm's interface: the embodiment file's twist and gripper) instead of QAction")
     args = p.parse_args(argv)
+    args.tasks = args.tasks or tasks_for_checkpoint(args.checkpoint[0])
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.through_ros:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-_ARM = None
+_ARMS: dict = {}  # suite -> this worker process's arm
 
 
 def _mode(task: str, seed: int, expert_fraction: float) -> str:
@@ -35,16 +35,17 @@ def _mode(task: str, seed: int, expert_fraction: float) -> str:
 
 
 def _work(job):
-    """Collect and write one episode in a worker process (one SimArm per process)."""
-    global _ARM
+    """Collect and write one episode in a worker process (one arm per simulator and process)."""
     from ..data.bag_io import write_episode_bag
-    from ..sim.arm import SimArm
+    from ..sim.arms import make_arm
     from ..sim.collect import collect_episode
+    from ..sim.tasks import get_task
 
     out, task, seed, attempt, mode, image_size = job
-    if _ARM is None:
-        _ARM = SimArm(image_size=image_size)
-    ep = collect_episode(_ARM, task, seed, mode, attempt=attempt)
+    suite = get_task(task).suite
+    if suite not in _ARMS:
+        _ARMS[suite] = make_arm(suite, image_size)
+    ep = collect_episode(_ARMS[suite], task, seed, mode, attempt=attempt)
     write_episode_bag(out, ep, name=bag_name(task, seed, attempt))  # episode_id keeps the policy kind
     return task, bool(ep.success), len(ep)
 
@@ -87,11 +88,12 @@ def check_settings(out: Path, settings: dict, has_bags: bool) -> None:
 
 
 def main(argv=None) -> int:
-    from ..sim.tasks import TASKS
+    from ..sim.tasks import TASKS, all_tasks
 
     p = argparse.ArgumentParser(prog="qt-generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="folder of episode bags")
-    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(all_tasks()),
+                   help="sim tasks (default: the Meta-World ones; lift, door, stack run on the robosuite Panda)")
     p.add_argument("--episodes-per-task", type=int, default=150)
     p.add_argument("--expert-fraction", type=float, default=0.2, help="share of near-expert episodes (default 0.2)")
     p.add_argument("--attempts-per-placement", type=int, default=1,
