@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 
 LAUNCH_FILE = "sim_demo.launch.xml"
+#: the closed loop of each simulator (sim/arms.py): its arm, its embodiment, the policy, the recorder
+LAUNCH_FILES = {"metaworld": LAUNCH_FILE, "robosuite": "panda_demo.launch.xml"}
 STARTUP_TIMEOUT_S = 180.0
 RESULT_GRACE_S = 30.0  # beyond the recorder's episode timeout
 
@@ -105,12 +107,13 @@ def node_env() -> dict:
     return env
 
 
-def start_nodes(args, checkpoint: Path, out: Path, log):
-    """Start sim arm, policy and recorder; returns (handle with .poll()/.stop(), description lines)."""
+def start_nodes(args, checkpoint: Path, out: Path, log, suite: str = "metaworld"):
+    """Start sim arm, policy and recorder of `suite`'s launch file; returns (handle with .poll()/.stop(),
+    description lines)."""
     overrides = node_overrides(args, checkpoint, out)
     from .launch import LaunchedProcesses, find_pkg_share, resolve_launch_file
 
-    launch_file = find_pkg_share("qt_policy") / "launch" / LAUNCH_FILE
+    launch_file = find_pkg_share("qt_policy") / "launch" / LAUNCH_FILES[suite]
     nodes = resolve_launch_file(launch_file, {"checkpoint": str(checkpoint)})
     for spec in nodes:
         for name, value in overrides.get(spec.exec, {}).items():
@@ -261,7 +264,9 @@ def run_in_ros_graph(args, tasks, checkpoint: Path, out: Path, log_path: Path) -
             error = (f"ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')} already has {', '.join(foreign)} running "
                      f"(another demo or test?): their topics would mix with ours; set another ROS_DOMAIN_ID")
         else:
-            handle, how = start_nodes(args, checkpoint, out, log)
+            from ..sim.arms import suite_of
+
+            handle, how = start_nodes(args, checkpoint, out, log, suite_of([t.name for t in tasks]))
             print(f"[demo] started {how}", flush=True)
             rows, error = run_episodes(args, tasks, handle, log_path, driver)
     except KeyboardInterrupt:

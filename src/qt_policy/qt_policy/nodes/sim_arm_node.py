@@ -1,4 +1,6 @@
-"""sim_arm: the Meta-World Sawyer (`sim.arm.SimArm`) as a ROS 2 robot with a camera.
+"""sim_arm: a simulated arm as a ROS 2 robot with cameras: the Meta-World Sawyer (`sim.arm.SimArm`,
+parameter simulator: metaworld) or robosuite's Panda (`sim.panda.arm.PandaArm`, simulator: robosuite,
+7-D end-effector control and two cameras, config/embodiments/robosuite_panda.yaml).
 
 * An instruction (std_msgs/String, reliable + transient-local) starts an episode: the arm resets to
   the task whose instruction it is (`sim.tasks.task_for_instruction`; or to the `task` parameter when
@@ -10,9 +12,10 @@
   a decision made on that frame is applied at the next tick, as in the data (action t from
   observation t, applied at step t+1), whatever the timers' phases were before.
 * At ``rate_hz`` a timer applies the latest qt_msgs/QAction received since the last tick (``values``,
-  clipped to [-1, 1] by the arm) -- no new action, no motion -- then publishes the camera
-  (sensor_msgs/Image rgb8, header.stamp = now, frame_id 'camera') and the robot state
-  (sensor_msgs/JointState: hand_x, hand_y, hand_z, gripper_opening). Actions that arrive faster than
+  clipped to [-1, 1] by the arm) -- no new action, no motion -- then publishes the cameras
+  (sensor_msgs/Image rgb8, all with header.stamp = now: the first on ``image_topic``, the others on
+  the embodiment's camera topics) and the robot state (sensor_msgs/JointState: the arm's
+  state_names, e.g. hand_x, hand_y, hand_z, gripper_opening). Actions that arrive faster than
   the rate are superseded (counted in the episode's log line).
 * At the first success it publishes std_msgs/Bool True on ``success_topic``; after ``max_steps``
   applied actions (0 = the task's budget) False. Either way the episode is over: actions are ignored
@@ -21,7 +24,8 @@
   is ignored, as the recorder ignores it (its ``drop_actions_before_start``).
 * A malformed action (wrong length, NaN/inf) is ignored with a warning.
 * With ``action_input: commands``, the interface of a real arm behind MoveIt Servo instead: geometry_msgs/TwistStamped on the embodiment's
-  twist topic and std_msgs/Float64 on its gripper topic (config/embodiments/metaworld_sawyer.yaml).
+  twist topic (linear and, for the Panda, angular velocity) and std_msgs/Float64 on its gripper topic
+  (config/embodiments/metaworld_sawyer.yaml, robosuite_panda.yaml).
   Once a command has arrived in an episode, every tick is a step: the twist applied is the
   time-weighted mean of the twists in force since the last frame was published (each in force until the next, or
   command_timeout_s), the gripper the latest command (robot/command_window.py), inverted to the
@@ -40,7 +44,7 @@ import array
 
 import numpy as np
 
-from ..sim.arm import STATE_NAMES, SimObservation
+from ..sim.arm import SimObservation
 from ..sim.driver import SimArmDriver, SimArmNodeConfig
 
 
@@ -68,12 +72,14 @@ def _make_node_class():
             cfg = read_parameters(self, SimArmNodeConfig)
             self.driver = SimArmDriver(cfg, arm=arm)
             self.config = cfg
-            self._image_pub = self.create_publisher(Image, cfg.image_topic, sensor_pub_qos)
+            emb = self.driver.commands.embodiment
+            topics = [cfg.image_topic] + [c.topic for c in emb.cameras[1:]]
+            self._image_pubs = [self.create_publisher(Image, t, sensor_pub_qos) for t in topics]
+            self._camera_frames = ['camera'] + [c.name for c in emb.cameras[1:]]
             self._state_pub = self.create_publisher(JointState, cfg.state_topic, sensor_pub_qos)
             self._success_pub = self.create_publisher(Bool, cfg.success_topic, reliable_10)
             self.create_subscription(String, cfg.instruction_topic, self._on_instruction, instruction_qos)
             self._raw_obs_pub = self.create_publisher(Float64MultiArray, cfg.raw_obs_topic, sensor_pub_qos)
-            emb = self.driver.commands.embodiment
             if cfg.action_input == 'qaction':
                 self.create_subscription(QAction, cfg.action_topic, self._on_action, reliable_10)
                 inputs = self.resolve_topic_name(cfg.action_topic)
@@ -84,7 +90,8 @@ def _make_node_class():
                           + self.resolve_topic_name(emb.gripper.topic))
             self._timer = self.create_timer(1.0 / cfg.rate_hz, self._on_tick)
             self.get_logger().info(
-                f'sim arm ready: {cfg.image_size}px camera at {cfg.rate_hz:g} Hz, task '
+                f'sim arm ready ({cfg.simulator}, {emb.name}): {len(topics)} x {cfg.image_size}px camera at '
+                f'{cfg.rate_hz:g} Hz, task '
                 f'{cfg.task or "from the instruction"}, seeds from {cfg.seed}, actions from {inputs}; waiting for an '
                 f'instruction on {self.resolve_topic_name(cfg.instruction_topic)}')
 
@@ -141,18 +148,19 @@ def _make_node_class():
             now = self.get_clock().now()
             stamp = now.to_msg()
             self.driver.observation_published(now.nanoseconds * 1e-9)
-            img = Image()
-            img.header.stamp = stamp
-            img.header.frame_id = 'camera'
-            img.height, img.width = int(obs.image.shape[0]), int(obs.image.shape[1])
-            img.encoding = 'rgb8'
-            img.is_bigendian = 0
-            img.step = img.width * 3
-            img.data = array.array('B', np.ascontiguousarray(obs.image, dtype=np.uint8).tobytes())
-            self._image_pub.publish(img)
+            for pub, frame_id, image in zip(self._image_pubs, self._camera_frames, obs.camera_images):
+                img = Image()
+                img.header.stamp = stamp
+                img.header.frame_id = frame_id
+                img.height, img.width = int(image.shape[0]), int(image.shape[1])
+                img.encoding = 'rgb8'
+                img.is_bigendian = 0
+                img.step = img.width * 3
+                img.data = array.array('B', np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+                pub.publish(img)
             state = JointState()
             state.header.stamp = stamp
-            state.name = list(STATE_NAMES)
+            state.name = list(self.driver.arm.state_names)
             state.position = [float(v) for v in obs.state]
             self._state_pub.publish(state)
             self._raw_obs_pub.publish(Float64MultiArray(data=[float(v) for v in obs.raw_obs]))

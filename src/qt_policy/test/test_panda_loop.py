@@ -1,0 +1,119 @@
+"""The 7-D Panda with two cameras through the whole ROS path: teleoperate -> record -> train -> deploy.
+
+Separate processes, as on a robot: the robosuite Panda (sim_arm_node, simulator robosuite) takes
+TwistStamped with linear *and angular* velocity + gripper Float64 and publishes a scene and a wrist
+camera; a scripted teleoperator opens the door (the handle must turn); the recorder (action_source
+teleop) makes 7-D actions from those commands and records both cameras; a model trained on those
+bags (two camera token sets) then drives the arm through TwistStamped, recorded again.
+A short version (a few steps per episode, a tiny network): what runs is the path, not the policy.
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("robosuite")
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+
+from qt_policy.data.bag_io import list_episode_bags, read_episode_bag  # noqa: E402
+from test_record_and_train import TINY_TRAIN, logs, own_domain_id, start_node, stop_nodes  # noqa: E402
+from test_teleop_loop import wait  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+EMBODIMENT = REPO_ROOT / "config" / "embodiments" / "robosuite_panda.yaml"
+MAX_STEPS = 12
+
+
+def test_panda_teleoperate_record_train_deploy(tmp_path):
+    from geometry_msgs.msg import TwistStamped
+    from std_msgs.msg import String
+
+    from qt_msgs.msg import EpisodeResult
+    from qt_policy.core.checkpoint import read_config
+
+    teleop_bags, policy_bags = tmp_path / "teleop", tmp_path / "policy"
+    sim = ("qt_policy.nodes.sim_arm_node", {"simulator": "robosuite", "embodiment": str(EMBODIMENT),
+                                           "max_steps": MAX_STEPS, "seed": 0, "action_input": "commands"})
+    recorder_params = {"embodiment": str(EMBODIMENT), "min_free_disk_mb": 10}
+    procs = {}
+    try:  # 1. teleoperated demonstrations: two door episodes
+        for name, (module, params) in {
+            "sim_arm": sim,
+            "recorder": ("qt_policy.nodes.recorder_node", {**recorder_params, "output_dir": str(teleop_bags),
+                                                          "action_source": "teleop"}),
+            "teleop": ("qt_policy.nodes.scripted_teleop_node", {"tasks": "[door]", "episodes_per_task": 2,
+                                                               "expert_fraction": 1.0, "seed": 0, "pause_s": 0.5,
+                                                               "embodiment": str(EMBODIMENT),
+                                                               "wait_for": "[sim_arm, qt_recorder]"}),
+        }.items():
+            procs[name] = (start_node(module, params, tmp_path / f"{name}.log"), tmp_path / f"{name}.log")
+        teleop = procs["teleop"][0]
+        wait(lambda: teleop.poll() is not None, 150.0, procs, "the teleoperator to finish its 2 episodes")
+        assert teleop.returncode == 0, logs(procs)
+        wait(lambda: len(list_episode_bags(teleop_bags)) == 2, 10.0, procs, "2 teleop bags")
+    finally:
+        stop_nodes([p for p, _ in procs.values()])
+
+    for bag in list_episode_bags(teleop_bags):
+        ep = read_episode_bag(bag)
+        assert ep.instruction == "open the door" and ep.embodiment["name"] == "robosuite_panda"
+        assert abs(len(ep) - MAX_STEPS) <= 1, len(ep)
+        assert ep.images.shape == (len(ep), 2, 64, 64, 3)  # scene + wrist, every step
+        assert np.abs(ep.images[:, 0].astype(int) - ep.images[:, 1]).mean() > 10  # two different views
+        assert ep.actions.shape == (len(ep), 7) and ep.states.shape == (len(ep), 8)
+        # rotation went through: angular twists became rotation actions, and the hand turned
+        assert np.abs(ep.actions[:, 3:6]).max() > 0.05, ep.actions
+        assert np.ptp(ep.states[:, 3:6], axis=0).max() > 0.02, ep.states[:, 3:6]
+
+    # 2. train on the teleoperated bags: a two-camera, 7-D model that carries the Panda's embodiment
+    out = tmp_path / "run"
+    rc = subprocess.run([sys.executable, "-m", "qt_policy.tools.train", "--data", str(teleop_bags), "--out", str(out),
+                         *TINY_TRAIN], cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert rc.returncode == 0, rc.stdout[-2000:] + rc.stderr[-3000:]
+    config = read_config(out / "checkpoint")
+    assert config["embodiment"]["name"] == "robosuite_panda"
+    assert (config["model"]["cameras"], config["model"]["action_dim"]) == (2, 7)
+
+    # 3. the trained policy drives the Panda through TwistStamped (linear + angular) + gripper
+    procs = {}
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=own_domain_id())
+    node = rclpy.create_node("panda_loop_test", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        for name, (module, params) in {
+            "sim_arm": sim,
+            "policy": ("qt_policy.nodes.policy_node", {"checkpoint": str(out / "checkpoint")}),
+            "recorder": ("qt_policy.nodes.recorder_node", {**recorder_params, "output_dir": str(policy_bags)}),
+        }.items():
+            procs[name] = (start_node(module, params, tmp_path / f"deploy_{name}.log"), tmp_path / f"deploy_{name}.log")
+        latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        results, twists = [], []
+        node.create_subscription(EpisodeResult, "/episode_result", results.append, reliable)
+        node.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", twists.append, reliable)
+        pub = node.create_publisher(String, "/instruction", latched)
+        wait(lambda: node.count_subscribers("/servo_node/delta_twist_cmds") >= 1
+             and node.count_publishers("/servo_node/delta_twist_cmds") >= 1
+             and node.count_subscribers("/wrist_camera/image_raw") >= 2
+             and node.count_subscribers("/instruction") >= 3, 90.0, procs, "the three nodes", spin=executor)
+        pub.publish(String(data="open the door"))
+        wait(lambda: results, 60.0, procs, "the deployed episode's result", spin=executor)
+    finally:
+        stop_nodes([p for p, _ in procs.values()])
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    (result,) = results
+    assert (result.success, result.end_reason) == (False, "success_topic"), result
+    assert f"after {MAX_STEPS} steps" in procs["sim_arm"][1].read_text()  # the sim stepped on the policy's twists
+    assert any(abs(t.twist.angular.x) + abs(t.twist.angular.y) + abs(t.twist.angular.z) > 0 for t in twists)
+    ep = read_episode_bag(result.bag_path)
+    assert len(ep) >= MAX_STEPS - 1 and ep.images.shape[1:] == (2, 64, 64, 3) and ep.actions.shape[1] == 7
