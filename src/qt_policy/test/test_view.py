@@ -59,3 +59,20 @@ def test_view_cli_on_a_bag_uses_the_recorded_bins(tmp_path, capsys):
     assert rerun_cli("rrd", "verify", str(tmp_path / "b.rrd")).returncode == 0
     ep, bins, q = view.load_episode(bag)
     assert len(ep) == 6 and bins is None and np.isnan(q).all()  # scripted actions carry no bins and no Q
+
+
+def test_two_camera_episode_is_decided_and_shown_with_both_cameras(tmp_path):
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = QTransformer(ModelConfig(image_size=32, frames=2, conv_channels=[8, 16], tokens_per_frame=4, d_model=32,
+                                     num_layers=1, num_heads=2, state_dim=3, num_bins=16, cameras=2)).eval()
+    one = smooth_episode(0, 6, True)
+    ep = dataclasses.replace(one, images=np.stack([one.images, 255 - one.images], axis=1))
+    bins, q, q_maps = view.decide_on_episode(model, ep, embed)
+    np.testing.assert_array_equal(bins, q_maps.argmax(-1))
+    swapped = dataclasses.replace(one, images=np.stack([255 - one.images, one.images], axis=1))
+    assert not np.allclose(view.decide_on_episode(model, swapped, embed)[2], q_maps)  # the cameras are told apart
+    view.write_rrd(tmp_path / "ep.rrd", ep, bins, q, q_maps)
+    printed = rerun_cli("rrd", "print", str(tmp_path / "ep.rrd")).stdout
+    assert "/camera_1" in printed

@@ -231,6 +231,9 @@ def export_bags(bag_dir: str | os.PathLike, out_dir: str | os.PathLike, fps: int
         except EpisodeBagError as err:
             skipped.append((str(bag), str(err)))
             continue
+        if ep.num_cameras > 1:  # not written yet: one video key per camera
+            skipped.append((str(bag), f"{ep.num_cameras} cameras: the LeRobot export writes one-camera episodes only"))
+            continue
         feats = _features(ep, fps, gamma)
         if features is None:
             features = feats

@@ -68,11 +68,12 @@ def decide_on_episode(model, ep, embed) -> tuple[np.ndarray, np.ndarray, np.ndar
     import torch
 
     from ..core.decoding import decode_from_context
-    from ..data.observation import FrameHistory, prepare_frame
+    from ..data.observation import FrameHistory, prepare_cameras
 
     cfg = model.cfg
     history = FrameHistory(cfg.frames)
-    windows = np.stack([history.push(prepare_frame(img, cfg.image_size, cfg.image_crop)) for img in ep.images])
+    windows = np.stack([history.push(prepare_cameras([ep.camera(k)[t] for k in range(ep.num_cameras)],
+                                                     cfg.image_size, cfg.image_crop)) for t in range(len(ep))])
     text = torch.from_numpy(np.repeat(np.asarray(embed(ep.instruction), np.float32)[None], len(ep), 0))
     state = torch.from_numpy(ep.states) if cfg.state_dim and ep.states is not None else None
     with torch.no_grad():
@@ -92,7 +93,9 @@ def write_rrd(path: Path, ep, bins, q, q_maps) -> None:
             static=True)
     for t in range(len(ep)):
         rec.set_time("step", sequence=t)
-        rec.log("camera", rr.Image(ep.images[t]))
+        rec.log("camera", rr.Image(ep.camera(0)[t]))
+        for k in range(1, ep.num_cameras):
+            rec.log(f"camera_{k}", rr.Image(ep.camera(k)[t]))
         for i, name in enumerate(names):
             rec.log(f"action/{name}", rr.Scalars(float(ep.actions[t, i])))
             if bins is not None:
@@ -119,7 +122,7 @@ def draw_png(path: Path, ep, bins, q, q_maps, dim: str | None) -> None:
     grid = fig.add_gridspec(3, 5, height_ratios=[1.2, 1, 1.4])
     for k, t in enumerate(np.linspace(0, T - 1, 5).astype(int)):
         ax = fig.add_subplot(grid[0, k])
-        ax.imshow(ep.images[t])
+        ax.imshow(np.concatenate([ep.camera(k)[t] for k in range(ep.num_cameras)], axis=1))  # cameras side by side
         ax.set_title(f"step {t}", fontsize=8)
         ax.axis("off")
     ax = fig.add_subplot(grid[1, :])
