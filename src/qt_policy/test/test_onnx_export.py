@@ -73,6 +73,22 @@ def recorded_observations(policy, count=100, batch=25):
         yield tuple(np.concatenate([p[i] for p in part]) for i in range(3))
 
 
+def test_a_two_camera_seven_dimension_model_exports_exactly(tmp_path):
+    """The Panda's layout: scene + wrist camera (one token set each), 7 action dimensions."""
+    torch.manual_seed(1)
+    cfg = ModelConfig(action_dim=7, num_bins=32, action_low=[-1.0] * 7, action_high=[1.0] * 7,
+                      action_names=["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"], image_size=16, frames=2,
+                      conv_channels=[4, 8], tokens_per_frame=2, d_model=32, num_layers=2, num_heads=4, state_dim=8,
+                      cameras=2)
+    model = QTransformer(cfg)
+    with torch.no_grad():
+        model.head_weight.mul_(4.0)
+    save_checkpoint(tmp_path / "ckpt", model, {"instructions": ["open the door"]})
+    out = export_policy(tmp_path / "ckpt", tmp_path / "export", encoder=fake_encoder)
+    report = compare_backends(tmp_path / "ckpt", out, random=200)
+    assert report["observations"] == 200 and report["bins_differ"] == report["ties"] <= 1
+
+
 def test_the_shipped_policy_exports_exactly_on_random_and_recorded_observations(shipped_export):
     torch_policy = load_policy(SHIPPED, "torch")
     onnx_policy = load_policy(shipped_export, "onnxruntime", threads=1)
