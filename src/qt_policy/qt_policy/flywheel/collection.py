@@ -37,10 +37,10 @@ def seed_demonstrations(bags: Path, tasks: list[str], per_task: int, max_attempt
     the generator's placements 0, 1, ...; failed attempts are not kept. Returns {task: [seeds]}."""
     from tqdm import tqdm
 
-    from ..sim.arm import SimArm
+    from ..sim.arms import make_arm, suite_of
     from ..sim.collect import collect_episode
 
-    arm = SimArm()
+    arm = make_arm(suite_of(tasks))
     kept: dict[str, list[int]] = {}
     try:
         for task in tqdm(tasks, desc="seed demonstrations", disable=not progress, dynamic_ncols=True):
@@ -77,13 +77,13 @@ def collect_in_harness(checkpoint: Path, bags: Path, round_index: int, tasks: li
     from ..evaluation.policy_episodes import collect_policy_episodes
     from ..evaluation.rollout import BatchPolicy
     from ..inference import load_policy
-    from ..sim.arm import SimArm
+    from ..sim.arms import make_arm, suite_of
     from ..sim.tasks import get_task
 
     model = load_policy([checkpoint], "torch")
     policy = BatchPolicy(model, shared_encoder())
     todo = [(t, s) for t in tasks for s in seeds if not (bags / collected_name(round_index, t, s)).is_dir()]
-    arms = [SimArm(image_size=model.cfg.image_size or 64) for _ in range(min(batch, len(seeds)))]
+    arms = [make_arm(suite_of(tasks), model.cfg.image_size or 64) for _ in range(min(batch, len(seeds)))]
     bar = tqdm(total=len(todo), desc=f"round {round_index}: collecting", disable=not progress, dynamic_ncols=True)
     try:
         for task in tasks:
