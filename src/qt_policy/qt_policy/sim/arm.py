@@ -175,32 +175,19 @@ class _Renderer:
             self.renderer = None
 
 
-class SimArm:
-    """Meta-World v3 Sawyer as a robot with one camera.
+class ArmBase:
+    """What every simulated arm keeps alike: one (env, renderer) per task built on first use, the
+    current task and observation, closing (also at exit) and the context manager. Subclasses build
+    `_env(task)` and act (reset, step, render); sim/arms.py lists them."""
 
-    One env (and its renderer) is built per task name on first use and reused for every later
-    reset: construction takes ~0.3 s, a reset ~10 ms. Everything an episode does depends only on
-    (task, seed, actions): `reset` reseeds the env, and MuJoCo's state is fully reset in between.
-    Not thread-safe: use one arm per thread or process.
-    """
-
-    def __init__(self, image_size: int = 64, camera: Union[FreeCamera, str] = DEFAULT_CAMERA):
+    def __init__(self, image_size: int):
         if image_size <= 0:
             raise ValueError("image_size must be positive")
         self.image_size = int(image_size)
-        self.camera = camera
-        self._envs: dict[str, tuple[object, _Renderer]] = {}
+        self._envs: dict[str, tuple[object, object]] = {}
         self._task_name: str | None = None
         self._obs: SimObservation | None = None
         _LIVE_ARMS.add(self)
-
-    # -- lifecycle -------------------------------------------------------------------------------
-    def _env(self, task_name: str):
-        if task_name not in self._envs:
-            task = get_task(task_name)
-            env = make_env(task.env_name)
-            self._envs[task_name] = (env, _Renderer(env.model, self.image_size, self.camera))
-        return self._envs[task_name]
 
     def close(self) -> None:
         """Free the renderers (GL contexts) and envs. The arm can be used again afterwards."""
@@ -211,20 +198,11 @@ class SimArm:
         self._task_name = None
         self._obs = None
 
-    def __enter__(self) -> "SimArm":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    # -- robot interface -------------------------------------------------------------------------
-    action_names = ACTION_NAMES
-    state_names = STATE_NAMES
-
-    @staticmethod
-    def clip_action(action) -> np.ndarray:
-        """The action this arm executes (see the module's `clip_action`)."""
-        return clip_action(action)
 
     @property
     def task_name(self) -> str | None:
@@ -235,8 +213,39 @@ class SimArm:
     def observation(self) -> SimObservation:
         """The latest observation (from the last reset or step)."""
         if self._obs is None:
-            raise RuntimeError("SimArm.reset() has not been called")
+            raise RuntimeError(f"{type(self).__name__}.reset() has not been called")
         return self._obs
+
+
+class SimArm(ArmBase):
+    """Meta-World v3 Sawyer as a robot with one camera.
+
+    One env (and its renderer) is built per task name on first use and reused for every later
+    reset: construction takes ~0.3 s, a reset ~10 ms. Everything an episode does depends only on
+    (task, seed, actions): `reset` reseeds the env, and MuJoCo's state is fully reset in between.
+    Not thread-safe: use one arm per thread or process.
+    """
+
+    def __init__(self, image_size: int = 64, camera: Union[FreeCamera, str] = DEFAULT_CAMERA):
+        super().__init__(image_size)
+        self.camera = camera
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _env(self, task_name: str):
+        if task_name not in self._envs:
+            task = get_task(task_name)
+            env = make_env(task.env_name)
+            self._envs[task_name] = (env, _Renderer(env.model, self.image_size, self.camera))
+        return self._envs[task_name]
+
+    # -- robot interface -------------------------------------------------------------------------
+    action_names = ACTION_NAMES
+    state_names = STATE_NAMES
+
+    @staticmethod
+    def clip_action(action) -> np.ndarray:
+        """The action this arm executes (see the module's `clip_action`)."""
+        return clip_action(action)
 
     def reset(self, task_name: str, seed: int) -> SimObservation:
         """Start an episode of `task_name` with the object/goal placement drawn from `seed`.

@@ -62,7 +62,8 @@ EXPERT_NOISE = 0.1  # sigma of the Gaussian action noise on expert actions
 
 
 class CollectionPolicy(Protocol):
-    """A data-collection policy for one episode: `act(raw_obs) -> (4,) float32 in [-1, 1]`."""
+    """A data-collection policy for one episode: `act(raw_obs) -> the arm's action, float32 in [-1, 1]`
+    ((4,) here, (7,) for the Panda's policies in sim/panda/scripted.py)."""
 
     kind: str
 
@@ -186,23 +187,32 @@ _POLICIES = {
 }
 
 
-def make_collection_policy(kind: str, task: SimTask, rng: np.random.Generator) -> CollectionPolicy:
-    """A fresh policy of `kind` (one of POLICY_KINDS) for one episode of `task`."""
+def build_policy(policies: dict, kind: str, task: SimTask, rng: np.random.Generator) -> CollectionPolicy:
+    """A fresh policy of `kind` from a simulator's table of policy classes (this module's, sim/panda's)."""
     try:
-        cls = _POLICIES[kind]
+        cls = policies[kind]
     except KeyError:
-        raise ValueError(f"unknown policy kind {kind!r}; known: {list(POLICY_KINDS)}") from None
+        raise ValueError(f"unknown policy kind {kind!r}; known: {list(policies)}") from None
     return cls(task, rng)
 
 
-def sample_policy_kind(mode: str, rng: np.random.Generator, task_name: str | None = None) -> str:
+def draw_policy_kind(mode: str, rng: np.random.Generator, weights: dict[str, float]) -> str:
     """The policy kind for an episode of collection `mode`: "expert" -> "expert"; "noisy" -> a
-    failure maker drawn with the task's NOISY_KIND_WEIGHTS_BY_TASK entry or NOISY_KIND_WEIGHTS."""
+    failure maker drawn with `weights` (one draw from `rng`, so the episode's later draws are fixed)."""
     if mode == "expert":
         return "expert"
     if mode == "noisy":
-        weights = NOISY_KIND_WEIGHTS_BY_TASK.get(task_name or "", NOISY_KIND_WEIGHTS)
         kinds = list(weights)
         p = np.array([weights[k] for k in kinds], dtype=np.float64)
         return kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
     raise ValueError(f"unknown collection mode {mode!r}; use 'expert' or 'noisy'")
+
+
+def make_collection_policy(kind: str, task: SimTask, rng: np.random.Generator) -> CollectionPolicy:
+    """A fresh policy of `kind` (one of POLICY_KINDS) for one episode of `task`."""
+    return build_policy(_POLICIES, kind, task, rng)
+
+
+def sample_policy_kind(mode: str, rng: np.random.Generator, task_name: str | None = None) -> str:
+    """The kind for `mode`, with the task's NOISY_KIND_WEIGHTS_BY_TASK entry or NOISY_KIND_WEIGHTS."""
+    return draw_policy_kind(mode, rng, NOISY_KIND_WEIGHTS_BY_TASK.get(task_name or "", NOISY_KIND_WEIGHTS))

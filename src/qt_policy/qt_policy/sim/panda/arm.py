@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from ..arm import _LIVE_ARMS, SimObservation, _register_close_at_exit
+from ..arm import ArmBase, SimObservation, _register_close_at_exit
 from .tasks import PANDA_TASKS
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -170,7 +170,7 @@ class _Renderer:
             self.renderer = None
 
 
-class PandaArm:
+class PandaArm(ArmBase):
     """robosuite's Panda as a robot with a scene and a wrist camera (same interface as sim.arm.SimArm).
 
     One env (and its renderer) is built per task on first use (~3 s) and reused: a reset takes
@@ -180,16 +180,10 @@ class PandaArm:
     """
 
     def __init__(self, image_size: int = 64, cameras: tuple[str, ...] = ("agentview", "robot0_eye_in_hand")):
-        if image_size <= 0:
-            raise ValueError("image_size must be positive")
         if not cameras:
             raise ValueError("at least one camera is needed")
-        self.image_size = int(image_size)
+        super().__init__(image_size)
         self.cameras = tuple(cameras)
-        self._envs: dict[str, tuple[object, _Renderer]] = {}
-        self._task_name: str | None = None
-        self._obs: SimObservation | None = None
-        _LIVE_ARMS.add(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _env(self, task_name: str):
@@ -202,21 +196,6 @@ class PandaArm:
             self._envs[task_name] = (env, _Renderer(env.sim.model._model, self.image_size, self.cameras))
         return self._envs[task_name]
 
-    def close(self) -> None:
-        """Free the renderers (GL contexts) and envs. The arm can be used again afterwards."""
-        for env, renderer in self._envs.values():
-            renderer.close()
-            env.close()
-        self._envs.clear()
-        self._task_name = None
-        self._obs = None
-
-    def __enter__(self) -> "PandaArm":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     # -- robot interface -------------------------------------------------------------------------
     action_names = ACTION_NAMES
     state_names = STATE_NAMES
@@ -226,18 +205,6 @@ class PandaArm:
     def clip_action(action) -> np.ndarray:
         """The action this arm executes (see the module's `clip_action`)."""
         return clip_action(action)
-
-    @property
-    def task_name(self) -> str | None:
-        """The task of the current episode (None before the first reset)."""
-        return self._task_name
-
-    @property
-    def observation(self) -> SimObservation:
-        """The latest observation (from the last reset or step)."""
-        if self._obs is None:
-            raise RuntimeError("PandaArm.reset() has not been called")
-        return self._obs
 
     def reset(self, task_name: str, seed: int) -> SimObservation:
         """Start an episode of `task_name` with the robot pose noise and object placement drawn from

@@ -23,10 +23,9 @@ offset_goal 3/10 (lift), 4/10 (door), 5/10 (stack): near misses, the only noisy 
 """
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 
+from ..scripted import CollectionPolicy, build_policy, draw_policy_kind
 from ..tasks import SimTask
 from .arm import ACTION_NAMES, HOME_ROTATION, raw_fields, rotation_vector
 
@@ -48,14 +47,6 @@ _N = len(ACTION_NAMES)
 _POS_SCALE = 0.05  # m per unit action per step (OSC_POSE output_max)
 _ROT_SCALE = 0.5  # rad per unit action per step
 _OPEN, _CLOSE = -1.0, 1.0
-
-
-class CollectionPolicy(Protocol):
-    """A data-collection policy for one episode: `act(raw_obs) -> (7,) float32 in [-1, 1]`."""
-
-    kind: str
-
-    def act(self, raw_obs: np.ndarray) -> np.ndarray: ...
 
 
 # ----- geometry -----------------------------------------------------------------------------------
@@ -342,21 +333,9 @@ _POLICIES = {
 
 def make_collection_policy(kind: str, task: SimTask, rng: np.random.Generator) -> CollectionPolicy:
     """A fresh policy of `kind` (one of POLICY_KINDS) for one episode of `task`."""
-    try:
-        cls = _POLICIES[kind]
-    except KeyError:
-        raise ValueError(f"unknown policy kind {kind!r}; known: {list(POLICY_KINDS)}") from None
-    return cls(task, rng)
+    return build_policy(_POLICIES, kind, task, rng)
 
 
 def sample_policy_kind(mode: str, rng: np.random.Generator, task_name: str | None = None) -> str:
-    """The policy kind for an episode of collection `mode`: "expert" -> "expert"; "noisy" -> a
-    failure maker drawn with the task's NOISY_KIND_WEIGHTS_BY_TASK entry or NOISY_KIND_WEIGHTS."""
-    if mode == "expert":
-        return "expert"
-    if mode == "noisy":
-        weights = NOISY_KIND_WEIGHTS_BY_TASK.get(task_name or "", NOISY_KIND_WEIGHTS)
-        kinds = list(weights)
-        p = np.array([weights[k] for k in kinds], dtype=np.float64)
-        return kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
-    raise ValueError(f"unknown collection mode {mode!r}; use 'expert' or 'noisy'")
+    """The kind for `mode`, with the task's NOISY_KIND_WEIGHTS_BY_TASK entry or NOISY_KIND_WEIGHTS."""
+    return draw_policy_kind(mode, rng, NOISY_KIND_WEIGHTS_BY_TASK.get(task_name or "", NOISY_KIND_WEIGHTS))
