@@ -17,12 +17,9 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("robosuite")
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-
 from qt_policy.data.bag_io import list_episode_bags, read_episode_bag  # noqa: E402
-from test_record_and_train import TINY_TRAIN, logs, own_domain_id, start_node, stop_nodes  # noqa: E402
-from test_teleop_loop import wait  # noqa: E402
+from test_record_and_train import TINY_TRAIN, logs, start_node, stop_nodes  # noqa: E402
+from test_teleop_loop import deploy_one_episode, wait  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EMBODIMENT = REPO_ROOT / "config" / "embodiments" / "robosuite_panda.yaml"
@@ -30,10 +27,6 @@ MAX_STEPS = 12
 
 
 def test_panda_teleoperate_record_train_deploy(tmp_path):
-    from geometry_msgs.msg import TwistStamped
-    from std_msgs.msg import String
-
-    from qt_msgs.msg import EpisodeResult
     from qt_policy.core.checkpoint import read_config
 
     teleop_bags, policy_bags = tmp_path / "teleop", tmp_path / "policy"
@@ -80,37 +73,12 @@ def test_panda_teleoperate_record_train_deploy(tmp_path):
     assert (config["model"]["cameras"], config["model"]["action_dim"]) == (2, 7)
 
     # 3. the trained policy drives the Panda through TwistStamped (linear + angular) + gripper
-    procs = {}
-    context = rclpy.context.Context()
-    rclpy.init(context=context, domain_id=own_domain_id())
-    node = rclpy.create_node("panda_loop_test", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    try:
-        for name, (module, params) in {
-            "sim_arm": sim,
-            "policy": ("qt_policy.nodes.policy_node", {"checkpoint": str(out / "checkpoint")}),
-            "recorder": ("qt_policy.nodes.recorder_node", {**recorder_params, "output_dir": str(policy_bags)}),
-        }.items():
-            procs[name] = (start_node(module, params, tmp_path / f"deploy_{name}.log"), tmp_path / f"deploy_{name}.log")
-        latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        results, twists = [], []
-        node.create_subscription(EpisodeResult, "/episode_result", results.append, reliable)
-        node.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", twists.append, reliable)
-        pub = node.create_publisher(String, "/instruction", latched)
-        wait(lambda: node.count_subscribers("/servo_node/delta_twist_cmds") >= 1
-             and node.count_publishers("/servo_node/delta_twist_cmds") >= 1
-             and node.count_subscribers("/wrist_camera/image_raw") >= 2
-             and node.count_subscribers("/instruction") >= 3, 90.0, procs, "the three nodes", spin=executor)
-        pub.publish(String(data="open the door"))
-        wait(lambda: results, 60.0, procs, "the deployed episode's result", spin=executor)
-    finally:
-        stop_nodes([p for p, _ in procs.values()])
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+    procs, results, twists = deploy_one_episode(tmp_path, {
+        "sim_arm": sim,
+        "policy": ("qt_policy.nodes.policy_node", {"checkpoint": str(out / "checkpoint")}),
+        "recorder": ("qt_policy.nodes.recorder_node", {**recorder_params, "output_dir": str(policy_bags)}),
+    }, "open the door", startup_s=90.0, episode_s=60.0,
+        ready=lambda node: node.count_subscribers("/wrist_camera/image_raw") >= 2)
     (result,) = results
     assert (result.success, result.end_reason) == (False, "success_topic"), result
     assert f"after {MAX_STEPS} steps" in procs["sim_arm"][1].read_text()  # the sim stepped on the policy's twists

@@ -41,11 +41,46 @@ def wait(cond, timeout, procs, what, spin=None):
     assert cond(), f"timed out after {timeout:g} s waiting for {what}\n{logs(procs)}"
 
 
-def test_teleoperate_record_train_deploy(tmp_path):
+def deploy_one_episode(tmp_path, nodes, instruction, startup_s, episode_s, ready=lambda node: True):
+    """Start `nodes` ({name: (module, params)}: sim arm, policy, recorder) as processes, publish one
+    instruction once they are connected (and `ready(node)`), wait for its EpisodeResult, stop them by
+    pid. Returns (procs, EpisodeResults, the TwistStamped commands seen)."""
     from geometry_msgs.msg import TwistStamped
     from std_msgs.msg import String
 
     from qt_msgs.msg import EpisodeResult
+
+    procs = {}
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=own_domain_id())
+    node = rclpy.create_node("deploy_test_driver", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    results, twists = [], []
+    try:
+        for name, (module, params) in nodes.items():
+            procs[name] = (start_node(module, params, tmp_path / f"deploy_{name}.log"), tmp_path / f"deploy_{name}.log")
+        latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        node.create_subscription(EpisodeResult, "/episode_result", results.append, reliable)
+        node.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", twists.append, reliable)
+        pub = node.create_publisher(String, "/instruction", latched)
+        wait(lambda: node.count_subscribers("/servo_node/delta_twist_cmds") >= 1
+             and node.count_publishers("/servo_node/delta_twist_cmds") >= 1
+             and node.count_subscribers("/instruction") >= 3 and ready(node), startup_s, procs, "the three nodes",
+             spin=executor)
+        pub.publish(String(data=instruction))
+        wait(lambda: results, episode_s, procs, "the deployed episode's result", spin=executor)
+    finally:
+        stop_nodes([p for p, _ in procs.values()])
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    return procs, results, twists
+
+
+def test_teleoperate_record_train_deploy(tmp_path):
     from qt_policy.core.checkpoint import read_config
     from qt_policy.robot.embodiment import load_embodiment
     from qt_policy.tools.import_bags import import_bag, topic_map
@@ -99,36 +134,11 @@ def test_teleoperate_record_train_deploy(tmp_path):
     assert read_config(out / "checkpoint")["embodiment"]["name"] == emb.name
 
     # 3. the trained policy drives the sim through TwistStamped + gripper; the recorder records it
-    procs = {}
-    context = rclpy.context.Context()
-    rclpy.init(context=context, domain_id=own_domain_id())
-    node = rclpy.create_node("teleop_loop_test", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    try:
-        for name, (module, params) in {
-            "sim_arm": sim,
-            "policy": ("qt_policy.nodes.policy_node", {"checkpoint": str(out / "checkpoint")}),
-            "recorder": ("qt_policy.nodes.recorder_node", {"output_dir": str(policy_bags), "min_free_disk_mb": 10}),
-        }.items():
-            procs[name] = (start_node(module, params, tmp_path / f"deploy_{name}.log"), tmp_path / f"deploy_{name}.log")
-        latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        results, twists = [], []
-        node.create_subscription(EpisodeResult, "/episode_result", results.append, reliable)
-        node.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", twists.append, reliable)
-        pub = node.create_publisher(String, "/instruction", latched)
-        wait(lambda: node.count_subscribers("/servo_node/delta_twist_cmds") >= 1
-             and node.count_publishers("/servo_node/delta_twist_cmds") >= 1
-             and node.count_subscribers("/instruction") >= 3, 60.0, procs, "the three nodes", spin=executor)
-        pub.publish(String(data="open the drawer"))
-        wait(lambda: results, 40.0, procs, "the deployed episode's result", spin=executor)
-    finally:
-        stop_nodes([p for p, _ in procs.values()])
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+    procs, results, twists = deploy_one_episode(tmp_path, {
+        "sim_arm": sim,
+        "policy": ("qt_policy.nodes.policy_node", {"checkpoint": str(out / "checkpoint")}),
+        "recorder": ("qt_policy.nodes.recorder_node", {"output_dir": str(policy_bags), "min_free_disk_mb": 10}),
+    }, "open the drawer", startup_s=60.0, episode_s=40.0)
     (result,) = results
     assert (result.success, result.end_reason) == (False, "success_topic"), result
     assert f"after {MAX_STEPS} steps" in procs["sim_arm"][1].read_text()  # the sim stepped on the policy's twists
