@@ -128,6 +128,32 @@ def _register_close_at_exit() -> None:
         _ATEXIT_REGISTERED = True
 
 
+def fast_renderer(model, size: int, exact_buffer: bool):
+    """A headless `mujoco.Renderer` (size x size) tuned for speed, and the scene option that hides sites.
+
+    No multisampling (`offsamples = 0`, set before the GL buffers exist); shadows, reflections and
+    skybox off. The offscreen buffer is made exactly the image size (`exact_buffer`) or only grown
+    to fit it. Sites (goal and target markers, frames) are hidden: debugging aids a real camera would
+    not see. Both simulated arms' cameras are made here (sim/panda/arm.py).
+    """
+    import mujoco
+
+    model.vis.quality.offsamples = 0
+    if exact_buffer:
+        model.vis.global_.offwidth = model.vis.global_.offheight = size
+    else:
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, size)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, size)
+    renderer = mujoco.Renderer(model, size, size)
+    _register_close_at_exit()
+    for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
+                 mujoco.mjtRndFlag.mjRND_SKYBOX):
+        renderer.scene.flags[flag] = 0
+    option = mujoco.MjvOption()
+    option.sitegroup[:] = 0
+    return renderer, option
+
+
 class _Renderer:
     """A fast headless camera on one MuJoCo model.
 
@@ -142,18 +168,8 @@ class _Renderer:
     def __init__(self, model, size: int, camera: Union[FreeCamera, str]):
         import mujoco
 
-        model.vis.quality.offsamples = 0
-        model.vis.global_.offwidth = max(model.vis.global_.offwidth, size)
-        model.vis.global_.offheight = max(model.vis.global_.offheight, size)
         self._mujoco = mujoco
-        self.renderer = mujoco.Renderer(model, size, size)
-        _register_close_at_exit()
-        flags = self.renderer.scene.flags
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                     mujoco.mjtRndFlag.mjRND_SKYBOX):
-            flags[flag] = 0
-        self.option = mujoco.MjvOption()
-        self.option.sitegroup[:] = 0
+        self.renderer, self.option = fast_renderer(model, size, exact_buffer=False)
         if isinstance(camera, FreeCamera):
             cam = mujoco.MjvCamera()
             cam.type = mujoco.mjtCamera.mjCAMERA_FREE

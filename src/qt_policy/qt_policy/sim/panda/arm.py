@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from ..arm import ArmBase, SimObservation, _register_close_at_exit
+from ..arm import ArmBase, SimObservation, fast_renderer
 from .tasks import PANDA_TASKS
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -141,19 +141,7 @@ class _Renderer:
     """
 
     def __init__(self, model, size: int, cameras: tuple[str, ...]):
-        import mujoco
-
-        model.vis.quality.offsamples = 0
-        model.vis.global_.offwidth = size
-        model.vis.global_.offheight = size
-        self.renderer = mujoco.Renderer(model, size, size)
-        _register_close_at_exit()
-        flags = self.renderer.scene.flags
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                     mujoco.mjtRndFlag.mjRND_SKYBOX):
-            flags[flag] = 0
-        self.option = mujoco.MjvOption()
-        self.option.sitegroup[:] = 0
+        self.renderer, self.option = fast_renderer(model, size, exact_buffer=True)
         self.option.geomgroup[0] = 0  # robosuite's collision geoms (the robot would show as flat colours)
         self.cameras = tuple(cameras)
 
