@@ -85,3 +85,11 @@ def test_panda_teleoperate_record_train_deploy(tmp_path):
     assert any(abs(t.twist.angular.x) + abs(t.twist.angular.y) + abs(t.twist.angular.z) > 0 for t in twists)
     ep = read_episode_bag(result.bag_path)
     assert len(ep) >= MAX_STEPS - 1 and ep.images.shape[1:] == (2, 64, 64, 3) and ep.actions.shape[1] == 7
+
+    # the node decided as the evaluation does at 7 dims and 2 cameras: deciding again on each step's
+    # recorded frames (both cameras) and state with the evaluation's decision function gives the same bins
+    from qt_policy.research.parity import replay_agreement
+
+    replay = replay_agreement(policy_bags, out / "checkpoint")
+    assert replay["episodes"] == 1 and replay["steps"] == len(ep), replay
+    assert replay["steps_identical"] == replay["steps"] and replay["max_greedy_q_difference"] < 1e-4, replay
