@@ -29,6 +29,23 @@ def test_the_panda_arm_is_7d_with_two_cameras_and_reproducible(arm):
     assert not np.array_equal(other.raw_obs, first.raw_obs)  # another placement
 
 
+def test_an_episode_is_the_same_on_every_arm(arm):
+    """(task, seed, actions) decide an episode, whichever arm runs it: the harness runs a batch of arms,
+    the generator one per worker, the ROS sim arm its own. Each builds its env; robosuite draws Lift's
+    cube size when it does (from OS entropy unless seeded): a fresh arm must build the same scene."""
+    actions = np.random.default_rng(0).uniform(-1, 1, (6, 7)).astype(np.float32)
+
+    def episode(a):
+        obs = [a.reset("lift", 2)] + [a.step(x)[0] for x in actions]
+        return np.stack([o.raw_obs for o in obs]), np.stack([o.camera_images[0] for o in obs])
+
+    raw, frames = episode(arm)
+    with PandaArm(image_size=64) as fresh:
+        raw_fresh, frames_fresh = episode(fresh)
+    np.testing.assert_array_equal(raw, raw_fresh)
+    np.testing.assert_array_equal(frames, frames_fresh)
+
+
 def test_a_rotation_action_turns_the_hand(arm):
     arm.reset("lift", 1)
     before = arm.observation.state.copy()

@@ -116,7 +116,10 @@ def make_env(env_name: str):
 
     Only the arm's controller is kept (the BASIC composite config also lists torso/head/base/legs
     parts, which warn on every make and reset). `hard_reset=False`: a reset re-places the objects
-    in the same model (20-70 ms instead of 2-3 s rebuilding it).
+    in the same model (20-70 ms instead of 2-3 s rebuilding it). `seed=0`: what robosuite draws
+    when it builds the model (Lift's cube size, 2.0-2.2 cm) is the same in every env; its default
+    (no seed) drew it from OS entropy, so each arm of the harness, each generator worker and the
+    ROS sim arm had a cube of its own size and a Lift episode was not a function of (seed, actions).
     """
     suite = _robosuite()
     from robosuite.controllers import load_composite_controller_config
@@ -125,7 +128,7 @@ def make_env(env_name: str):
     config["body_parts"] = {"right": config["body_parts"]["right"]}
     return suite.make(env_name, robots="Panda", controller_configs=config, has_renderer=False,
                       has_offscreen_renderer=False, use_camera_obs=False, use_object_obs=False,
-                      control_freq=20, hard_reset=False, ignore_done=True)
+                      control_freq=20, hard_reset=False, ignore_done=True, seed=0)
 
 
 class _Renderer:
