@@ -157,18 +157,15 @@ def fast_renderer(model, size: int, exact_buffer: bool):
 class _Renderer:
     """A fast headless camera on one MuJoCo model.
 
-    Meta-World's `env.render()` takes ~75 ms a frame (4096 shadow map, MSAA, reflections); an own
-    `mujoco.Renderer` with no multisampling (`offsamples = 0`, set before the GL buffers exist) and
-    shadows, reflections and skybox off takes 6-10 ms. Sites (goal markers, frames) are hidden:
-    they are debugging aids a real camera would not see, and the goal marker would give the task
-    away without the instruction. `mujoco.Renderer.render()` already flips OpenGL's bottom-up rows
-    (checked on contact sheets: table at the bottom), so no extra flip is done here.
+    Meta-World's `env.render()` takes ~75 ms a frame (4096 shadow map, MSAA, reflections); the
+    `fast_renderer` above takes 6-10 ms. Hiding the sites also hides the goal marker, which would
+    give the task away without the instruction. `mujoco.Renderer.render()` already flips OpenGL's
+    bottom-up rows (checked on contact sheets: table at the bottom), so no extra flip is done here.
     """
 
     def __init__(self, model, size: int, camera: Union[FreeCamera, str]):
         import mujoco
 
-        self._mujoco = mujoco
         self.renderer, self.option = fast_renderer(model, size, exact_buffer=False)
         if isinstance(camera, FreeCamera):
             cam = mujoco.MjvCamera()

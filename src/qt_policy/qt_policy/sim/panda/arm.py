@@ -134,13 +134,12 @@ def make_env(env_name: str):
 class _Renderer:
     """Several named MJCF cameras rendered through one headless `mujoco.Renderer`.
 
-    Tuned as the notes measured (64x64: 57 ms a frame by default, ~10 ms here): no multisampling
-    (`offsamples = 0`, set before the GL buffers exist), an offscreen buffer of the image size,
-    reflections, shadows and skybox off. Sites (robosuite's gripper and target markers) are hidden:
-    a real camera does not see them; so are the collision geoms (group 0), drawn over the meshes
-    by default. `mujoco.Renderer.render()` already flips OpenGL's bottom-up
-    rows (robosuite's own `sim.render` does not: its frames come out upside down), so row 0 is the
-    top (checked on results/panda_experts/contact_sheet.png).
+    `sim.arm.fast_renderer` with an offscreen buffer of the image size (64x64: 57 ms a frame by
+    default, ~10 ms so, as the notes measured). Besides the sites (robosuite's gripper and target
+    markers), the collision geoms (group 0) are hidden: drawn over the meshes by default.
+    `mujoco.Renderer.render()` already flips OpenGL's bottom-up rows (robosuite's own `sim.render`
+    does not: its frames come out upside down), so row 0 is the top (checked on
+    results/panda_experts/contact_sheet.png).
     """
 
     def __init__(self, model, size: int, cameras: tuple[str, ...]):
