@@ -54,11 +54,9 @@ class Harness:
         rclpy.init(context=self.context)
         self.node = rclpy.create_node('policy_node_test', context=self.context)
         self.ns = ns
-        latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.image_pub = self.node.create_publisher(Image, f'{ns}/camera/image_raw', qos_profile_sensor_data)
-        self.instruction_pub = self.node.create_publisher(String, f'{ns}/instruction', latched)
+        self.instruction_pubs = []  # a new volatile publisher per instruction, as `ros2 topic pub --once`
         self.lock = threading.Lock()
         self.actions, self.twists, self.grippers, self.diags = [], [], [], []
         self.sent_stamps = set()
@@ -138,7 +136,16 @@ class Harness:
                 self.last_good_sent = time.monotonic()
 
     def instruct(self, text):
-        self.instruction_pub.publish(self.String(data=text))
+        """As `ros2 topic pub --once`: a new volatile publisher, wait for the node's subscription, publish."""
+        from qt_policy.nodes.qos import VOLATILE_RELIABLE
+
+        pub = self.node.create_publisher(self.String, f'{self.ns}/instruction', VOLATILE_RELIABLE)
+        deadline = time.monotonic() + 30.0
+        while pub.get_subscription_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pub.get_subscription_count() >= 1, 'the policy node never subscribed to the instruction'
+        pub.publish(self.String(data=text))
+        self.instruction_pubs.append(pub)
 
     def publish_rgb(self, rgb):
         """One rgb8 frame now; returns its stamp (sec, nanosec)."""

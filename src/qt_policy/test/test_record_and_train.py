@@ -21,9 +21,10 @@ rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("metaworld")
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from qt_policy.data import bag_format as bf  # noqa: E402
+from qt_policy.dev.topic_pub import publish_once  # noqa: E402
 from qt_policy.data.bag_io import find_partial_bags, list_episode_bags, read_episode_bag  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -87,7 +88,7 @@ def logs(procs):
 def test_record_episodes_then_train(tmp_path):
     from qt_msgs.msg import EpisodeResult, QAction
     from qt_msgs.srv import EndEpisode
-    from std_msgs.msg import Bool, String
+    from std_msgs.msg import Bool
 
     ckpt = tiny_checkpoint(tmp_path / "ckpt")
     bags = tmp_path / "bags"
@@ -108,10 +109,11 @@ def test_record_episodes_then_train(tmp_path):
             log_path = tmp_path / f"{name}.log"
             procs[name] = (start_node(module, params, log_path), log_path)
 
-        latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        instruction_pub = node.create_publisher(String, "/instruction", latched)
+        sent = []  # as `ros2 topic pub --once`: a new volatile publisher per instruction, once all 3 nodes match
+
+        def instruct(text):
+            sent.append(publish_once(node, executor, "/instruction", text, min_subscriptions=3))
         results, actions, successes = [], [], []
         node.create_subscription(EpisodeResult, "/episode_result", results.append, reliable)
         node.create_subscription(QAction, "/qt/action", actions.append, reliable)
@@ -135,7 +137,7 @@ def test_record_episodes_then_train(tmp_path):
                    STARTUP_TIMEOUT_S, "the three nodes")
 
         # episode 1: the policy acts, the operator ends it as a success through the service
-        instruction_pub.publish(String(data=INSTRUCTIONS[0]))
+        instruct(INSTRUCTIONS[0])
         spin_until(lambda: sum(a.instruction == INSTRUCTIONS[0] for a in actions) >= 4, EPISODE_TIMEOUT_S,
                    "4 actions of episode 1")
         future = end_client.call_async(EndEpisode.Request(success=True, reason="test operator"))
@@ -149,11 +151,11 @@ def test_record_episodes_then_train(tmp_path):
         assert successes[0].data is False
 
         # episode 2: ends at the sim's max_steps -> False on the success topic -> a failure bag
-        instruction_pub.publish(String(data=INSTRUCTIONS[1]))
+        instruct(INSTRUCTIONS[1])
         spin_until(lambda: len(results) >= 2, EPISODE_TIMEOUT_S, "EpisodeResult 2")
 
         # episode 3: still running when the nodes are stopped -> the recorder finalizes it ('shutdown')
-        instruction_pub.publish(String(data=INSTRUCTIONS[2]))
+        instruct(INSTRUCTIONS[2])
         # actions from frames taken after the sim's reset (earlier ones are not recorded, see the recorder)
         fresh_ns = node.get_clock().now().nanoseconds + 300_000_000
         spin_until(lambda: sum(a.instruction == INSTRUCTIONS[2] and

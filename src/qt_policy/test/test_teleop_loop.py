@@ -18,8 +18,9 @@ rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("metaworld")
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
+from qt_policy.dev.topic_pub import publish_once  # noqa: E402
 from qt_policy.data.bag_io import list_episode_bags, read_episode_bag  # noqa: E402
 from test_record_and_train import TINY_TRAIN, logs, own_domain_id, start_node, stop_nodes  # noqa: E402
 
@@ -46,7 +47,6 @@ def deploy_one_episode(tmp_path, nodes, instruction, startup_s, episode_s, ready
     instruction once they are connected (and `ready(node)`), wait for its EpisodeResult, stop them by
     pid. Returns (procs, EpisodeResults, the TwistStamped commands seen)."""
     from geometry_msgs.msg import TwistStamped
-    from std_msgs.msg import String
 
     from qt_msgs.msg import EpisodeResult
 
@@ -60,17 +60,14 @@ def deploy_one_episode(tmp_path, nodes, instruction, startup_s, episode_s, ready
     try:
         for name, (module, params) in nodes.items():
             procs[name] = (start_node(module, params, tmp_path / f"deploy_{name}.log"), tmp_path / f"deploy_{name}.log")
-        latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         node.create_subscription(EpisodeResult, "/episode_result", results.append, reliable)
         node.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", twists.append, reliable)
-        pub = node.create_publisher(String, "/instruction", latched)
         wait(lambda: node.count_subscribers("/servo_node/delta_twist_cmds") >= 1
              and node.count_publishers("/servo_node/delta_twist_cmds") >= 1
-             and node.count_subscribers("/instruction") >= 3 and ready(node), startup_s, procs, "the three nodes",
+             and node.count_subscribers("/instruction") >= 6 and ready(node), startup_s, procs, "the three nodes",
              spin=executor)
-        pub.publish(String(data=instruction))
+        pub = publish_once(node, executor, "/instruction", instruction, min_subscriptions=3)  # as ros2 topic pub
         wait(lambda: results, episode_s, procs, "the deployed episode's result", spin=executor)
     finally:
         stop_nodes([p for p, _ in procs.values()])

@@ -11,7 +11,7 @@ launch_ros exists):
 * qt_policy    the policy node with the model (QAction only: dry_run, there is no MoveIt here),
 * qt_recorder  one rosbag2 episode bag per instruction, in --out.
 
-Then, as a small driver node, it publishes each task's instruction (std_msgs/String, transient-local),
+Then, as a small driver node, it publishes each task's instruction (std_msgs/String, transient-local, a new publisher per episode),
 waits for the recorder's qt_msgs/EpisodeResult, prints success, steps and the bag of every episode
 and a summary, and stops the processes by pid. The bags are training data as they are:
 `qt-train --data OUT --out runs/more ...`.
@@ -173,23 +173,22 @@ class Driver:
 
 def run_episodes(args, tasks, handle, log_path: Path, driver: Driver) -> tuple[list[dict], str | None]:
     """Publish each instruction, wait for its EpisodeResult. Returns (results, error or None)."""
-    from std_msgs.msg import String
-
-    from ..nodes.qos import LATCHED, RELIABLE_10
+    from ..nodes.instruction_input import InstructionSender
+    from ..nodes.qos import RELIABLE_10
 
     from qt_msgs.msg import EpisodeResult
 
     node, executor = driver.node, driver.executor
     results: list = []
     rows: list[dict] = []
-    pub = node.create_publisher(String, "/instruction", LATCHED)
+    sender = InstructionSender(node, "/instruction")  # a new latched publisher per episode: each one is an episode
     node.create_subscription(EpisodeResult, "/episode_result", results.append, RELIABLE_10)
 
     def ready():
         return (node.count_publishers("/qt/action") > 0  # the policy configured (model loaded)
                 and node.count_publishers("/camera/image_raw") > 0  # the sim arm
                 and node.count_publishers("/episode_result") > 0  # the recorder
-                and node.count_subscribers("/instruction") >= 3)
+                and node.count_subscribers("/instruction") >= 6)  # two per node (instruction_input.py)
 
     print("[demo] waiting for the nodes (the policy loads the model and the text encoder)...", flush=True)
     t0 = time.monotonic()
@@ -213,7 +212,7 @@ def run_episodes(args, tasks, handle, log_path: Path, driver: Driver) -> tuple[l
         for _ in range(args.episodes_per_task):
             k += 1
             results.clear()
-            pub.publish(String(data=task.instruction))
+            sender.send(task.instruction)
             started = time.monotonic()
             deadline = started + args.episode_timeout_s + RESULT_GRACE_S
             result = None
@@ -234,7 +233,7 @@ def run_episodes(args, tasks, handle, log_path: Path, driver: Driver) -> tuple[l
             verdict = "SUCCESS" if row["success"] else f"failure ({FAILURE_WORDS.get(row['reason'], row['reason'])})"
             print(f"[demo] {k}/{total} {task.instruction!r}: {verdict} in {row['steps']} steps "
                   f"({row['seconds']:.1f} s) -> {row['bag'] or 'NO BAG (see the log)'}", flush=True)
-    pub.publish(String(data=""))  # stop: the policy holds, the recorder records nothing more
+    sender.send("")  # stop: the policy holds, the recorder records nothing more
     executor.spin_once(timeout_sec=0.2)
     return rows, None
 

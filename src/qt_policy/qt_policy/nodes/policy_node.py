@@ -14,7 +14,9 @@ decided as soon as that frame arrives; see PolicyRunner) the node publishes
 or, when an input is missing or stale, or the hold input says so, one stop command (zero twist,
 zero joint velocities) and nothing else until it may act again (a robot that loses its camera
 stops). Hold input: service ``~/enable`` (std_srvs/SetBool) and the latched topic `enable_topic`
-(std_msgs/Bool); the stop goes out within the callback, i.e. within one tick. /diagnostics reports
+(std_msgs/Bool); the stop goes out within the callback, i.e. within one tick. The instruction and
+enable topics take volatile and latched publishers alike (`ros2 topic pub` with its defaults), and
+one publisher repeating the same instruction is one episode (nodes/instruction_input.py). /diagnostics reports
 latency, rate, Q, the hold reason and the safety limits that acted.
 
 Threads: the callbacks only note each message's arrival (rmw's received timestamp) and hand it on.
@@ -43,20 +45,21 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Bool, Float64, Float64MultiArray, String
+from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from qt_msgs.msg import QAction
 
 from ..data.observation import ImageError, compressed_to_rgb, image_to_rgb
+from ..runtime.instruction_gate import Instruction
 from ..runtime.latest_worker import LatestWorker
 from ..runtime.parameters import declare_parameters, read_parameters
 from ..runtime.policy_config import PolicyNodeConfig
 from ..runtime.policy_runner import Action, PolicyRunner
 from .command_messages import twist_stamped
 from .logs import CallbackFaults
-from .qos import LATCHED
+from .instruction_input import subscribe_both_durabilities, subscribe_instructions
 from .spin import spin_until_signal
 
 MALFORMED_LOG_PERIOD_S = 10.0
@@ -130,9 +133,9 @@ class PolicyNode(LifecycleNode):
         self._entities += list(self._pubs.values())
         self._frames = LatestWorker(self._process_frame, 'policy-frames', self.callback_faults.report)
         self._instructions = LatestWorker(self._encode_instruction, 'policy-instruction', self.callback_faults.report)
-        self._entities.append(self.create_subscription(String, cfg.instruction_topic, self._on_instruction,
-                                                       LATCHED))
-        self._entities.append(self.create_subscription(Bool, cfg.enable_topic, self._on_enable_topic, LATCHED))
+        self._entities += subscribe_instructions(self, cfg.instruction_topic, self._on_instruction)
+        self._entities += subscribe_both_durabilities(self, Bool, cfg.enable_topic,
+                                                      lambda msg, _info: self._on_enable_topic(msg))
         self._entities.append(self.create_service(SetBool, '~/enable', self._on_enable_service))
         if self.runner.needs_camera:
             # camera 0 drives the decisions; every other camera has its own worker, so that its frames
@@ -217,8 +220,8 @@ class PolicyNode(LifecycleNode):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _on_instruction(self, msg: String):
-        self._instructions.put((msg.data, self._now()))
+    def _on_instruction(self, instruction: Instruction, _raw: bytes):
+        self._instructions.put((instruction.text, self._now()))
 
     def _encode_instruction(self, item):
         """On the instruction worker: a long text is encoded without holding up frames or the timer."""

@@ -1,10 +1,14 @@
 """The QoS profiles every node of the graph uses, defined once so that publishers and subscribers match."""
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-# Latched like a parameter: a late-starting node still gets the current instruction (or hold state), and
-# `ros2 topic pub --once` (reliable + transient-local by default) reaches it.
+# Latched like a parameter: a late-starting node still gets the current instruction (or hold state). A
+# transient-local subscription does not match a volatile publisher (`ros2 topic pub`'s default), so the
+# instruction and enable inputs also subscribe VOLATILE_RELIABLE (nodes/instruction_input.py).
 LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# matches reliable publishers of either durability (what `ros2 topic pub` sends by default)
+VOLATILE_RELIABLE = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.VOLATILE)
 # actions, commands, results, success: every message counts
 RELIABLE_10 = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)

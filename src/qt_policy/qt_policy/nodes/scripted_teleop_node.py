@@ -41,7 +41,7 @@ def _make_node_class():
     from geometry_msgs.msg import TwistStamped
     from rclpy.node import Node
     from rclpy.qos import qos_profile_sensor_data
-    from std_msgs.msg import Bool, Float64, Float64MultiArray, String
+    from std_msgs.msg import Bool, Float64, Float64MultiArray
 
     from ..robot.commands import CommandMap
     from ..robot.embodiment import load_embodiment
@@ -49,7 +49,8 @@ def _make_node_class():
     from ..runtime.parameters import declare_parameters, read_parameters
     from ..sim.teleoperator import ScriptedTeleoperator
     from .command_messages import twist_stamped
-    from .qos import LATCHED, RELIABLE_10
+    from .instruction_input import InstructionSender
+    from .qos import RELIABLE_10
 
 
     class ScriptedTeleopNode(Node):
@@ -67,7 +68,7 @@ def _make_node_class():
             self._started = 0.0
             self._next_start = None
             self.results: list[tuple[str, str, bool]] = []
-            self._instruction_pub = self.create_publisher(String, cfg.instruction_topic, LATCHED)
+            self._instructions = InstructionSender(self, cfg.instruction_topic)  # one publisher per episode
             self._twist_pub = self.create_publisher(TwistStamped, emb.twist.topic, RELIABLE_10)
             self._gripper_pub = self.create_publisher(Float64, emb.gripper.topic, RELIABLE_10)
             self.create_subscription(Float64MultiArray, cfg.raw_obs_topic, self._on_raw_obs, qos_profile_sensor_data)
@@ -93,7 +94,7 @@ def _make_node_class():
                 self.finished = True
                 return
             self._episode, self._started = ep, time.monotonic()
-            self._instruction_pub.publish(String(data=ep.instruction))
+            self._instructions.send(ep.instruction)
             self.get_logger().info(f'episode {ep.index}: {ep.task} seed {ep.seed} as {ep.kind}')
 
         def _on_raw_obs(self, msg):

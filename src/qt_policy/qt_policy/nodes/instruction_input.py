@@ -1,0 +1,79 @@
+"""Instructions in and out, the same way in every node (the rule: runtime/instruction_gate.py).
+
+`subscribe_instructions` makes the two subscriptions every node needs on the instruction topic:
+a volatile one, which matches every publisher (`ros2 topic pub` publishes volatile by default), and a
+transient-local one, which also receives the instruction latched before this node started. Both feed one
+`InstructionGate`, so each instruction is acted on once.
+
+`InstructionSender` is how the project's own clients (demo, evaluation through ROS, scripted
+teleoperator, tests) send instructions: latched, from a new publisher per episode, so that the same text
+twice is two episodes (one publisher repeating itself is one instruction).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.serialization import deserialize_message
+from std_msgs.msg import String
+
+from ..runtime.instruction_gate import Instruction, InstructionGate
+from .qos import LATCHED, VOLATILE_RELIABLE
+
+
+def _quiet(_event) -> None:
+    """A volatile publisher (ros2 topic pub) cannot serve the transient-local subscription; the volatile
+    one receives it, so the middleware's 'incompatible QoS' warning would only mislead."""
+
+
+def subscribe_both_durabilities(node, msg_type, topic: str, callback, *, raw: bool = False,
+                                callback_group=None) -> list:
+    """A volatile and a transient-local subscription to `topic`, both calling `callback(msg, info)`."""
+    subs = []
+    for qos in (VOLATILE_RELIABLE, LATCHED):
+        events = SubscriptionEventCallbacks(incompatible_qos=_quiet) if qos is LATCHED else None
+        subs.append(node.create_subscription(msg_type, topic, callback, qos, raw=raw, event_callbacks=events,
+                                             callback_group=callback_group))
+    return subs
+
+
+def subscribe_instructions(node, topic: str, on_instruction: Callable[[Instruction, bytes], None],
+                           callback_group=None, gate: InstructionGate | None = None) -> list:
+    """Call `on_instruction(instruction, raw_cdr)` once per new instruction on `topic` (see the module doc).
+    A sample that cannot be read is logged and ignored. Returns the subscriptions."""
+    gate = gate if gate is not None else InstructionGate()
+    node._instruction_gate = gate  # noqa: SLF001 - the node's diagnostics may count repeats
+
+    def callback(raw: bytes, info: dict) -> None:
+        try:
+            text = deserialize_message(raw, String).data
+        except Exception as exc:  # noqa: BLE001 - a malformed sample must not kill the node
+            node.get_logger().warning(f'ignoring an unreadable instruction ({len(raw)} bytes): {exc}')
+            return
+        gid = (info.get('publisher_gid') or {}).get('data')
+        instruction = gate.offer(text, node.get_clock().now().nanoseconds, info.get('source_timestamp'),
+                                 gid, info.get('publication_sequence_number'))
+        if instruction is None:
+            node.get_logger().debug(f'instruction {text[:200]!r} again from the same publisher: the same episode')
+            return
+        on_instruction(instruction, raw)
+
+    return subscribe_both_durabilities(node, String, topic, callback, raw=True, callback_group=callback_group)
+
+
+class InstructionSender:
+    """Publishes instructions latched, each from a new publisher (the previous one is destroyed), so that
+    every call starts an episode in every node, including nodes that start later."""
+
+    def __init__(self, node, topic: str = '/instruction'):
+        self.node, self.topic, self._pub = node, topic, None
+
+    def send(self, text: str) -> None:
+        if self._pub is not None:
+            self.node.destroy_publisher(self._pub)
+        self._pub = self.node.create_publisher(String, self.topic, LATCHED)
+        self._pub.publish(String(data=text))
+
+    def matched(self) -> int:
+        """Subscriptions matched by the current publisher (0 before the first send)."""
+        return self._pub.get_subscription_count() if self._pub is not None else 0
