@@ -18,12 +18,13 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.serialization import serialize_message  # noqa: E402
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from test_recorder_faults import _mount_tmpfs, mcap_counts  # noqa: E402
 
 from qt_policy.data import bag_format as bf  # noqa: E402
 from qt_policy.data.bag_io import list_episode_bags, read_episode_bag  # noqa: E402
 from qt_policy.data.bag_salvage import find_unfinished  # noqa: E402
+from qt_policy.dev.topic_pub import publish_once  # noqa: E402
 
 STARTUP_TIMEOUT_S = 60.0
 FLUSH_S = 0.5
@@ -49,6 +50,7 @@ def test_no_log_line_kills_the_node(ros_context, tmp_path, monkeypatch):
     from qt_policy.data.bag_io import EpisodeBagWriter
     from qt_policy.nodes.recorder_node import RecorderNode
     from qt_policy.runtime.episode_recorder import EpisodeEnd
+    from qt_policy.runtime.instruction_gate import Instruction
 
     node = RecorderNode(context=ros_context, parameter_overrides=[
         Parameter("output_dir", value=str(tmp_path / "bags")),
@@ -63,10 +65,14 @@ def test_no_log_line_kills_the_node(ros_context, tmp_path, monkeypatch):
         raw = serialize_message(String(data="open the drawer"))
         real_finalize = EpisodeBagWriter.finalize
 
+        def heard(text):
+            now = node.get_clock().now().nanoseconds
+            return Instruction(text, now, now)
+
         def refuse_then_stop(free_mb):
             node.recorder.min_free_disk_mb = free_mb
-            node._on_instruction(raw)
-            node._on_instruction(serialize_message(String(data="")))
+            node._on_instruction(heard("open the drawer"), raw)
+            node._on_instruction(heard(""), serialize_message(String(data="")))
         monkeypatch.setattr(node.recorder, "free_disk_mb", lambda: 10.0)
         refuse_then_stop(1000)  # refused (a result says so), then "stop" with nothing open
         assert published[-1].end_reason == "refused" and "min_free_disk_mb" in published[-1].detail
@@ -116,10 +122,8 @@ class Operator:
         self.node = rclpy.create_node(f"fault_operator_{uuid.uuid4().hex[:8]}", context=context)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
-        latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
         reliable = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
-        self.instruction = self.node.create_publisher(String, "/instruction", latched)
+        self._instruction_pubs = []  # one volatile publisher per instruction, as `ros2 topic pub --once`
         self.image = self.node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
         self.action = self.node.create_publisher(QAction, "/qt/action", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
         self.success = self.node.create_publisher(Bool, "/success", reliable)
@@ -143,7 +147,7 @@ class Operator:
 
     def episode(self, text, steps, size=8, until=None):
         """Instruction, then `steps` (image, action) pairs at RATE_HZ; returns the steps sent."""
-        self.instruction.publish(self.String(data=text))
+        self._instruction_pubs.append(publish_once(self.node, self.executor, "/instruction", text))
         self.spin(0.3)
         n0 = len(self.results)
         for t in range(steps):

@@ -4,8 +4,9 @@ A thin adapter around `runtime.episode_recorder.EpisodeRecorder` (see its docstr
 
 * subscriptions with ``raw=True`` (the CDR bytes go into the bag untouched): the embodiment's camera
   (Image or CompressedImage, SensorDataQoS; raw frames optionally compressed, ``image_format``) and
-  robot state JointState (SensorDataQoS), the instruction std_msgs/String (reliable +
-  transient-local: a new instruction starts an episode), and the actions: with ``action_source``
+  robot state JointState (SensorDataQoS), the instruction std_msgs/String (from any reliable
+  publisher, latched or not: a new instruction starts an episode, recorded from when it was sent,
+  with the pre-roll of what arrived before this node heard it), and the actions: with ``action_source``
   ``policy`` the policy's qt_msgs/QAction (reliable, depth 10); with ``teleop`` the embodiment's
   command topics a teleoperator drives (TwistStamped, JointTrajectory / Float64MultiArray, Float64
   gripper), turned into one QAction per control step (robot/teleop_steps.py);
@@ -36,7 +37,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from geometry_msgs.msg import TwistStamped
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Bool, Float64, Float64MultiArray, String
+from std_msgs.msg import Bool, Float64, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from qt_msgs.msg import EpisodeResult, QAction
@@ -44,9 +45,11 @@ from qt_msgs.srv import EndEpisode
 
 from ..data import bag_format as bf
 from ..runtime.episode_recorder import EpisodeEnd, EpisodeRecorder, RecordError, RecorderNodeConfig
+from ..runtime.instruction_gate import Instruction
 from ..runtime.parameters import declare_parameters, read_parameters
+from .instruction_input import subscribe_instructions
 from .logs import CallbackFaults, log_at
-from .qos import LATCHED, RELIABLE_10
+from .qos import RELIABLE_10
 from .spin import spin_until_signal
 
 ERROR_LOG_PERIOD_S = 10.0
@@ -70,7 +73,7 @@ class RecorderNode(Node):
             self._finished(end)
 
         emb = self.recorder.embodiment
-        self.create_subscription(String, cfg.instruction_topic, self._on_instruction, LATCHED, raw=True)
+        subscribe_instructions(self, cfg.instruction_topic, self._on_instruction)
         for k, camera in enumerate(emb.cameras):  # camera k -> the bag's bf.image_topic(k)
             kind, msgtype = (CompressedImage, bf.COMPRESSED_IMAGE_TYPE) if camera.compressed else (Image, bf.IMAGE_TYPE)
             self.create_subscription(kind, camera.topic, self._raw_cb(bf.image_topic(k, camera.compressed), msgtype),
@@ -151,16 +154,17 @@ class RecorderNode(Node):
 
     # ----- callbacks -----------------------------------------------------------------------------
 
-    def _on_instruction(self, raw: bytes) -> None:
-        try:
-            text = self.recorder.decode_string(raw)
-        except RecordError as exc:
-            self._report_error('instruction', f'ignoring instruction: {exc}')
-            return
-        out = self.recorder.start(text, time.monotonic(), self._now_ns(), raw_instruction=raw)
+    def _on_instruction(self, instruction: Instruction, raw: bytes) -> None:
+        text = instruction.text
+        out = self.recorder.start(text, time.monotonic(), instruction.received_ns, raw_instruction=raw,
+                                  sent_ns=instruction.sent_ns)
         self._finished(out.ended)
         if out.started:
-            self.get_logger().info(f'episode {out.episode_id} started: {text!r} -> {out.partial_path}')
+            late = (instruction.received_ns - instruction.sent_ns) / 1e9
+            self.get_logger().info(f'episode {out.episode_id} started: {text!r} -> {out.partial_path}'
+                                   + (f' (heard {late:.2f} s after it was sent; {out.replayed} earlier messages '
+                                      f'from the pre-roll)' if out.replayed else ''))
+            self._finished(out.ended_by_preroll)
         elif out.refused is not None:
             self._finished(out.refused)
         elif out.message:

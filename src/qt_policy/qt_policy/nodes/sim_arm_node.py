@@ -2,7 +2,8 @@
 parameter simulator: metaworld) or robosuite's Panda (`sim.panda.arm.PandaArm`, simulator: robosuite,
 7-D end-effector control and two cameras, config/embodiments/robosuite_panda.yaml).
 
-* An instruction (std_msgs/String, reliable + transient-local) starts an episode: the arm resets to
+* An instruction (std_msgs/String from any reliable publisher, latched or not; one publisher repeating
+  the same text is one episode: nodes/instruction_input.py) starts an episode: the arm resets to
   the task whose instruction it is (`sim.tasks.task_for_instruction`; or to the `task` parameter when
   set) with placement seed ``seed + k`` for the k-th episode *of that task* (k = 0, 1, ...; the
   default seed 1000 keeps these placements apart from the training seeds 0..999), as the evaluation
@@ -19,7 +20,9 @@ parameter simulator: metaworld) or robosuite's Panda (`sim.panda.arm.PandaArm`, 
   the rate are superseded (counted in the episode's log line).
 * At the first success it publishes std_msgs/Bool True on ``success_topic``; after ``max_steps``
   applied actions (0 = the task's budget) False. Either way the episode is over: actions are ignored
-  until the next instruction (the camera keeps publishing).
+  until the next instruction. The camera keeps publishing the paused scene, stamped with the time it
+  was rendered (nothing moved since): frames stamped after an instruction was sent are always of its
+  episode, so a recorder that hears the instruction late can tell them apart (docs/nodes.md).
 * An action whose header.stamp is older than the reset (decided from a frame of the previous scene)
   is ignored, as the recorder ignores it (its ``drop_actions_before_start``).
 * A malformed action (wrong length, NaN/inf) is ignored with a warning.
@@ -54,14 +57,15 @@ def _make_node_class():
     from rclpy.node import Node
     from geometry_msgs.msg import TwistStamped
     from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import Bool, Float64, Float64MultiArray, String
+    from std_msgs.msg import Bool, Float64, Float64MultiArray
 
     from qt_msgs.msg import QAction
 
     from ..runtime.parameters import declare_parameters, read_parameters
-    from .qos import LATCHED, RELIABLE_10, SENSOR_PUBLISHER
+    from .instruction_input import subscribe_instructions
+    from .qos import RELIABLE_10, SENSOR_PUBLISHER
 
-    instruction_qos, reliable_10, sensor_pub_qos = LATCHED, RELIABLE_10, SENSOR_PUBLISHER
+    reliable_10, sensor_pub_qos = RELIABLE_10, SENSOR_PUBLISHER
 
     class SimArmNode(Node):
         def __init__(self, arm=None, **kwargs):
@@ -78,7 +82,7 @@ def _make_node_class():
             self._camera_frames = ['camera'] + [c.name for c in emb.cameras[1:]]
             self._state_pub = self.create_publisher(JointState, cfg.state_topic, sensor_pub_qos)
             self._success_pub = self.create_publisher(Bool, cfg.success_topic, reliable_10)
-            self.create_subscription(String, cfg.instruction_topic, self._on_instruction, instruction_qos)
+            subscribe_instructions(self, cfg.instruction_topic, self._on_instruction)
             self._raw_obs_pub = self.create_publisher(Float64MultiArray, cfg.raw_obs_topic, sensor_pub_qos)
             if cfg.action_input == 'qaction':
                 self.create_subscription(QAction, cfg.action_topic, self._on_action, reliable_10)
@@ -88,6 +92,7 @@ def _make_node_class():
                 self.create_subscription(Float64, emb.gripper.topic, self._on_gripper, reliable_10)
                 inputs = (self.resolve_topic_name(emb.twist.topic) + ' + '
                           + self.resolve_topic_name(emb.gripper.topic))
+            self._scene_stamp = None  # when the scene on the cameras was rendered (idle frames keep it)
             self._timer = self.create_timer(1.0 / cfg.rate_hz, self._on_tick)
             self.get_logger().info(
                 f'sim arm ready ({cfg.simulator}, {emb.name}): {len(topics)} x {cfg.image_size}px camera at '
@@ -95,12 +100,13 @@ def _make_node_class():
                 f'{cfg.task or "from the instruction"}, seeds from {cfg.seed}, actions from {inputs}; waiting for an '
                 f'instruction on {self.resolve_topic_name(cfg.instruction_topic)}')
 
-        def _on_instruction(self, msg):
+        def _on_instruction(self, instruction, _raw):
             try:
-                line = self.driver.on_instruction(msg.data, self.get_clock().now().nanoseconds)
+                line = self.driver.on_instruction(instruction.text, self.get_clock().now().nanoseconds)
             except Exception as exc:  # noqa: BLE001 - e.g. a Meta-World error: report, stay up
                 self.driver.active = False
-                self.get_logger().error(f'cannot start an episode for {msg.data!r}: {type(exc).__name__}: {exc}')
+                self.get_logger().error(f'cannot start an episode for {instruction.text!r}: '
+                                        f'{type(exc).__name__}: {exc}')
                 return
             if line.startswith('error:'):
                 self.get_logger().error(line[len('error:'):].strip())
@@ -142,12 +148,16 @@ def _make_node_class():
                 self._success_pub.publish(Bool(data=bool(tick.ended)))
                 self.get_logger().info(tick.message)
             if tick.observation is not None:
-                self._publish_observation(tick.observation)
+                self._publish_observation(tick.observation, live=self.driver.active or tick.ended is not None)
 
-        def _publish_observation(self, obs: SimObservation):
+        def _publish_observation(self, obs: SimObservation, live: bool = True):
+            """`live` False: the episode is over and the simulation paused; the frame is the scene as it was
+            rendered last, and keeps that time as its stamp."""
             now = self.get_clock().now()
-            stamp = now.to_msg()
-            self.driver.observation_published(now.nanoseconds * 1e-9)
+            if live or self._scene_stamp is None:
+                self._scene_stamp = now.to_msg()
+                self.driver.observation_published(now.nanoseconds * 1e-9)
+            stamp = self._scene_stamp
             for pub, frame_id, image in zip(self._image_pubs, self._camera_frames, obs.camera_images):
                 img = Image()
                 img.header.stamp = stamp

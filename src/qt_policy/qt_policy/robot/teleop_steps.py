@@ -57,6 +57,11 @@ class TeleopSteps:
         if self._first_command is None and dims:
             self._first_command = float(t)
 
+    def command_seen(self, t: float) -> None:
+        """A command at t already in the window (a recorder's pre-roll) counts as the operator's first."""
+        if self._first_command is None:
+            self._first_command = float(t)
+
     def frame(self, t: float, frame: Any) -> TeleopStep | None:
         """A camera frame at time t; when it is a step frame, it closes the open step (returned) and opens one."""
         self.schedule.note_frame(t)

@@ -6,17 +6,24 @@ its subscriptions and publishes what it returns; everything here is testable wit
 
 Rules (each one ends the open episode with ``finalize``, so the bag is complete and readable):
 
-* ``start(instruction, now)``: opens ``<output_dir>/episode_<UTC time>_<n>.partial/`` and writes the
-  instruction first. A new instruction while recording first ends the current episode as a failure
-  with end_reason ``preempted``. An empty instruction only ends the current episode (as ``preempted``)
-  and starts nothing: it means "stop".
+* ``start(instruction, now, sent_ns=...)``: opens ``<output_dir>/episode_<UTC time>_<n>.partial/`` and
+  writes the instruction first. The episode starts when the instruction was *sent* (``sent_ns``, the
+  publisher's source timestamp, clamped to the last ``preroll_s``), not when this recorder heard it:
+  over DDS the arm and the policy may hear it sooner, so every message of the last ``preroll_s`` is
+  kept (the pre-roll, also between episodes) and those stamped from the start on are written first,
+  as if heard then. A new instruction while recording first ends the current episode as a failure
+  with end_reason ``preempted`` (its bag may then end with what the new episode's first steps sent
+  before this recorder heard of it). An empty instruction only ends the current episode (as
+  ``preempted``) and starts nothing: it means "stop".
 * ``record(topic, msgtype, raw, log_time_ns)``: written only while an episode is open (camera frames
   and states that arrive before the first action are kept: the first action needs them). Outside an
-  episode, messages are dropped. With ``drop_actions_before_start`` (default) a QAction whose
-  header.stamp (= the stamp of the camera frame it was decided from) is older than the episode start
-  is not recorded: it was decided from a frame of the previous episode's scene (a simulator resets on
-  the instruction and ignores such actions too). The count is reported in the episode's detail; if
-  every action is dropped, check that the camera stamps and the recorder use the same clock.
+  episode, messages only go to the pre-roll. With ``drop_actions_before_start`` (default) a frame,
+  state or QAction whose header.stamp (for a QAction: the stamp of the camera frame it was decided
+  from) is older than the episode start is not recorded: it shows, or was decided from, the previous
+  episode's scene (a simulator resets on the instruction and ignores such actions too; the simulated
+  arm's paused camera keeps the stamp of its last render). Dropped actions are counted in the
+  episode's detail; if every action is dropped, check that the camera stamps and the recorder use the
+  same clock.
 * A QAction with ``terminate=True`` is written, then ends the episode with end_reason ``terminate``
   and success=False. Success evidence only comes from the success topic or the service, and a success
   message ends the episode at once (end_reason ``success_topic``), so by the time a terminate action
@@ -53,6 +60,7 @@ import os
 import shutil
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,7 +115,10 @@ class RecorderNodeConfig:
     action_topic: str = "qt/action"  # qt_msgs/QAction, reliable (action_source policy)
     success_topic: str = "success"  # std_msgs/Bool: True -> success, False -> failure
     result_topic: str = "episode_result"  # qt_msgs/EpisodeResult, published after each episode
-    drop_actions_before_start: bool = True  # skip actions decided from frames stamped before the instruction
+    drop_actions_before_start: bool = True  # skip frames, states and actions stamped before the episode start
+    # the messages of the last preroll_s seconds are kept, so that an instruction heard late still
+    # records its episode from the start (the instruction's publication time); <= 0: none kept
+    preroll_s: float = 2.0
     flush_period_s: float = 1.0  # most of an open episode a crash/kill/full disk can lose (a chunk per period)
     diagnostics_period_s: float = 1.0  # /diagnostics period (recording state, free disk, failures)
 
@@ -116,6 +127,8 @@ class RecorderNodeConfig:
             raise ValueError("parameter 'output_dir' is empty")
         if self.min_free_disk_mb < 0:
             raise ValueError(f"parameter 'min_free_disk_mb' must be >= 0, got {self.min_free_disk_mb}")
+        if not self.preroll_s >= 0:
+            raise ValueError(f"parameter 'preroll_s' must be >= 0, got {self.preroll_s}")
         for name in ("disk_check_period_s", "check_period_s", "flush_period_s", "diagnostics_period_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
@@ -160,6 +173,22 @@ class StartOutcome:
     ended: EpisodeEnd | None = None  # the episode preempted by this instruction
     message: str = ""  # why nothing started (low disk, empty instruction, error)
     refused: EpisodeEnd | None = None  # the result of an instruction that could not be recorded
+    replayed: int = 0  # messages from the pre-roll written into the new episode
+    ended_by_preroll: EpisodeEnd | None = None  # the new episode, already ended by a pre-roll message (terminate)
+
+
+@dataclass(frozen=True)
+class _Heard:
+    """One message as it arrived, kept for the pre-roll."""
+
+    log_ns: int  # when the recorder received it
+    stamp_ns: int  # its header.stamp (a command: log_ns): which episode it belongs to
+    kind: str  # 'record' | 'command:<twist|joints|gripper>'
+    topic: str
+    msgtype: str
+    raw: bytes
+    dims: tuple = ()  # a command's dimensions and values (parsed once)
+    values: tuple = ()
 
 
 class RecordError(ValueError):
@@ -174,8 +203,10 @@ class EpisodeRecorder:
                  log: Logger | None = None, wall_clock_ns: Callable[[], int] = time.time_ns,
                  drop_actions_before_start: bool = True, flush_period_s: float | None = 1.0,
                  embodiment: Embodiment | None = None, teleop: bool = False, image_format: str = "as_received",
-                 jpeg_quality: int = 90):
+                 jpeg_quality: int = 90, preroll_s: float = 2.0):
         self.output_dir = Path(output_dir)
+        self.preroll_ns = int(max(0.0, float(preroll_s)) * 1e9)
+        self._preroll: deque[_Heard] = deque()  # what arrived in the last preroll_s, recording or not
         self.episode_timeout_s = float(episode_timeout_s)
         self.min_free_disk_mb = float(min_free_disk_mb)
         self.disk_check_period_s = float(disk_check_period_s)
@@ -220,7 +251,8 @@ class EpisodeRecorder:
                    min_free_disk_mb=config.min_free_disk_mb, disk_check_period_s=config.disk_check_period_s,
                    drop_actions_before_start=config.drop_actions_before_start,
                    flush_period_s=config.flush_period_s, teleop=config.action_source == "teleop",
-                   image_format=config.image_format, jpeg_quality=config.jpeg_quality, **kwargs)
+                   image_format=config.image_format, jpeg_quality=config.jpeg_quality,
+                   preroll_s=config.preroll_s, **kwargs)
 
     @property
     def is_recording(self) -> bool:
@@ -281,8 +313,14 @@ class EpisodeRecorder:
                 return name
 
     def start(self, instruction: str, now: float, log_time_ns: int | None = None,
-              raw_instruction: bytes | None = None) -> StartOutcome:
-        """Begin an episode for `instruction` (ending a running one as 'preempted'); see the module doc."""
+              raw_instruction: bytes | None = None, sent_ns: int | None = None) -> StartOutcome:
+        """Begin an episode for `instruction` (ending a running one as 'preempted'); see the module doc.
+
+        `sent_ns`: when the instruction was published (the middleware's source timestamp). The episode
+        starts then, not when this recorder heard it: the pre-roll's frames, states, actions and commands
+        from that time on are written first, so the arm's first steps are in the bag even when the
+        instruction reached the arm and the policy sooner. It is clamped to [heard - preroll_s, heard]
+        (a sender's clock far behind or ahead cannot move the start further)."""
         with self._lock:
             text = " ".join(str(instruction).split())
             ended = None
@@ -297,15 +335,19 @@ class EpisodeRecorder:
                            f"min_free_disk_mb={self.min_free_disk_mb:g}")
                 return StartOutcome(False, ended=ended, message=message, refused=self._refuse(text, message))
             log_ns = self.wall_clock_ns() if log_time_ns is None else int(log_time_ns)
+            start_ns = log_ns if sent_ns is None else min(log_ns, max(int(sent_ns), log_ns - self.preroll_ns))
+            replay = [h for h in self._preroll if h.stamp_ns >= start_ns]
             writer = EpisodeBagWriter(typestore=self.typestore, flush_period_s=self.flush_period_s)
             name = self._new_name()
             custom = {bf.CUSTOM_EMBODIMENT_KEY: self.embodiment.to_json()} if self.embodiment is not None else None
+            first_ns = min([start_ns] + [h.log_ns for h in replay])  # the instruction comes first in the bag
             try:
                 partial = writer.open(self.output_dir, name, custom_data=custom)
                 if raw_instruction is not None:
-                    writer.write_raw(bf.INSTRUCTION_TOPIC, bf.STRING_TYPE, raw_instruction, log_ns)
+                    writer.write_raw(bf.INSTRUCTION_TOPIC, bf.STRING_TYPE, raw_instruction, first_ns)
                 else:
-                    writer.write(bf.INSTRUCTION_TOPIC, bf.STRING_TYPE, bf.make_string_msg(text, self.typestore), log_ns)
+                    writer.write(bf.INSTRUCTION_TOPIC, bf.STRING_TYPE, bf.make_string_msg(text, self.typestore),
+                                 first_ns)
             except Exception as exc:  # noqa: BLE001 - report; the recorder stays idle and usable
                 where = writer.abort()
                 if where is not None:  # nothing of the episode is in it yet: the recorder keeps no junk
@@ -313,11 +355,16 @@ class EpisodeRecorder:
                 message = f"cannot open episode bag {name} in {self.output_dir}: {type(exc).__name__}: {exc}"
                 return StartOutcome(False, ended=ended, message=message, refused=self._refuse(text, message))
             self._writer, self._episode_id, self._instruction = writer, name, text
-            self._started_at, self._start_log_ns = float(now), log_ns
+            self._started_at, self._start_log_ns = float(now), start_ns
             self._dropped_actions = 0
             if self.teleop is not None:
                 self.teleop.start()
-            return StartOutcome(True, episode_id=name, partial_path=str(partial), ended=ended)
+            for heard in replay:  # as if this recorder had heard the instruction at start_ns
+                ended_now = self._write(heard, replayed=True)
+                if ended_now is not None:
+                    return StartOutcome(True, episode_id=name, partial_path=str(partial), ended=ended,
+                                        replayed=len(replay), ended_by_preroll=ended_now)
+            return StartOutcome(True, episode_id=name, partial_path=str(partial), ended=ended, replayed=len(replay))
 
     def _refuse(self, text: str, message: str) -> EpisodeEnd:
         self.refused += 1
@@ -327,44 +374,15 @@ class EpisodeRecorder:
 
     def record(self, topic: str, msgtype: str, raw: bytes, log_time_ns: int) -> EpisodeEnd | None:
         """Write one message (raw CDR) under its episode-format `topic`; returns the episode end when a
-        terminate action or a failed write ends it. Dropped silently when no episode is open.
+        terminate action or a failed write ends it. Outside an episode it is only kept for the pre-roll.
         Raises RecordError for a message that cannot be recorded (the episode stays open)."""
+        stamp = self._frame_stamp(raw, topic)
+        heard = _Heard(int(log_time_ns), stamp, "record", topic, msgtype, raw)
         with self._lock:
+            self._remember(heard)
             if self._writer is None:
                 return None
-            terminate = False
-            if topic == bf.ACTION_TOPIC:
-                try:
-                    msg = self.typestore.deserialize_cdr(raw, msgtype)
-                    terminate, stamp = bool(msg.terminate), bf.header_ns(msg)
-                except Exception as exc:  # noqa: BLE001
-                    raise RecordError(f"malformed {msgtype} on {topic} ({len(raw)} bytes): {exc}") from None
-                if self.drop_actions_before_start and stamp < self._start_log_ns:
-                    self._dropped_actions += 1
-                    return None
-            step = None
-            camera = bf.camera_of_topic(topic)
-            if camera is not None:
-                stamp = self._frame_stamp(raw, topic)
-                if self.image_format != "as_received" and not camera[1]:
-                    topic, msgtype, raw = bf.image_topic(camera[0], True), bf.COMPRESSED_IMAGE_TYPE, compress_frame(
-                        raw, self.image_format, self.jpeg_quality, self.typestore)
-                # the first camera's frames are the control steps (as the policy node decides on them)
-                if camera[0] == 0 and self.teleop is not None and (
-                        not self.drop_actions_before_start or stamp >= self._start_log_ns):
-                    step = self.teleop.frame(log_time_ns * 1e-9, stamp)
-            try:
-                self._writer.write_raw(topic, msgtype, raw, log_time_ns)
-                if step is not None:
-                    self._write_teleop_step(step, log_time_ns)
-            except OSError as exc:  # the disk (full, failing, too slow): the episode ends here
-                return self._fail(exc, False, "while writing")
-            except Exception as exc:  # noqa: BLE001
-                raise RecordError(f"cannot write {topic} to {self._writer.partial_path}: "
-                                  f"{type(exc).__name__}: {exc}") from None
-            if terminate:
-                return self._end(False, "terminate", "the policy sent terminate=True")
-            return None
+            return self._write(heard)
 
     def command(self, kind: str, msgtype: str, raw: bytes, log_time_ns: int) -> EpisodeEnd | None:
         """A teleoperator's command (kind 'twist' | 'joints' | 'gripper', raw CDR) received at log_time_ns:
@@ -373,6 +391,17 @@ class EpisodeRecorder:
         Raises RecordError for a malformed command."""
         if self.teleop is None:
             raise RecordError("not recording from commands (action_source is not 'teleop')")
+        dims, values = self._parse_command(kind, msgtype, raw)
+        topic = {"twist": bf.TWIST_COMMAND_TOPIC, "joints": bf.JOINT_COMMAND_TOPIC, "gripper": bf.GRIPPER_COMMAND_TOPIC}[kind]
+        heard = _Heard(int(log_time_ns), int(log_time_ns), "command", topic, msgtype, raw, tuple(dims), tuple(values))
+        with self._lock:
+            self.teleop.command(log_time_ns * 1e-9, dims, values)
+            self._remember(heard)
+            if self._writer is None:
+                return None
+            return self._write(heard)
+
+    def _parse_command(self, kind: str, msgtype: str, raw: bytes):
         try:
             msg = self.typestore.deserialize_cdr(raw, msgtype)
             cmap = self.teleop.map
@@ -395,16 +424,61 @@ class EpisodeRecorder:
                 raise ValueError(f"non-finite command {list(values)}")
         except Exception as exc:  # noqa: BLE001
             raise RecordError(f"malformed {kind} command {msgtype} ({len(raw)} bytes): {exc}") from None
-        topic = {"twist": bf.TWIST_COMMAND_TOPIC, "joints": bf.JOINT_COMMAND_TOPIC, "gripper": bf.GRIPPER_COMMAND_TOPIC}[kind]
-        with self._lock:
-            self.teleop.command(log_time_ns * 1e-9, dims, values)
-            if self._writer is None:
-                return None
+        return dims, values
+
+    def _remember(self, heard: _Heard) -> None:
+        """Keep `heard` for the pre-roll; forget what is older than preroll_s."""
+        if self.preroll_ns <= 0:
+            return
+        self._preroll.append(heard)
+        horizon = heard.log_ns - self.preroll_ns
+        while self._preroll and self._preroll[0].log_ns < horizon:
+            self._preroll.popleft()
+
+    def _write(self, heard: _Heard, replayed: bool = False) -> EpisodeEnd | None:
+        """Write one heard message into the open episode by the rules (module docstring)."""
+        topic, msgtype, raw, log_time_ns = heard.topic, heard.msgtype, heard.raw, heard.log_ns
+        if heard.kind == "command":
+            if replayed:  # the window has it already (commands always count); only the bag and the start
+                self.teleop.command_seen(log_time_ns * 1e-9)
             try:
                 self._writer.write_raw(topic, msgtype, raw, log_time_ns)
             except OSError as exc:
                 return self._fail(exc, False, "while writing")
             return None
+        before_start = self.drop_actions_before_start and heard.stamp_ns < self._start_log_ns
+        terminate = False
+        if topic == bf.ACTION_TOPIC:
+            try:
+                terminate = bool(self.typestore.deserialize_cdr(raw, msgtype).terminate)
+            except Exception as exc:  # noqa: BLE001
+                raise RecordError(f"malformed {msgtype} on {topic} ({len(raw)} bytes): {exc}") from None
+            if before_start:
+                self._dropped_actions += 1
+                return None
+        elif before_start:  # a frame or state of the scene before this episode
+            return None
+        step = None
+        camera = bf.camera_of_topic(topic)
+        if camera is not None:
+            if self.image_format != "as_received" and not camera[1]:
+                topic, msgtype, raw = bf.image_topic(camera[0], True), bf.COMPRESSED_IMAGE_TYPE, compress_frame(
+                    raw, self.image_format, self.jpeg_quality, self.typestore)
+            # the first camera's frames are the control steps (as the policy node decides on them)
+            if camera[0] == 0 and self.teleop is not None:
+                step = self.teleop.frame(log_time_ns * 1e-9, heard.stamp_ns)
+        try:
+            self._writer.write_raw(topic, msgtype, raw, log_time_ns)
+            if step is not None:
+                self._write_teleop_step(step, log_time_ns)
+        except OSError as exc:  # the disk (full, failing, too slow): the episode ends here
+            return self._fail(exc, False, "while writing")
+        except Exception as exc:  # noqa: BLE001
+            raise RecordError(f"cannot write {topic} to {self._writer.partial_path}: "
+                              f"{type(exc).__name__}: {exc}") from None
+        if terminate:
+            return self._end(False, "terminate", "the policy sent terminate=True")
+        return None
 
     def _frame_stamp(self, raw: bytes, topic: str) -> int:
         try:
@@ -563,6 +637,8 @@ class EpisodeRecorder:
             return self._fail(exc, success, f"while finalizing ({reason})", detail)
         self._writer = None
         self.episodes_finished += 1
+        if reason != "preempted":  # what was heard until now was this episode's; only a preempting one may claim it
+            self._preroll.clear()
         return EpisodeEnd(episode_id=self._episode_id, instruction=self._instruction, success=success, reward=reward,
                           num_steps=num_steps, end_reason=reason, bag_path=str(final.resolve()), stamp_ns=stamp_ns,
                           duration_s=duration, detail=detail)
