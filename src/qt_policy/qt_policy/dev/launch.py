@@ -11,7 +11,7 @@ an error naming the tag, attribute or substitution (nothing is silently ignored)
   remap (from, to), include (file, if, unless) with arg (name, value), group (if, unless, scoped)
   with push-ros-namespace (namespace);
 * substitutions: $(var NAME), $(env NAME [DEFAULT]), $(find-pkg-share PKG) (ament index, else the
-  source checkout), nested and quoted arguments;
+  source checkout), $(eval EXPR) (a Python expression, as launch's), nested and quoted arguments;
 * launch configurations are inherited by includes and groups and do not leak out of a scoped group
   or include; an arg keeps a value already set (command line, include arg, parent) and otherwise
   takes its default; command-line args must be declared by some file.
@@ -128,7 +128,7 @@ def resolve_exec(pkg: str, exe: str) -> tuple[str, str]:
 
 # ----- substitutions ------------------------------------------------------------------------------------
 
-SUBSTITUTIONS = ("var", "env", "find-pkg-share")
+SUBSTITUTIONS = ("var", "env", "find-pkg-share", "eval")
 
 
 class _Subst:
@@ -203,6 +203,14 @@ class _Subst:
         if name == "find-pkg-share":
             need(1, 1)
             return str(find_pkg_share(args[0]))
+        if name == "eval":  # launch's PythonExpression: a Python expression, the math module in scope
+            need(1, 1)
+            import math
+
+            try:
+                return str(eval(args[0], {"math": math}))  # noqa: S307 - the user's own launch file
+            except Exception as exc:  # noqa: BLE001
+                raise self.error(f"$(eval) of {args[0]!r} failed: {type(exc).__name__}: {exc}") from None
         raise self.error(f"unsupported substitution $({name} ...) (supported: {', '.join(SUBSTITUTIONS)})")
 
 
