@@ -15,7 +15,8 @@ from ..core.batch import Observation, TransitionBatch
 from ..core.config import LossConfig, ModelConfig
 from ..core.discretizer import Discretizer
 from ..core.returns import n_step_returns, returns_to_go
-from .cache import load_index, open_episode_arrays
+from .cache import ARRAY_NAMES, load_index, open_episode_arrays
+from .file_limit import ensure_open_files
 
 
 @dataclass
@@ -45,6 +46,8 @@ class TransitionSampler:
             raise ValueError(f"no episodes in {cache_dir} pass the filter")
         self.entries = entries  # index entries of self.episodes, in the same order
         disc = Discretizer(tuple(model_cfg.action_low), tuple(model_cfg.action_high), model_cfg.num_bins)
+        # every memory map holds a file descriptor: check the limit before opening the first one
+        ensure_open_files(len(entries) * len(ARRAY_NAMES), f"the training cache ({len(entries)} episodes)")
         self.episodes: list[_Episode] = []
         for e in entries:
             arrays = open_episode_arrays(cache_dir, e)
