@@ -62,3 +62,13 @@ def test_memory_is_bounded_and_the_oldest_publisher_forgotten():
     # p0 was forgotten: its repeat counts again; the newest one's repeat does not
     assert gate.offer("go", received_ns=10**6, publisher=b"p0", sequence=2) is not None
     assert gate.offer("go", received_ns=10**6, publisher=b"p%d" % MAX_PUBLISHERS, sequence=2) is None
+
+
+def test_an_instruction_sent_before_the_one_in_force_is_stale():
+    # a node that starts late hears the latched instructions of several publishers, in any order
+    gate = InstructionGate()
+    assert gate.offer("open the window", received_ns=5_000, sent_ns=3_000, publisher=A, sequence=4) is not None
+    assert gate.offer("close the drawer", received_ns=5_001, sent_ns=2_000, publisher=B, sequence=9) is None
+    assert (gate.stale, gate.last_reason) == (1, "stale")
+    assert gate.offer("open the window", received_ns=5_002, sent_ns=3_000, publisher=A, sequence=4) is None
+    assert gate.last_reason == "duplicate"  # the same sample through another node's relay

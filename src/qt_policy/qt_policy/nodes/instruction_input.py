@@ -47,21 +47,23 @@ def subscribe_instructions(node, topic: str, on_instruction: Callable[[Instructi
                            callback_group=None, gate: InstructionGate | None = None) -> list:
     """Call `on_instruction(instruction, raw_cdr)` once per new instruction on `topic` (see the module doc).
 
-    Each instruction this node hears from a client is also republished, latched, on `relay_topic(topic)`
+    Each instruction this node acts on is also republished, latched, on `relay_topic(topic)`
     (qt_msgs/RelayedInstruction: the client's publisher, sample and send time), and this node listens
     there too: `ros2 topic pub --once` leaves as soon as one node matched, and the others still hear it
-    through that one. A sample that cannot be read is logged and ignored. Returns the entities made."""
+    through that one; a node that starts later hears the current instruction from every node's relay. A sample that cannot be read is logged and ignored. Returns the entities made."""
     from qt_msgs.msg import RelayedInstruction
 
     gate = gate if gate is not None else InstructionGate()
     node._instruction_gate = gate  # noqa: SLF001 - the node's diagnostics may count repeats
     relay_pub = node.create_publisher(RelayedInstruction, relay_topic(topic), LATCHED)
 
-    def accept(text, sent_ns, gid, sequence, raw, relayed: bool):
+    def accept(text, sent_ns, gid, sequence, raw):
         instruction = gate.offer(text, node.get_clock().now().nanoseconds, sent_ns, gid, sequence)
         if instruction is None:
+            if gate.last_reason == 'stale':  # e.g. a client whose clock is behind: say so, it looks like a lost message
+                node.get_logger().warning(f'ignoring instruction {text[:200]!r}: sent before the instruction in force')
             return
-        if not relayed and gid is not None:
+        if gid is not None:  # what this node acts on is what its latched relay says, for nodes that start later
             msg = RelayedInstruction(text=text, publisher_gid=list(gid), sequence=-1 if sequence is None else sequence)
             msg.sent.sec, msg.sent.nanosec = divmod(instruction.sent_ns, 1_000_000_000)
             relay_pub.publish(msg)
@@ -75,12 +77,12 @@ def subscribe_instructions(node, topic: str, on_instruction: Callable[[Instructi
             return
         gid = (info.get('publisher_gid') or {}).get('data')
         accept(text, info.get('source_timestamp'), None if gid is None else bytes(gid),
-               info.get('publication_sequence_number'), raw, relayed=False)
+               info.get('publication_sequence_number'), raw)
 
     def from_relay(msg, _info) -> None:
         sent = msg.sent.sec * 1_000_000_000 + msg.sent.nanosec
         accept(msg.text, sent, bytes(msg.publisher_gid), None if msg.sequence < 0 else int(msg.sequence),
-               serialize_message(String(data=msg.text)), relayed=True)
+               serialize_message(String(data=msg.text)))
 
     entities = subscribe_both_durabilities(node, String, topic, from_client, raw=True, callback_group=callback_group)
     entities.append(node.create_subscription(RelayedInstruction, relay_topic(topic), from_relay, LATCHED,
