@@ -28,8 +28,8 @@ def test_policy_launch_defaults():
     assert _flag_values(cmd, '-r') == ['__node:=qt_policy']  # no namespace pushed: no __ns remap
     (params_file,) = _flag_values(cmd, '--params-file')
     assert Path(params_file).is_file() and params_file.endswith('config/policy.yaml')
-    (checkpoint,) = _flag_values(cmd, '-p')
-    assert checkpoint.startswith('checkpoint:=') and checkpoint.endswith('models/qt_metaworld')
+    # no checkpoint argument: the params file's checkpoint stands (the empty argument sets another name)
+    assert [p.split(':=')[0] for p in _flag_values(cmd, '-p')] == ['unset_launch_argument_checkpoint']
     assert node.required and node.output == 'screen'
 
 
@@ -56,6 +56,9 @@ def test_sim_demo_includes_and_namespaces():
     for node in nodes:
         files = [a[1] for a in node.arguments if a[0] == 'params_file']
         assert len(files) == 1 and Path(files[0]).is_file()
+    # each include's params_file stays inside its group: the recorder reads its own file, not the policy's
+    assert Path(by_name['qt_recorder'].arguments[0][1]).name == 'recorder.yaml'
+    assert Path(by_name['qt_policy'].arguments[0][1]).name == 'policy.yaml'
     assert ('param', 'task', 'drawer-open') in by_name['sim_arm'].arguments
     without = resolve_launch_file(LAUNCH / 'sim_demo.launch.xml', {'record': 'false'}, check_exec=False)
     assert [n.name for n in without] == ['sim_arm', 'qt_policy']
@@ -66,6 +69,38 @@ def test_sim_demo_includes_and_namespaces():
 def test_recorder_launch_resolves_structure():
     (node,) = resolve_launch_file(LAUNCH / 'recorder.launch.xml', check_exec=False)
     assert (node.pkg, node.exec, node.name) == ('qt_policy', 'recorder_node', 'qt_recorder')
+
+
+@pytest.mark.parametrize('given', [False, True])
+def test_launch_arguments_override_the_params_file_only_when_given(tmp_path, given):
+    """Every value recorder.launch.xml has an argument for, set in a params file: the node is given the
+    argument only when the launch command gives it (the real ros2 launch: test_ros2_cli.py)."""
+    params = tmp_path / 'mine.yaml'
+    params.write_text('/**:\n  ros__parameters:\n    output_dir: mine\n    action_source: teleop\n'
+                      '    embodiment: config/embodiments/robosuite_panda.yaml\n')
+    args = {'output_dir': 'arg', 'action_source': 'policy', 'embodiment': 'x.yaml'} if given else {}
+    (node,) = resolve_launch_file(LAUNCH / 'recorder.launch.xml', {'params_file': str(params), **args},
+                                  check_exec=False)
+    overrides = {a[1]: a[2] for a in node.arguments if a[0] == 'param'}
+    for name in ('output_dir', 'action_source', 'embodiment'):
+        assert (name in overrides) == given and (f'unset_launch_argument_{name}' in overrides) != given
+        if given:
+            assert overrides[name] == args[name]
+
+
+def test_an_include_is_no_scope_as_in_launch_ros(tmp_path):
+    """launch_ros's IncludeLaunchDescription keeps what the included file set; a <group> scopes it."""
+    _write(tmp_path, '<arg name="x" default="inner"/>', name='inner.launch.xml')
+    leaky = _write(tmp_path, '<include file="inner.launch.xml"/><let name="y" value="$(var x)"/>'
+                             '<node pkg="qt_policy" exec="policy_node" name="n"><param name="y" value="$(var y)"/></node>',
+                   name='leaky.launch.xml')
+    (node,) = resolve_launch_file(leaky, check_exec=False)
+    assert ('param', 'y', 'inner') in node.arguments
+    scoped = _write(tmp_path, '<group><include file="inner.launch.xml"/></group>'
+                              '<node pkg="qt_policy" exec="policy_node" name="n"><param name="y" value="$(var x)"/></node>',
+                    name='scoped.launch.xml')
+    with pytest.raises(LaunchError, match="'x' is not defined"):
+        resolve_launch_file(scoped, check_exec=False)
 
 
 def _write(tmp_path, body, name='t.launch.xml'):
@@ -79,7 +114,9 @@ def test_unknown_tag_attribute_and_substitution_are_errors(tmp_path):
         resolve_launch_file(_write(tmp_path, '<timer period="1.0"/>'))
     with pytest.raises(LaunchError, match=r"unsupported attribute\(s\) \['respawn'\]"):
         resolve_launch_file(_write(tmp_path, '<node pkg="qt_policy" exec="policy_node" respawn="true"/>'))
-    with pytest.raises(LaunchError, match=r'unsupported substitution \$\(eval'):
+    with pytest.raises(LaunchError, match=r'unsupported substitution \$\(command'):
+        resolve_launch_file(_write(tmp_path, '<let name="x" value="$(command ls)"/>'))
+    with pytest.raises(LaunchError, match=r'\$\(eval\) takes 1..1 arguments'):  # as launch's: quote the expression
         resolve_launch_file(_write(tmp_path, '<let name="x" value="$(eval 1 + 1)"/>'))
     with pytest.raises(LaunchError, match=r'unsupported tag <env> inside <node>'):
         resolve_launch_file(_write(tmp_path, '<node pkg="qt_policy" exec="policy_node"><env name="A" value="1"/></node>'))

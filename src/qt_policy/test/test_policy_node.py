@@ -546,3 +546,48 @@ def test_hold_input_stops_within_a_tick_and_is_latched(system):
     _wait(lambda: harness.snapshot(harness.actions, since=time.monotonic() - 0.3), 5.0, launched, log_path,
           'actions after the topic enabled it again')
     harness.node.destroy_publisher(pub)
+
+
+def test_a_state_without_the_embodiments_joint_names_is_dropped_saying_which_names(tmp_path, monkeypatch):
+    """A JointState naming `gripper` instead of `gripper_opening`: no state, and one warning that names the
+    joints the model expects (the model card names them too)."""
+    import torch
+    from sensor_msgs.msg import JointState
+
+    import qt_policy.core.text as text
+    from qt_policy.core.checkpoint import save_checkpoint
+    from qt_policy.core.config import ModelConfig
+    from qt_policy.core.model import QTransformer
+    from qt_policy.nodes.policy_node import PolicyNode
+
+    monkeypatch.setattr(text, 'shared_encoder', lambda: (lambda s: np.ones(384, np.float32) / np.sqrt(384)))
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / 'model', QTransformer(ModelConfig(**{**SMALL, 'state_dim': 4})))
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    try:
+        node = PolicyNode(context=context, cli_args=['--ros-args', '-p', f'checkpoint:={ckpt}', '-r', '__node:=st'])
+        from rclpy.lifecycle import TransitionCallbackReturn
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        warnings = []
+
+        class Logger:
+            def warning(self, text):
+                warnings.append(text)
+
+            info = error = debug = warning
+
+        monkeypatch.setattr(node, 'get_logger', lambda: Logger())
+        wrong = JointState(name=['hand_x', 'hand_y', 'hand_z', 'gripper'], position=[0.1, 0.2, 0.3, 0.4])
+        node._on_state(wrong, {})
+        node._on_state(wrong, {})  # the same problem again: no second line
+        assert len(warnings) == 1 and "lacks joints ['gripper_opening']" in warnings[0]
+        assert "['hand_x', 'hand_y', 'hand_z', 'gripper_opening']" in warnings[0] and 'position' in warnings[0]
+        assert node.runner._state is None
+        right = JointState(name=['gripper_opening', 'hand_z', 'hand_y', 'hand_x'], position=[0.4, 0.3, 0.2, 0.1])
+        node._on_state(right, {})
+        assert len(warnings) == 1
+        np.testing.assert_allclose(node.runner._state, [0.1, 0.2, 0.3, 0.4], rtol=1e-6)
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)

@@ -322,7 +322,10 @@ class PolicyNode(LifecycleNode):
             self.runner.set_state(state, arrival, self._stamp_s(msg.header, arrival))
         except ValueError as exc:
             if self._last_state_error != str(exc):  # one line per distinct problem, not per message
-                self.get_logger().warning(f'dropping robot state: {exc}')
+                spec = self.runner.embodiment.state
+                self.get_logger().warning(
+                    f'dropping robot state: {exc}; expected a JointState with {"/".join(spec.fields)} of the joints '
+                    f'named {spec.joints} (embodiment {self.runner.embodiment.name!r}, its state: entry); holding')
             self._last_state_error = str(exc)
 
     # ----- control tick --------------------------------------------------------------------------
