@@ -132,6 +132,35 @@ def test_a_new_instruction_is_a_new_episode(checkpoint):
     assert first.q_value == expected.q_value
 
 
+def test_frames_taken_before_the_instruction_was_sent_are_not_used(checkpoint):
+    """A paused simulator's frame (stamped at its last render) arriving after the settle time is not decided
+    on: the recorder would not record that action. The first decision pads the history with a frame of
+    the new scene, as training does, whatever arrived before it."""
+    from types import SimpleNamespace
+
+    def header(t):
+        return SimpleNamespace(stamp=SimpleNamespace(sec=int(t), nanosec=int(round((t % 1) * 1e9))))
+
+    r = make_runner(checkpoint, instruction_settle_s=0.05)
+    r.set_instruction('open the drawer', 100.4, sent_s=100.3)
+    r.add_image(frame(9), 100.5, stamp=header(100.0), stamp_s=100.0)  # the old scene, arriving late
+    hold = r.act(100.5)
+    assert (hold.kind, hold.reason) == ('settling', 'waiting for a frame taken after the instruction was sent')
+    r.add_image(frame(7), 100.6, stamp=header(100.55), stamp_s=100.55)
+    first = r.act(100.6)
+    fresh = make_runner(checkpoint)
+    fresh.set_instruction('open the drawer', 0.0)
+    fresh.add_image(frame(7), 0.1)
+    expected = fresh.act(0.1)
+    np.testing.assert_array_equal(first.bins, expected.bins)
+    assert first.q_value == expected.q_value
+    # a sender's clock ahead of ours never holds the robot longer than the settle rule does
+    ahead = make_runner(checkpoint, instruction_settle_s=0.05)
+    ahead.set_instruction('open the drawer', 100.4, sent_s=130.0)
+    ahead.add_image(frame(7), 100.5, stamp=header(100.45), stamp_s=100.45)
+    assert isinstance(ahead.act(100.5), Action)
+
+
 @pytest.mark.parametrize('camera_hz, every', [(10.0, 1), (30.0, 3), (60.0, 6)])
 def test_decisions_follow_the_frames_at_the_control_rate(checkpoint, camera_hz, every):
     r = make_runner(checkpoint)

@@ -221,16 +221,19 @@ class PolicyNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_instruction(self, instruction: Instruction, _raw: bytes):
-        self._instructions.put((instruction.text, self._now()))
+        now = self._now()
+        sent = instruction.sent_ns * 1e-9
+        # when it was sent, if on this node's clock (a latched one from long ago, or sim time: unknown)
+        self._instructions.put((instruction.text, now, sent if abs(now - sent) <= STAMP_CLOCK_TOLERANCE_S else None))
 
     def _encode_instruction(self, item):
         """On the instruction worker: a long text is encoded without holding up frames or the timer."""
-        text, arrival = item
+        text, arrival, sent = item
         runner = self.runner
         if runner is None:
             return
         try:
-            runner.set_instruction(text, arrival)
+            runner.set_instruction(text, arrival, sent)
         except Exception as exc:  # noqa: BLE001 - a bad instruction must not kill the node
             self.get_logger().error(f'cannot encode instruction {text[:200]!r}: {exc}')
             return

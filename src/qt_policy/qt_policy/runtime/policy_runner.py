@@ -12,7 +12,9 @@ frame no earlier decision used, and the frame history holds the frames of consec
 most `control_rate_hz` decisions a second; a 30 Hz camera gives every third frame, a 10 Hz one
 every frame), so the node decides as soon as that frame is there instead of on a free-running timer.
 After a new instruction, frames that arrived within `instruction_settle_s` are not used: they may
-still show the scene before it (a simulator resets on the instruction). The robot state of a decision
+still show the scene before it (a simulator resets on the instruction); nor are frames whose header
+stamp is older than when the instruction was sent (`sent_s`): the recorder does not record actions
+decided from them, so a robot must not execute them. The robot state of a decision
 is the one the data's alignment rule gives (data/bag_format.py): the latest state stamped at or
 before the frame; `wait_for_state` waits (briefly) until the state stream has passed the frame's
 stamp, since a state taken with the frame often arrives just after it. A robot with several cameras
@@ -126,6 +128,7 @@ class PolicyRunner:
         self.instruction = ""
         self._embedding: np.ndarray | None = None
         self._instruction_time = -np.inf
+        self._instruction_sent_s: float | None = None  # frames stamped before it are of the previous scene
         self._latest: np.ndarray | None = None  # newest prepared frame
         self._latest_time = 0.0  # when it arrived
         self._latest_stamp: Any = None
@@ -181,11 +184,12 @@ class PolicyRunner:
     def needs_state(self) -> bool:
         return self.model.cfg.state_dim > 0
 
-    def set_instruction(self, text: str, now: float) -> None:
+    def set_instruction(self, text: str, now: float, sent_s: float | None = None) -> None:
         """Encode once per instruction (outside the lock: a long text must not hold up decisions); an
         empty one clears it (the robot holds). Every instruction is a new episode, as for the recorder
         and the simulator (the same text again too, without encoding it again): the frame history
-        starts again, from frames that arrive after the settle time."""
+        starts again, from frames that arrive after the settle time and were taken after `sent_s`, when the
+        instruction was sent (never later than `now`: a sender's clock ahead cannot hold the robot)."""
         text = normalize_instruction(text or "")[:MAX_INSTRUCTION_CHARS]
         if not text:
             with self._lock:
@@ -200,6 +204,7 @@ class PolicyRunner:
         with self._lock:
             self.instruction, self._embedding = text, emb
             self._instruction_time = float(now)
+            self._instruction_sent_s = None if sent_s is None else min(float(sent_s), float(now))
             self._history.clear()
             self._schedule.restart()
             self.terminated = False
@@ -370,6 +375,9 @@ class PolicyRunner:
             if self.needs_camera:
                 if self._latest_time < self._instruction_time + self.instruction_settle_s:
                     return Hold("settling", "waiting for a frame taken after the instruction")
+                taken = _header_seconds(self._latest_stamp)
+                if self._instruction_sent_s is not None and taken is not None and taken < self._instruction_sent_s:
+                    return Hold("settling", "waiting for a frame taken after the instruction was sent")
                 if self._frame_seq == self._used_seq:
                     return Hold("no_new_frame", "no camera frame since the last decision")
             t0 = time.perf_counter()
@@ -466,3 +474,11 @@ def instruction_encoder(known: dict[str, np.ndarray]) -> Encoder:
         return state["encoder"](key)
 
     return encode
+
+
+def _header_seconds(header) -> float | None:
+    """A std_msgs/Header's stamp in seconds (None for anything else)."""
+    stamp = getattr(header, "stamp", None)
+    if stamp is None or not hasattr(stamp, "sec"):
+        return None
+    return stamp.sec + stamp.nanosec * 1e-9
