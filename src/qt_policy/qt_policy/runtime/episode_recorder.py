@@ -183,12 +183,10 @@ class _Heard:
 
     log_ns: int  # when the recorder received it
     stamp_ns: int  # its header.stamp (a command: log_ns): which episode it belongs to
-    kind: str  # 'record' | 'command:<twist|joints|gripper>'
+    kind: str  # 'record' (frame, state, action) | 'command' (a teleoperator's, already in the command window)
     topic: str
     msgtype: str
     raw: bytes
-    dims: tuple = ()  # a command's dimensions and values (parsed once)
-    values: tuple = ()
 
 
 class RecordError(ValueError):
@@ -393,7 +391,7 @@ class EpisodeRecorder:
             raise RecordError("not recording from commands (action_source is not 'teleop')")
         dims, values = self._parse_command(kind, msgtype, raw)
         topic = {"twist": bf.TWIST_COMMAND_TOPIC, "joints": bf.JOINT_COMMAND_TOPIC, "gripper": bf.GRIPPER_COMMAND_TOPIC}[kind]
-        heard = _Heard(int(log_time_ns), int(log_time_ns), "command", topic, msgtype, raw, tuple(dims), tuple(values))
+        heard = _Heard(int(log_time_ns), int(log_time_ns), "command", topic, msgtype, raw)
         with self._lock:
             self.teleop.command(log_time_ns * 1e-9, dims, values)
             self._remember(heard)
