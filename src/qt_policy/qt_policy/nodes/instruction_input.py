@@ -50,11 +50,11 @@ def subscribe_instructions(node, topic: str, on_instruction: Callable[[Instructi
     Each instruction this node acts on is also republished, latched, on `relay_topic(topic)`
     (qt_msgs/RelayedInstruction: the client's publisher, sample and send time), and this node listens
     there too: `ros2 topic pub --once` leaves as soon as one node matched, and the others still hear it
-    through that one; a node that starts later hears the current instruction from every node's relay. A sample that cannot be read is logged and ignored. Returns the entities made."""
+    through that one; a node that starts later hears the current instruction from every node's relay.
+    A sample that cannot be read is logged and ignored. Returns the entities made."""
     from qt_msgs.msg import RelayedInstruction
 
     gate = gate if gate is not None else InstructionGate()
-    node._instruction_gate = gate  # noqa: SLF001 - the node's diagnostics may count repeats
     relay_pub = node.create_publisher(RelayedInstruction, relay_topic(topic), LATCHED)
 
     def accept(text, sent_ns, gid, sequence, raw):
