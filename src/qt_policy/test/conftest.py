@@ -24,6 +24,7 @@ def ros_env():
     os.environ.setdefault("ROS_LOG_DIR", str(Path(os.environ["ROS_HOME"]) / "log"))
     os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("PYTHONFAULTHANDLER", "1")  # a node that crashes (SIGSEGV) leaves its Python stack in its log
     Path(os.environ["ROS_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
     started = time.time()
     yield

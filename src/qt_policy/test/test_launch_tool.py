@@ -187,8 +187,9 @@ CHILD = textwrap.dedent('''
             time.sleep(0.5)
             print('crashing', flush=True)
             sys.exit(3)
-        if mode == 'stubborn':
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # as a node does (rclpy installs its own handler): a SIGINT ignored by the parent shell (a background
+        # job of a non-interactive shell) must not be inherited
+        signal.signal(signal.SIGINT, signal.SIG_IGN if mode == 'stubborn' else signal.default_int_handler)
         print('ready', flush=True)
         try:
             time.sleep(60)
