@@ -24,7 +24,7 @@ from test_record_and_train import logs, own_domain_id, start_node, stop_nodes, t
 
 from qt_policy.data.bag_io import read_episode_bag  # noqa: E402
 from qt_policy.dev.topic_pub import publish_once  # noqa: E402
-from qt_policy.nodes.qos import VOLATILE_RELIABLE  # noqa: E402
+from qt_policy.nodes.qos import RELIABLE_10  # noqa: E402
 
 MAX_STEPS = 15
 LATE_S = 0.5
@@ -133,7 +133,7 @@ def test_any_client_starts_one_episode_in_every_node_and_a_late_recorder_misses_
         node.destroy_publisher(pub)
 
         # 2. as `ros2 topic pub -t 3`: one publisher, the same text three times, one second apart
-        pub = node.create_publisher(String, "/instruction", VOLATILE_RELIABLE)
+        pub = node.create_publisher(String, "/instruction", RELIABLE_10)
         spin_until(lambda: pub.get_subscription_count() >= 1, 10, "a match")
         for k in range(3):
             pub.publish(String(data=EPISODES[1][0]))

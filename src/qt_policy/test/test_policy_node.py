@@ -137,15 +137,10 @@ class Harness:
 
     def instruct(self, text):
         """As `ros2 topic pub --once`: a new volatile publisher, wait for the node's subscription, publish."""
-        from qt_policy.nodes.qos import VOLATILE_RELIABLE
+        from qt_policy.dev.topic_pub import publish_once
 
-        pub = self.node.create_publisher(self.String, f'{self.ns}/instruction', VOLATILE_RELIABLE)
-        deadline = time.monotonic() + 30.0
-        while pub.get_subscription_count() < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert pub.get_subscription_count() >= 1, 'the policy node never subscribed to the instruction'
-        pub.publish(self.String(data=text))
-        self.instruction_pubs.append(pub)
+        # the harness's own thread spins the node
+        self.instruction_pubs.append(publish_once(self.node, None, f'{self.ns}/instruction', text))
 
     def publish_rgb(self, rgb):
         """One rgb8 frame now; returns its stamp (sec, nanosec)."""

@@ -11,9 +11,9 @@ launch_ros exists):
 * qt_policy    the policy node with the model (QAction only: dry_run, there is no MoveIt here),
 * qt_recorder  one rosbag2 episode bag per instruction, in --out.
 
-Then, as a small driver node, it publishes each task's instruction (std_msgs/String, transient-local, a new publisher per episode),
-waits for the recorder's qt_msgs/EpisodeResult, prints success, steps and the bag of every episode
-and a summary, and stops the processes by pid. The bags are training data as they are:
+Then, as a small driver node, it publishes each task's instruction (std_msgs/String, transient-local,
+a new publisher per episode), waits for the recorder's qt_msgs/EpisodeResult, prints success, steps
+and the bag of every episode and a summary, and stops the processes by pid. The bags are training data as they are:
 `qt-train --data OUT --out runs/more ...`.
 Node output goes to a log file (its path is printed); --verbose shows it on the console.
 Exit status: 0 when every episode produced a result (whatever its success), 1 otherwise, 2 on setup errors.

@@ -14,8 +14,8 @@ an error naming the tag, attribute or substitution (nothing is silently ignored)
   source checkout), $(eval EXPR) (a Python expression, as launch's), nested and quoted arguments;
 * launch configurations are inherited by includes and groups and do not leak out of a scoped group;
   as in launch_ros, an include is no scope (its args and its file's configurations stay set after
-  it: the project's launch files wrap each include in a <group>); an arg keeps a value already set (command line, include arg, parent) and otherwise
-  takes its default; command-line args must be declared by some file.
+  it: the project's launch files wrap each include in a <group>); an arg keeps a value already set
+  (command line, include arg, parent) and otherwise takes its default; command-line args must be declared by some file.
 
 Each node runs as its own process `python -m MODULE --ros-args -r __node:=NAME -r __ns:=/NS
 --params-file FILE -p k:=v -r from:=to`, MODULE from the package's console_scripts entry point.

@@ -18,8 +18,9 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import String
 
+from ..data.bag_format import stamp_to_ns
 from ..runtime.instruction_gate import Instruction, InstructionGate
-from .qos import LATCHED, VOLATILE_RELIABLE
+from .qos import LATCHED, RELIABLE_10
 
 
 def _quiet(_event) -> None:
@@ -27,14 +28,12 @@ def _quiet(_event) -> None:
     one receives it, so the middleware's 'incompatible QoS' warning would only mislead."""
 
 
-def subscribe_both_durabilities(node, msg_type, topic: str, callback, *, raw: bool = False,
-                                callback_group=None) -> list:
+def subscribe_both_durabilities(node, msg_type, topic: str, callback, *, raw: bool = False) -> list:
     """A volatile and a transient-local subscription to `topic`, both calling `callback(msg, info)`."""
     subs = []
-    for qos in (VOLATILE_RELIABLE, LATCHED):
+    for qos in (RELIABLE_10, LATCHED):
         events = SubscriptionEventCallbacks(incompatible_qos=_quiet) if qos is LATCHED else None
-        subs.append(node.create_subscription(msg_type, topic, callback, qos, raw=raw, event_callbacks=events,
-                                             callback_group=callback_group))
+        subs.append(node.create_subscription(msg_type, topic, callback, qos, raw=raw, event_callbacks=events))
     return subs
 
 
@@ -43,8 +42,7 @@ def relay_topic(instruction_topic: str) -> str:
     return instruction_topic.rstrip('/') + '/relayed'
 
 
-def subscribe_instructions(node, topic: str, on_instruction: Callable[[Instruction, bytes], None],
-                           callback_group=None, gate: InstructionGate | None = None) -> list:
+def subscribe_instructions(node, topic: str, on_instruction: Callable[[Instruction, bytes], None]) -> list:
     """Call `on_instruction(instruction, raw_cdr)` once per new instruction on `topic` (see the module doc).
 
     Each instruction this node acts on is also republished, latched, on `relay_topic(topic)`
@@ -54,7 +52,7 @@ def subscribe_instructions(node, topic: str, on_instruction: Callable[[Instructi
     A sample that cannot be read is logged and ignored. Returns the entities made."""
     from qt_msgs.msg import RelayedInstruction
 
-    gate = gate if gate is not None else InstructionGate()
+    gate = InstructionGate()
     relay_pub = node.create_publisher(RelayedInstruction, relay_topic(topic), LATCHED)
 
     def accept(text, sent_ns, gid, sequence, raw):
@@ -80,13 +78,12 @@ def subscribe_instructions(node, topic: str, on_instruction: Callable[[Instructi
                info.get('publication_sequence_number'), raw)
 
     def from_relay(msg, _info) -> None:
-        sent = msg.sent.sec * 1_000_000_000 + msg.sent.nanosec
-        accept(msg.text, sent, bytes(msg.publisher_gid), None if msg.sequence < 0 else int(msg.sequence),
+        sequence = None if msg.sequence < 0 else int(msg.sequence)
+        accept(msg.text, stamp_to_ns(msg.sent), bytes(msg.publisher_gid), sequence,
                serialize_message(String(data=msg.text)))
 
-    entities = subscribe_both_durabilities(node, String, topic, from_client, raw=True, callback_group=callback_group)
-    entities.append(node.create_subscription(RelayedInstruction, relay_topic(topic), from_relay, LATCHED,
-                                             callback_group=callback_group))
+    entities = subscribe_both_durabilities(node, String, topic, from_client, raw=True)
+    entities.append(node.create_subscription(RelayedInstruction, relay_topic(topic), from_relay, LATCHED))
     return entities + [relay_pub]
 
 
@@ -102,7 +99,3 @@ class InstructionSender:
             self.node.destroy_publisher(self._pub)
         self._pub = self.node.create_publisher(String, self.topic, LATCHED)
         self._pub.publish(String(data=text))
-
-    def matched(self) -> int:
-        """Subscriptions matched by the current publisher (0 before the first send)."""
-        return self._pub.get_subscription_count() if self._pub is not None else 0

@@ -16,8 +16,8 @@ zero joint velocities) and nothing else until it may act again (a robot that los
 stops). Hold input: service ``~/enable`` (std_srvs/SetBool) and the latched topic `enable_topic`
 (std_msgs/Bool); the stop goes out within the callback, i.e. within one tick. The instruction and
 enable topics take volatile and latched publishers alike (`ros2 topic pub` with its defaults), and
-one publisher repeating the same instruction is one episode (nodes/instruction_input.py). /diagnostics reports
-latency, rate, Q, the hold reason and the safety limits that acted.
+one publisher repeating the same instruction is one episode (nodes/instruction_input.py).
+/diagnostics reports latency, rate, Q, the hold reason and the safety limits that acted.
 
 Threads: the callbacks only note each message's arrival (rmw's received timestamp) and hand it on.
 Frame conversion + decision run on one worker thread and instruction encoding on another

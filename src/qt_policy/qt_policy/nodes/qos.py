@@ -3,13 +3,11 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 # Latched like a parameter: a late-starting node still gets the current instruction (or hold state). A
 # transient-local subscription does not match a volatile publisher (`ros2 topic pub`'s default), so the
-# instruction and enable inputs also subscribe VOLATILE_RELIABLE (nodes/instruction_input.py).
+# instruction and enable inputs also subscribe RELIABLE_10 (nodes/instruction_input.py).
 LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# matches reliable publishers of either durability (what `ros2 topic pub` sends by default)
-VOLATILE_RELIABLE = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                               durability=DurabilityPolicy.VOLATILE)
-# actions, commands, results, success: every message counts
+# actions, commands, results, success: every message counts; as a subscription it matches reliable
+# publishers of either durability (`ros2 topic pub`'s default QoS is this profile)
 RELIABLE_10 = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)
 # camera/state publishers: reliable publishers match reliable and best-effort (SensorDataQoS) subscribers alike

@@ -72,6 +72,7 @@ from ..data.bag_salvage import INTERRUPTED, PartialBagScan, UnfinishedMark, find
 from ..robot.embodiment import Embodiment, load_embodiment
 from ..robot.teleop_steps import TeleopSteps
 from ..paths import DEFAULT_EMBODIMENT, resolve_data_path
+from .instruction_gate import normalize
 from .recorded_frames import compress_frame, teleop_qaction
 
 #: every end_reason an EpisodeEnd can carry: the rules, the faults, and 'refused' (nothing was recorded)
@@ -320,7 +321,7 @@ class EpisodeRecorder:
         instruction reached the arm and the policy sooner. It is clamped to [heard - preroll_s, heard]
         (a sender's clock far behind or ahead cannot move the start further)."""
         with self._lock:
-            text = " ".join(str(instruction).split())
+            text = normalize(instruction)
             ended = None
             if self._writer is not None:
                 ended = self._end(False, "preempted", f"new instruction {text!r}" if text else "empty instruction")

@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.text import normalize_instruction
+from ..data.bag_format import stamp_to_ns
 from ..data.observation import FrameHistory, prepare_frame
 from ..robot.commands import CommandMap, RobotCommand
 from ..robot.embodiment import Embodiment
@@ -479,6 +480,4 @@ def instruction_encoder(known: dict[str, np.ndarray]) -> Encoder:
 def _header_seconds(header) -> float | None:
     """A std_msgs/Header's stamp in seconds (None for anything else)."""
     stamp = getattr(header, "stamp", None)
-    if stamp is None or not hasattr(stamp, "sec"):
-        return None
-    return stamp.sec + stamp.nanosec * 1e-9
+    return None if stamp is None or not hasattr(stamp, "sec") else stamp_to_ns(stamp) * 1e-9

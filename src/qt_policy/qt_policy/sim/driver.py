@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from ..paths import DEFAULT_EMBODIMENT
+from ..runtime.instruction_gate import normalize
 from .arm import SimObservation
 from .arms import SUITES
 
@@ -109,7 +110,7 @@ class SimArmDriver:
         """Reset for `text` at time `now_ns`; returns the log line (an error line starts with 'error:')."""
         from .tasks import all_tasks, get_task, task_for_instruction
 
-        text = " ".join(str(text).split())
+        text = normalize(text)
         if not text:
             self.active, self._pending = False, None
             return "empty instruction: arm idle"
