@@ -26,7 +26,7 @@ def main(argv=None) -> int:
 
     gamma = 0.9
     t0 = time.time()
-    cfg = LossConfig(gamma=gamma, n_step=1, conservative_weight=(toy_mdp.NUM_BINS - 1) / 255)
+    cfg = LossConfig(gamma=gamma, n_step=1, conservative_weight=1.0 / 255, conservatism="zero")
     print(f"[1/2] training Q-Transformer on the toy MDP ({args.steps} steps)...", flush=True)
     model, _, episodes = toy_mdp.train(cfg, steps=args.steps, seed=args.seed)
     bins, q = toy_mdp.greedy_table(model)

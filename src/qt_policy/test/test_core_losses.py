@@ -66,10 +66,11 @@ def test_regularizer_acts_on_q_not_logits():
     assert torch.equal(conservative_penalty(q2, bins), torch.zeros(1, 2))
 
 
-def _tiny_model(num_bins=16):
+def _tiny_model(num_bins=16, extra_heads=("behaviour",)):
     torch.manual_seed(0)
     cfg = ModelConfig(action_dim=2, num_bins=num_bins, action_low=[-1.0, -1.0], action_high=[1.0, 1.0], action_names=["a", "b"],
-                      image_size=0, state_dim=4, text_dim=4, d_model=32, num_layers=1, num_heads=2)
+                      image_size=0, state_dim=4, text_dim=4, d_model=32, num_layers=1, num_heads=2,
+                      extra_heads=list(extra_heads))
     return QTransformer(cfg)
 
 
@@ -81,12 +82,12 @@ def _fixed_batch(reward: float):
     return TransitionBatch(obs, bins, r, torch.zeros(n), obs, r)
 
 
-def _train(alpha: float, steps=300):
+def _train(alpha: float, steps=300, conservatism="zero"):
     model = _tiny_model()
     target = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     batch = _fixed_batch(1.0)
-    cfg = LossConfig(conservative_weight=alpha)
+    cfg = LossConfig(conservative_weight=alpha, conservatism=conservatism)
     for _ in range(steps):
         loss, _ = q_transformer_loss(model, target, batch, cfg)
         opt.zero_grad()
@@ -99,11 +100,14 @@ def _train(alpha: float, steps=300):
     return q.gather(-1, batch.action_bins[..., None])[..., 0], q[unseen]
 
 
-def test_regularizer_drives_unseen_bins_toward_zero():
-    q_data, q_unseen = _train(alpha=1.0)
+@pytest.mark.parametrize("conservatism", ["zero", "support"])
+def test_regularizer_drives_unseen_bins_toward_zero(conservatism):
+    """Bins the data never takes are pulled down by either form ("support": the behaviour head soon
+    puts them far below the dataset bin)."""
+    q_data, q_unseen = _train(alpha=1.0 / 15, conservatism=conservatism)  # alpha 1 averaged over 15 unseen bins
     assert q_data.min() > 0.9  # the dataset action still reaches its target (reward 1)
     assert q_unseen.max() < 0.05
-    _, q_unseen_free = _train(alpha=0.0)
+    _, q_unseen_free = _train(alpha=0.0, conservatism=conservatism)
     assert q_unseen_free.mean() > 5 * q_unseen.mean()
 
 
@@ -146,10 +150,10 @@ def test_bce_gradient_is_the_mse_gradient_without_the_vanishing_factor():
     assert low.any() and (mse[low].abs() < 0.05 * bce[low].abs()).all()
 
 
-def _fit_one_state(loss_kind: str, steps: int):
-    """One state, half the samples took bin 1 and half bin 2, both with return 0.8, 4 bins, alpha 1."""
+def _fit_one_state(loss_kind: str, steps: int, num_bins: int = 4):
+    """One state, half the samples took bin 1 and half bin 2, both with return 0.8, pull 1/3 per bin."""
     torch.manual_seed(0)
-    cfg = ModelConfig(action_dim=1, num_bins=4, action_low=[-1.0], action_high=[1.0], action_names=["a"],
+    cfg = ModelConfig(action_dim=1, num_bins=num_bins, action_low=[-1.0], action_high=[1.0], action_names=["a"],
                       image_size=0, state_dim=4, text_dim=4, d_model=32, num_layers=1, num_heads=2)
     model = QTransformer(cfg)
     target = copy.deepcopy(model).requires_grad_(False)
@@ -159,7 +163,7 @@ def _fit_one_state(loss_kind: str, steps: int):
     r = torch.full((n,), 0.8)
     batch = TransitionBatch(obs, bins, r, torch.zeros(n), obs, r)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    lcfg = LossConfig(conservative_weight=1.0, value_loss=loss_kind)
+    lcfg = LossConfig(conservative_weight=1.0 / 3, value_loss=loss_kind, conservatism="zero")
     for _ in range(steps):
         loss, _ = q_transformer_loss(model, target, batch, lcfg)
         opt.zero_grad()
@@ -170,10 +174,19 @@ def _fit_one_state(loss_kind: str, steps: int):
 
 @pytest.mark.parametrize("loss_kind", ["mse", "bce"])
 def test_both_value_losses_reach_the_same_regularised_fixed_point(loss_kind):
-    # per bin: p (Q - y) + alpha (1 - p) / (bins - 1) Q = 0  ->  Q = 0.5 * 0.8 / (0.5 + 0.5 / 3) = 0.6
+    # per bin: p (Q - y) + w (1 - p) Q = 0  ->  Q = 0.5 * 0.8 / (0.5 + 0.5 / 3) = 0.6
     q = _fit_one_state(loss_kind, steps=100)
     assert torch.allclose(q[1:3], torch.tensor([0.6, 0.6]), atol=0.02)
     assert q[0] < 0.1 and q[3] < 0.1  # never taken: pushed toward the minimal return
+
+
+def test_the_pull_per_bin_does_not_change_with_the_number_of_bins():
+    """The strength is per bin: the dataset bins' fixed point is the same at 4 and at 32 bins (an average
+    over the unseen bins, as before, would pull each bin 31/3 times less at 32)."""
+    q4 = _fit_one_state("bce", steps=100, num_bins=4)
+    q32 = _fit_one_state("bce", steps=100, num_bins=32)
+    assert torch.allclose(q32[1:3], q4[1:3], atol=0.02)
+    assert torch.allclose(q32[1:3], torch.tensor([0.6, 0.6]), atol=0.02)
 
 
 def test_value_loss_must_be_known():

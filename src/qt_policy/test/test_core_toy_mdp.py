@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from qt_policy.core import toy_mdp
-from qt_policy.core.config import LossConfig
+from qt_policy.core.config import LossConfig, TrainConfig
 
 GAMMA = 0.9
-# The same per-bin push as the default alpha = 1 spreads over 255 unseen bins, here over 3.
-ALPHA = 1.0 * (toy_mdp.NUM_BINS - 1) / 255
+# A weak pull per bin (alpha 1 averaged over 255 unseen bins, the paper's bins), on every unseen bin.
+ALPHA = 1.0 / 255
 Q_TOLERANCE = 0.05
 
 
@@ -18,7 +18,7 @@ def q_star():
 
 @pytest.fixture(scope="module")
 def trained(q_star):
-    cfg = LossConfig(gamma=GAMMA, n_step=1, conservative_weight=ALPHA, use_mc_lower_bound=True)
+    cfg = LossConfig(gamma=GAMMA, n_step=1, conservative_weight=ALPHA, conservatism="zero", use_mc_lower_bound=True)
     return toy_mdp.train(cfg, steps=1500, seed=0)
 
 
@@ -55,3 +55,33 @@ def test_imitation_on_the_same_data_does_not_find_the_shortcut(q_star):
     model, _, _ = toy_mdp.train(LossConfig(gamma=GAMMA), steps=600, seed=0, algo="bc")
     bins, _ = toy_mdp.greedy_table(model)
     assert bins[0, 0].tolist() != [3, 0]
+
+
+def _greedy_optimal_share(model, episodes, q_star) -> tuple[float, list]:
+    bins, _ = toy_mdp.greedy_table(model)
+    optimal = toy_mdp.optimal_chain(q_star)
+    mask = toy_mdp.covered_states(episodes, q_star)
+    wrong = [(p, t) for p, t in zip(*np.nonzero(mask)) if not np.array_equal(bins[p, t], optimal[p, t])]
+    return 1.0 - len(wrong) / mask.sum(), wrong
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_shipped_defaults_keep_the_better_than_demonstrated_action(seed):
+    """The shipped recipe as `qt-train` runs it (LossConfig(), TrainConfig(): cross-entropy, support
+    conservatism at the shipped per-bin pull, 9/10 of each batch from successes, 4-step returns, Polyak
+    target, acting with the averaged weights), with only the network and the step count reduced: the
+    greedy action is Q*'s in at least 95% of the covered states, the jump no demonstration takes included."""
+    loss_cfg, train_cfg = LossConfig(), TrainConfig()
+    q_star = toy_mdp.optimal_q(loss_cfg.gamma)
+    model, _, episodes = toy_mdp.train(loss_cfg, steps=1500, seed=seed, train_cfg=train_cfg)
+    share, wrong = _greedy_optimal_share(model, episodes, q_star)
+    assert share >= 0.95, f"greedy != Q*'s greedy at (pos, t) {wrong}"
+    assert toy_mdp.greedy_table(model)[0][0, 0].tolist() == list(toy_mdp.JUMP[0][0])
+
+
+def test_the_papers_pull_on_every_unseen_bin_hides_the_jump_at_the_same_strength():
+    """Why the default spares the data's support: the same settings with every non-dataset bin pulled
+    toward 0 ("zero", the paper's form) copy the demonstrations' key action at the start instead."""
+    loss_cfg, train_cfg = LossConfig(conservatism="zero"), TrainConfig()
+    model, _, _ = toy_mdp.train(loss_cfg, steps=1500, seed=0, train_cfg=train_cfg)
+    assert toy_mdp.greedy_table(model)[0][0, 0].tolist() == list(toy_mdp.KEY[0])

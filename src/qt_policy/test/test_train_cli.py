@@ -234,15 +234,21 @@ def test_results_rows_of_two_processes_are_merged_not_overwritten(tmp_path):
     assert merge_row(results_file, "qt", {"mean_success": 0.6})["qt"] == {"mean_success": 0.6}  # a rerun replaces its row
 
 
-def test_the_defaults_are_the_shipped_models_recipe():
-    """`qt-train` with no flags trains what models/qt_metaworld was trained with (its seed aside)."""
-    from qt_policy.core.config import LossConfig, TrainConfig, to_dict
+def test_the_defaults_are_the_shipped_models_recipe_but_for_the_conservatism():
+    """`qt-train` with no flags trains what models/qt_metaworld was trained with (its seed aside), except
+    the bins the conservative pull acts on (2026-12-07: "support"; the shipped model: "zero", alpha 5
+    averaged over 31 bins = 0.161 per bin)."""
+    from qt_policy.core.config import LossConfig, TrainConfig, to_dict, upgrade_loss_dict
     from qt_policy.paths import resolve_data_path
 
     shipped = read_config(resolve_data_path("models/qt_metaworld"))
     assert shipped["weights"].startswith("Polyak average")  # it acts with the averaged weights
     assert TrainConfig().act_with == "averaged"
-    assert to_dict(LossConfig()) == shipped["loss"]
+    shipped_loss = upgrade_loss_dict(shipped["loss"], shipped["model"]["num_bins"])
+    assert shipped_loss.pop("conservatism") == "zero" and LossConfig().conservatism == "support"
+    assert shipped_loss.pop("conservative_weight") == pytest.approx(LossConfig().conservative_weight, abs=5e-4)
+    defaults = {k: v for k, v in to_dict(LossConfig()).items() if k not in ("conservatism", "conservative_weight")}
+    assert {k: v for k, v in defaults.items() if k in shipped_loss} == shipped_loss
     defaults = {k: v for k, v in to_dict(TrainConfig()).items() if k not in ("seed", "act_with")}
     assert defaults == {k: v for k, v in shipped["train"].items() if k != "seed"}
 

@@ -13,6 +13,13 @@ from typing import Any, Type, TypeVar
 T = TypeVar("T")
 
 
+#: the training algorithms (core/algorithms.py implements them)
+ALGOS = ("qt", "cql", "iql", "bc", "rt1_bc", "dt")
+
+#: extra per-dimension heads a model may carry: name -> outputs per action position (bins or 1)
+EXTRA_HEADS = {"behaviour": "bins", "q": "bins", "value": 1}
+
+
 @dataclass
 class ModelConfig:
     """Q-Transformer network. Defaults are sized to train and act on 2 CPU cores."""
@@ -35,6 +42,13 @@ class ModelConfig:
     num_heads: int = 4  # attention heads (d_model must divide by it)
     mlp_ratio: int = 4  # feed-forward width = mlp_ratio x d_model
     dropout: float = 0.0  # dropout in the Transformer layers
+    # heads beside the acting head ("head": Q logits for qt/cql, policy logits for the imitation and iql),
+    # added by the algorithm that trains them: "behaviour" (the data's bin distribution, for the support
+    # conservatism), "q" (IQL's Q), "value" (IQL's V, one value per prefix)
+    extra_heads: list[str] = field(default_factory=list)
+    independent_dims: bool = False  # RT-1-style: no dimension sees the bins chosen before it (rt1_bc)
+    return_token: bool = False  # Decision Transformer: the context holds the return-to-go asked for (dt)
+    target_return: float = 1.0  # the return-to-go a return-conditioned model acts for (1 = success)
 
     def __post_init__(self):
         if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
@@ -47,6 +61,9 @@ class ModelConfig:
             raise ValueError(f"image_crop must be 'center', got {self.image_crop!r}")
         if self.cameras < 1:
             raise ValueError(f"cameras must be >= 1, got {self.cameras}")
+        unknown_heads = sorted(set(self.extra_heads) - set(EXTRA_HEADS))
+        if unknown_heads:
+            raise ValueError(f"unknown extra_heads {unknown_heads}; known: {list(EXTRA_HEADS)}")
         if self.image_size == 0 and self.state_dim == 0:
             raise ValueError("the model needs a camera (image_size > 0) or a state (state_dim > 0)")
 
@@ -61,15 +78,32 @@ class LossConfig:
 
     gamma: float = 0.98  # discount per time step
     n_step: int = 4  # n-step return across time steps; 1 disables
-    conservative_weight: float = 5.0  # alpha (x mean over non-dataset bins of Q^2); 0 disables; tuned in docs/experiments/mixed-data.md
+    # the pull of each conservatively regularized bin toward Q = 0, relative to one dataset sample's TD
+    # term: a per-bin strength, the same at any number of bins (before 2026-12-07 alpha was averaged over
+    # the bins: alpha 5 at 32 bins is 5/31 = 0.161 here); 0 disables
+    conservative_weight: float = 0.161
+    # which bins that pull acts on: "zero" = every bin but the dataset's, as the paper; "support" = only
+    # bins the data rarely takes in such a state (a behaviour head's probability below support_threshold
+    # x its most likely bin's), so a better action the data holds is not pulled down with the unseen ones
+    conservatism: str = "support"
+    support_threshold: float = 0.1  # "support": share of the most likely bin's probability a bin needs to be spared
     use_mc_lower_bound: bool = True  # target = max(MC return-to-go, bootstrapped target)
     # How Q (a sigmoid) is pulled to its targets: "bce" (cross-entropy with the soft target) or "mse"
     # as in the paper: same minimiser, but the cross-entropy's gradient does not vanish as Q nears 0
     value_loss: str = "bce"
+    cql_weight: float = 1.0  # cql: weight of logsumexp_b Q-logit - dataset Q-logit, per dimension
+    expectile: float = 0.7  # iql: the expectile of Q that V learns (0.5 = the mean; 1 = the max)
+    awr_temperature: float = 10.0  # iql: policy weights exp(temperature x advantage), capped at 100
 
     def __post_init__(self):
         if self.value_loss not in ("mse", "bce"):
             raise ValueError(f"value_loss must be 'mse' or 'bce', got {self.value_loss!r}")
+        if self.conservatism not in ("zero", "support"):
+            raise ValueError(f"conservatism must be 'zero' or 'support', got {self.conservatism!r}")
+        if not 0.0 < self.support_threshold <= 1.0:
+            raise ValueError(f"support_threshold must lie in (0, 1], got {self.support_threshold}")
+        if not 0.0 < self.expectile < 1.0:
+            raise ValueError(f"expectile must lie in (0, 1), got {self.expectile}")
 
 
 @dataclass
@@ -84,7 +118,10 @@ class TrainConfig:
     grad_clip: float = 1.0  # gradient norm clip
     target_tau: float = 0.005  # Polyak rate of the target network (= the averaged weights, act_with="averaged")
     seed: int = 0  # seeds the weights, the batches and the image shifts
-    algo: str = "qt"  # "qt" (Q-Transformer) or "bc" (behaviour cloning: cross-entropy on the dataset bins)
+    # qt (Q-Transformer); cql, iql (offline RL baselines on the same backbone); bc (autoregressive behaviour
+    # cloning: cross-entropy on the dataset bins); rt1_bc (BC, every dimension predicted independently);
+    # dt (Decision Transformer: BC told the return-to-go, acting for success). core/algorithms.py
+    algo: str = "qt"
     # share of each batch drawn from successful episodes only (the rest from all episodes);
     # 0 samples uniformly over all steps, as the paper's replay does (docs/experiments/mixed-data.md)
     success_batch_fraction: float = 0.9
@@ -106,8 +143,8 @@ class TrainConfig:
             raise ValueError(f"augment_shift must be >= 0 pixels, got {self.augment_shift}")
         if self.act_with not in ("averaged", "online"):
             raise ValueError(f"act_with must be 'averaged' or 'online', got {self.act_with!r}")
-        if self.algo not in ("qt", "bc"):
-            raise ValueError(f"algo must be 'qt' or 'bc', got {self.algo!r}")
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {list(ALGOS)}, got {self.algo!r}")
 
 
 #: Named starting points: a preset's fields replace the defaults, and explicit settings replace a
@@ -116,7 +153,8 @@ class TrainConfig:
 #: replay of arXiv 2309.10150 as the baselines ran it (on this project's network size and bins).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "recommended": {},
-    "paper": {"loss": {"value_loss": "mse"}, "train": {"success_batch_fraction": 0.0, "act_with": "online"}},
+    "paper": {"loss": {"value_loss": "mse", "conservatism": "zero", "conservative_weight": 0.161},
+              "train": {"success_batch_fraction": 0.0, "act_with": "online"}},
 }
 
 
@@ -125,6 +163,16 @@ def preset(name: str, section: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
     return dict(PRESETS[name].get(section, {}))
+
+
+def upgrade_loss_dict(loss: dict[str, Any], num_bins: int) -> dict[str, Any]:
+    """A saved loss config as today's fields mean it: configs saved before `conservatism` existed averaged
+    conservative_weight over the num_bins - 1 unseen bins (today it is per bin)."""
+    loss = dict(loss)
+    if "conservatism" not in loss:
+        loss["conservatism"] = "zero"
+        loss["conservative_weight"] = loss.get("conservative_weight", 5.0) / max(num_bins - 1, 1)
+    return loss
 
 
 def to_dict(cfg) -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""One gradient step of Q-Transformer (online + Polyak target network) or of behaviour cloning.
+"""One gradient step of any algorithm of core/algorithms.py (online + Polyak target network).
 
-Both algorithms keep a Polyak-averaged copy of the weights (rate `target_tau`): Q-Transformer
-bootstraps from it (its target network), and either can act with it (a run's `checkpoint/`, by default),
+Every algorithm keeps a Polyak-averaged copy of the weights (rate `target_tau`): the value-learning
+ones (qt, cql, iql) bootstrap from it (their target network), and any can act with it (a run's
+`checkpoint/`, by default),
 which smooths the step-to-step jitter of the weights that a greedy argmax is sensitive to.
 
 The loss is computed in `Objective.forward` so the same step runs unchanged under
@@ -19,7 +20,7 @@ import torch.nn as nn
 from .augment import augment_batch
 from .batch import TransitionBatch
 from .config import LossConfig, TrainConfig
-from .losses import behaviour_cloning_loss, q_transformer_loss
+from .algorithms import LOSSES, uses_target_network
 from .model import QTransformer
 
 
@@ -39,21 +40,19 @@ class Objective(nn.Module):
         self._target = (target,)
 
     def forward(self, batch: TransitionBatch):
-        if self.algo == "bc":
-            return behaviour_cloning_loss(self.model, batch)
-        return q_transformer_loss(self.model, self._target[0], batch, self.loss_cfg)
+        return LOSSES[self.algo](self.model, self._target[0], batch, self.loss_cfg)
 
 
 class Learner:
     def __init__(self, model: QTransformer, loss_cfg: LossConfig, train_cfg: TrainConfig,
                  wrap: Callable[[nn.Module], nn.Module] | None = None):
-        if train_cfg.algo not in ("qt", "bc"):
-            raise ValueError(f"algo must be 'qt' or 'bc', got {train_cfg.algo!r}")
+        if train_cfg.algo not in LOSSES:
+            raise ValueError(f"algo must be one of {list(LOSSES)}, got {train_cfg.algo!r}")
         self.model, self.loss_cfg, self.train_cfg = model, loss_cfg, train_cfg
         # Polyak average of the weights: the target network of Q-T, and for both the averaged policy.
         self.target = copy.deepcopy(model).eval()
         self.target.requires_grad_(False)
-        objective = Objective(model, self.target if train_cfg.algo == "qt" else None, loss_cfg, train_cfg.algo)
+        objective = Objective(model, self.target if uses_target_network(train_cfg.algo) else None, loss_cfg, train_cfg.algo)
         self.objective = wrap(objective) if wrap else objective
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(train_cfg))

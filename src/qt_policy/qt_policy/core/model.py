@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ModelConfig
+from .config import EXTRA_HEADS, ModelConfig
 from .discretizer import Discretizer
 
 KVCache = list  # one {"k": Tensor, "v": Tensor} dict per Transformer layer
@@ -141,17 +141,28 @@ class QTransformer(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.head_weight = nn.Parameter(torch.randn(cfg.action_dim, d, cfg.num_bins) / math.sqrt(d))
         self.head_bias = nn.Parameter(torch.zeros(cfg.action_dim, cfg.num_bins))
+        # heads other algorithms train on the same hidden states (ModelConfig.extra_heads); acting uses `head`
+        self.extra_weights = nn.ParameterDict()
+        self.extra_biases = nn.ParameterDict()
+        for name in cfg.extra_heads:
+            width = cfg.num_bins if EXTRA_HEADS[name] == "bins" else 1
+            self.extra_weights[name] = nn.Parameter(torch.randn(cfg.action_dim, d, width) / math.sqrt(d))
+            self.extra_biases[name] = nn.Parameter(torch.zeros(cfg.action_dim, width))
+        if cfg.return_token:  # Decision Transformer: the return asked for, as one more context token
+            self.return_proj = nn.Linear(1, d)
+            self.return_type = nn.Parameter(torch.randn(d) * 0.02)
 
     # ----- context -------------------------------------------------------------------------
     @property
     def num_context_tokens(self) -> int:
         cfg = self.cfg
-        n = 1 + (1 if cfg.state_dim else 0)
+        n = 1 + (1 if cfg.state_dim else 0) + (1 if cfg.return_token else 0)
         return n + (cfg.frames * cfg.cameras * cfg.tokens_per_frame if cfg.image_size else 0)
 
-    def encode_context(self, images=None, text=None, state=None) -> torch.Tensor:
+    def encode_context(self, images=None, text=None, state=None, returns=None) -> torch.Tensor:
         """images uint8 (B, F, H, W, 3) or, with K cameras, (B, F, K, H, W, 3); text (B, text_dim),
-        state (B, state_dim) -> (B, N, d_model).
+        state (B, state_dim) -> (B, N, d_model). `returns` (B,): the return-to-go a return-conditioned
+        model is told (training: the data's; acting: None = cfg.target_return).
 
         Every camera's frames go through the same FiLM conv encoder and TokenLearner; a learned
         per-camera embedding tells the Transformer which view a token shows (scene vs wrist)."""
@@ -182,12 +193,16 @@ class QTransformer(nn.Module):
             if state is None:
                 raise ValueError("this model needs the robot state")
             tokens.append((self.state_proj(state.float()) + self.context_type[2])[:, None])
+        if cfg.return_token:
+            if returns is None:
+                returns = torch.full((text.shape[0],), float(cfg.target_return), device=text.device)
+            tokens.append((self.return_proj(returns.float()[:, None]) + self.return_type)[:, None])
         return torch.cat(tokens, dim=1)
 
     # ----- action tokens -------------------------------------------------------------------
     def action_token(self, dim: int, prev_bin: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Input token at action position `dim` (B, 1, d): start token, or the embedding of a^{dim-1}."""
-        if dim == 0:
+        if dim == 0 or self.cfg.independent_dims:  # RT-1 style: the earlier bins are not shown
             tok = self.start_token.expand(batch, -1)
         else:
             tok = self.bin_embed(prev_bin + (dim - 1) * self.cfg.num_bins)
@@ -205,14 +220,24 @@ class QTransformer(nn.Module):
         w = self.head_weight[first_dim:first_dim + k]
         return torch.einsum("bkd,kdn->bkn", self.norm(hidden), w) + self.head_bias[first_dim:first_dim + k]
 
-    def action_logits(self, context: torch.Tensor, prefix_bins: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced pass: logits for dimensions 0..k given the k chosen bins, (B, k+1, num_bins)."""
+    def extra_head(self, name: str, hidden: torch.Tensor, first_dim: int = 0) -> torch.Tensor:
+        """One of cfg.extra_heads on the hidden states at action positions first_dim.., (B, k, bins or 1)."""
+        k = hidden.shape[1]
+        w = self.extra_weights[name][first_dim:first_dim + k]
+        return torch.einsum("bkd,kdn->bkn", self.norm(hidden), w) + self.extra_biases[name][first_dim:first_dim + k]
+
+    def action_hidden(self, context: torch.Tensor, prefix_bins: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced pass: hidden states at action positions 0..k given the k chosen bins, (B, k+1, d_model)."""
         n = context.shape[1]
         x = torch.cat([context, self.action_tokens(prefix_bins)], dim=1)
         mask = prefix_lm_mask(n, x.shape[1], x.device)
         for block in self.blocks:
             x = block(x, mask)
-        return self.head(x[:, n:])
+        return x[:, n:]
+
+    def action_logits(self, context: torch.Tensor, prefix_bins: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced pass: logits for dimensions 0..k given the k chosen bins, (B, k+1, num_bins)."""
+        return self.head(self.action_hidden(context, prefix_bins))
 
     def q_values(self, context: torch.Tensor, action_bins: torch.Tensor) -> torch.Tensor:
         """Q(s, a^{1:i-1}, a^i = b) for all dimensions i and bins b, with the dataset bins fed in. (B, d, num_bins)."""

@@ -105,36 +105,47 @@ def collect(num_episodes: int, expert_fraction: float, rng: np.random.Generator)
 
 
 class ToyTransitions:
-    """All n-step transitions of the toy episodes, sampled uniformly into TransitionBatches."""
+    """All n-step transitions of the toy episodes, sampled into TransitionBatches as the dataset's
+    TransitionSampler does: uniformly, or with a share of each batch from successful episodes."""
 
     def __init__(self, episodes: list[ToyEpisode], gamma: float, n_step: int):
-        s, a, rs, disc, ns, mc = [], [], [], [], [], []
+        s, a, rs, disc, ns, mc, succ = [], [], [], [], [], [], []
         for ep in episodes:
             states = [state_vector(p, t) for t, p in enumerate(ep.positions)]
             sums, discount, index = n_step_returns(ep.rewards, gamma, n_step)
             rtg = returns_to_go(ep.rewards, gamma)
             for t in range(len(ep.rewards)):
                 s.append(states[t]); a.append(ep.actions[t]); rs.append(sums[t]); disc.append(discount[t])
-                ns.append(states[index[t]]); mc.append(rtg[t])
+                ns.append(states[index[t]]); mc.append(rtg[t]); succ.append(sum(ep.rewards) > 0)
         self.state = torch.tensor(np.array(s))
         self.actions = torch.tensor(np.array(a), dtype=torch.long)
         self.reward_sum, self.discount = torch.tensor(np.array(rs)), torch.tensor(np.array(disc))
         self.next_state, self.mc = torch.tensor(np.array(ns)), torch.tensor(np.array(mc))
+        self.successful = torch.nonzero(torch.tensor(succ)).flatten()  # transitions of successful episodes
         self.text = torch.zeros(1, TEXT_DIM)
 
     def __len__(self):
         return len(self.actions)
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> TransitionBatch:
-        i = torch.randint(0, len(self), (batch_size,), generator=generator)
+    def sample(self, batch_size: int, generator: torch.Generator, success_fraction: float = 0.0) -> TransitionBatch:
+        from_successes = int(round(success_fraction * batch_size)) if len(self.successful) else 0
+        i = torch.randint(0, len(self), (batch_size - from_successes,), generator=generator)
+        if from_successes:
+            pick = torch.randint(0, len(self.successful), (from_successes,), generator=generator)
+            i = torch.cat([self.successful[pick], i])
         text = self.text.expand(batch_size, -1)
         return TransitionBatch(Observation(text, state=self.state[i]), self.actions[i], self.reward_sum[i],
                                self.discount[i], Observation(text, state=self.next_state[i]), self.mc[i])
 
 
 def train(loss_cfg, steps: int = 1500, seed: int = 0, algo: str = "qt", num_episodes: int = 600,
-          expert_fraction: float = 0.2, batch_size: int = 128, lr: float = 1e-3):
-    """Train on freshly collected toy data; returns (model, transitions, episodes)."""
+          expert_fraction: float = 0.2, batch_size: int = 128, lr: float = 1e-3, train_cfg=None, **model_overrides):
+    """Train on freshly collected toy data; returns (acting model, transitions, episodes).
+
+    Without train_cfg: the toy's own fast settings (uniform batches, lr 1e-3, tau 0.02, acting with
+    the online weights). With train_cfg (e.g. the shipped TrainConfig()): its batch size, learning rate,
+    sampler share of successes, target rate and acting weights, as `qt-train` would train."""
+    from .algorithms import model_requirements
     from .config import TrainConfig
     from .learner import Learner
     from .model import QTransformer
@@ -143,12 +154,16 @@ def train(loss_cfg, steps: int = 1500, seed: int = 0, algo: str = "qt", num_epis
     torch.manual_seed(seed)
     episodes = collect(num_episodes, expert_fraction, rng)
     data = ToyTransitions(episodes, loss_cfg.gamma, loss_cfg.n_step)
-    model = QTransformer(model_config())
-    learner = Learner(model, loss_cfg, TrainConfig(algo=algo, lr=lr, target_tau=0.02, weight_decay=0.0))
+    if train_cfg is None:
+        train_cfg = TrainConfig(algo=algo, lr=lr, target_tau=0.02, weight_decay=0.0, batch_size=batch_size,
+                                success_batch_fraction=0.0, act_with="online")
+    model = QTransformer(model_config(**{**model_overrides, **model_requirements(train_cfg.algo, loss_cfg)}))
+    learner = Learner(model, loss_cfg, train_cfg)
     g = torch.Generator().manual_seed(seed)
     for _ in range(steps):
-        learner.update(data.sample(batch_size, g))
-    return model.eval(), data, episodes
+        learner.update(data.sample(train_cfg.batch_size, g, train_cfg.success_batch_fraction))
+    acting = learner.target if train_cfg.act_with == "averaged" else model
+    return acting.eval(), data, episodes
 
 
 @torch.no_grad()

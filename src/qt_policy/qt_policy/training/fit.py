@@ -25,7 +25,8 @@ import torch
 
 from ..core.checkpoint import (TRAINING_STATE, load_model, load_training_state, read_config,
                                save_checkpoint)
-from ..core.config import LossConfig, ModelConfig, TrainConfig, from_dict, preset, to_dict
+from ..core.algorithms import model_requirements
+from ..core.config import LossConfig, ModelConfig, TrainConfig, from_dict, preset, to_dict, upgrade_loss_dict
 from ..core.learner import Learner
 from ..core.model import QTransformer, count_parameters
 from .data_shape import data_embodiment, model_config_for, resolve_cache
@@ -107,7 +108,7 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
         saved = read_config(previous)
         model_cfg = from_dict(ModelConfig, saved["model"])
         embodiment_dict = saved.get("embodiment")
-        loss_cfg = from_dict(LossConfig, saved["loss"])
+        loss_cfg = from_dict(LossConfig, upgrade_loss_dict(saved["loss"], model_cfg.num_bins))
         # runs made before act_with existed wrote the online weights to checkpoint/
         saved_train = {"act_with": "online", **saved["train"]}
         train_cfg = from_dict(TrainConfig, {**saved_train, **train_over})
@@ -125,9 +126,10 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
         index = load_index(cache)
         emb = data_embodiment(index, embodiment)
         embodiment_dict = emb.to_dict() if emb is not None else None
-        model_cfg = model_config_for(index, {**preset(preset_name, "model"), **model_over}, emb)
         loss_cfg = from_dict(LossConfig, {**preset(preset_name, "loss"), **loss_over})
         train_cfg = from_dict(TrainConfig, {**preset(preset_name, "train"), **train_over})
+        needs = model_requirements(train_cfg.algo, loss_cfg)  # heads, tokens the algorithm trains
+        model_cfg = model_config_for(index, {**preset(preset_name, "model"), **model_over, **needs}, emb)
         start_step = 0
 
     torch.manual_seed(train_cfg.seed)
