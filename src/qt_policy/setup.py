@@ -78,6 +78,7 @@ setup(
             'qt-flywheel = qt_policy.tools.flywheel:main',
             # research tools (qt_policy/research)
             'qt-baselines = qt_policy.research.baselines:main',
+            'qt-algorithms = qt_policy.research.algorithms:main',
             'qt-diagnose = qt_policy.research.diagnose:main',
             'qt-plot-training = qt_policy.research.plot_training:main',
             'qt-parity = qt_policy.research.parity:main',

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 #: each method's training settings (config fields by name; success_only filters the episodes)
 METHODS: dict[str, dict] = {
     "qt": {},  # Q-Transformer on all episodes, failures included
-    "bc_all": {"algo": "bc"},  # behaviour cloning on all episodes
+    # behaviour cloning on all episodes with Q-T's sampler (nine tenths of each batch from successes); the
+    # flywheel of 2026-12-05 called it bc_all (results/flywheel/)
+    "bc_all_qt_sampler": {"algo": "bc"},
     "bc_success": {"algo": "bc", "success_only": True},  # filtered BC: the successes only (self-imitation)
 }
 
@@ -25,7 +27,8 @@ def _all_tasks() -> list[str]:
 
 @dataclass
 class FlywheelConfig:
-    # qt (Q-Transformer, all data), bc_all (behaviour cloning, all data) or bc_success (filtered BC)
+    # qt (Q-Transformer, all data), bc_all_qt_sampler (behaviour cloning, all data, Q-T's sampler) or
+    # bc_success (filtered BC)
     method: str = "qt"
     tasks: list[str] = field(default_factory=_all_tasks)  # simulated tasks, each with its instruction
     rounds: int = 3  # deploy -> record -> retrain rounds after the seed policy (round 0)

@@ -6,7 +6,7 @@ Variants (same model config and gradient-step budget), each on top of --preset (
 configuration the committed baseline rows were trained with: mean-squared value loss, uniform replay,
 acting with the online weights; core.config.PRESETS):
   qt          Q-Transformer (conservative regularizer, MC lower bound, n-step returns)
-  bc_all      behaviour cloning on all episodes
+  bc_all      behaviour cloning on all episodes, uniform batches (whatever the preset's sampler)
   bc_success  behaviour cloning on successful episodes only
   qt_no_reg   Q-Transformer without the conservative regularizer (alpha = 0)
   qt_no_mc    Q-Transformer without the Monte-Carlo lower bound
@@ -26,10 +26,13 @@ import sys
 from pathlib import Path
 
 from ..flywheel.config import METHODS
+from .algorithms import sampler_name
 
 #: each variant's settings on top of the preset (config fields by name; success_only filters the episodes)
 VARIANTS: dict[str, dict] = {
-    **METHODS,  # qt, bc_all, bc_success
+    "qt": METHODS["qt"],
+    "bc_all": {"algo": "bc", "success_batch_fraction": 0.0},  # uniform batches under any preset
+    "bc_success": METHODS["bc_success"],
     "qt_no_reg": {"conservative_weight": 0.0},
     "qt_no_mc": {"use_mc_lower_bound": False},
     "qt_n1": {"n_step": 1},
@@ -88,6 +91,7 @@ def main(argv=None) -> int:
             print(f"== evaluating {name}", flush=True)
             res = evaluate(ckpt, tasks, args.episodes, EVAL_SEED_START, batch=10)
             entry = {"step": cfg["step"], "train_wall_time_s": cfg["wall_time_s"], "episodes_per_task": args.episodes,
+                     "sampler": sampler_name(cfg["train"], bool(cfg["data"].get("success_only"))),
                      "mean_success": res["mean_success"], "overall": res["overall"], "tasks": res["tasks"],
                      "machine": args.machine, "curve": entry.get("curve", {})}
         if args.curve_episodes:
@@ -126,11 +130,11 @@ def in_variant_order(results: dict) -> dict:
 
 def write_table(results: dict, path: Path, args, train_flags: list[str] = ()) -> None:
     results = in_variant_order(results)
-    lines = [f"| variant | mean success | 95% CI (all episodes) | steps | train wall time | machine |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"| variant | sampler | mean success | 95% CI (all episodes) | steps | train wall time | machine |",
+             "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         ci = r["overall"]["ci95"]
-        lines.append(f"| {name} | {r['mean_success']:.1%} | [{ci[0]:.2f}, {ci[1]:.2f}] | {r['step']} | "
+        lines.append(f"| {name} | {r.get('sampler', 'not recorded')} | {r['mean_success']:.1%} | [{ci[0]:.2f}, {ci[1]:.2f}] | {r['step']} | "
                      f"{r['train_wall_time_s'] / 60:.0f} min | {r['machine']} |")
     tasks = sorted({t for r in results.values() for t in r["tasks"]})
     lines += ["", "| variant | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
