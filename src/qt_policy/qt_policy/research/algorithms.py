@@ -27,7 +27,9 @@ import numpy as np
 METHODS: dict[str, dict] = {
     "qt": {"preset": "recommended", "settings": {}},
     "qt_paper": {"preset": "paper", "settings": {}},
-    "qt_success": {"preset": "recommended", "settings": {"success_only": True}},
+    "qt_success": {"preset": "recommended", "settings": {"success_only": True}},  # issue 36, item 3
+    "qt_uniform": {"preset": "recommended", "settings": {"success_batch_fraction": 0.0}},
+    "qt_zero": {"preset": "recommended", "settings": {"conservatism": "zero"}},  # the recipe of models/qt_metaworld
     # CQL as the paper's baseline (QT-Opt + CQL): the same per-dimension n-step targets, without Q-T's MC bound
     "cql": {"preset": "recommended", "settings": {"algo": "cql", "use_mc_lower_bound": False}},
     "iql": {"preset": "recommended", "settings": {"algo": "iql"}},
