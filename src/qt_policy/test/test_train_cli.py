@@ -342,3 +342,24 @@ def test_baseline_variants_train_on_the_paper_preset(bags, tmp_path):
     train_variant("qt_n1", bags, tmp_path / "qt_n1", "paper", 1, 1, [*TINY, "--value-loss", "bce"])
     cfg = read_config(tmp_path / "qt_n1" / "checkpoint")
     assert cfg["loss"]["n_step"] == 1 and cfg["loss"]["value_loss"] == "bce"  # the flags after -- win
+
+
+@pytest.mark.parametrize("algo,expect", [("cql", {}), ("iql", {"extra_heads": ["q", "value"]}),
+                                         ("rt1_bc", {"independent_dims": True}), ("dt", {"return_token": True}),
+                                         ("qt", {"extra_heads": ["behaviour"]})])
+def test_every_algorithm_trains_from_the_cli_and_its_checkpoint_acts(bags, tmp_path, algo, expect):
+    """`qt-train --algo A` shapes the network for A, saves it, and the saved policy decodes an action."""
+    import torch
+
+    from qt_policy.core.decoding import greedy_decode
+
+    out = tmp_path / algo
+    assert run_train("--data", bags, "--out", out, "--steps", 2, "--algo", algo) == 0
+    model = load_model(out / "checkpoint")
+    assert read_config(out / "checkpoint")["train"]["algo"] == algo
+    for field, value in expect.items():
+        assert getattr(model.cfg, field) == value
+    images = torch.zeros(1, *model.cfg.image_shape(), dtype=torch.uint8)
+    state = torch.zeros(1, model.cfg.state_dim) if model.cfg.state_dim else None
+    action = greedy_decode(model, images=images, text=torch.zeros(1, model.cfg.text_dim), state=state)
+    assert action.bins.shape == (1, model.cfg.action_dim)
