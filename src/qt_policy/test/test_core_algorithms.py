@@ -148,3 +148,12 @@ def test_train_config_names_every_algorithm():
         TrainConfig(algo=algo)
     with pytest.raises(ValueError, match="algo"):
         TrainConfig(algo="awac")
+
+
+def test_the_learner_refuses_a_network_its_algorithm_cannot_train():
+    from qt_policy.core.learner import Learner
+    with pytest.raises(ValueError, match="behaviour"):
+        Learner(_model(), LossConfig(conservatism="support"), TrainConfig(algo="qt"))
+    with pytest.raises(ValueError, match="independent_dims"):
+        Learner(_model(), LossConfig(), TrainConfig(algo="rt1_bc"))
+    Learner(_model(extra_heads=["behaviour"]), LossConfig(conservatism="zero"), TrainConfig(algo="qt"))  # extra head: fine

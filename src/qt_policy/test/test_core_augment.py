@@ -91,7 +91,9 @@ def test_learner_trains_on_shifted_images_only_when_asked(algo, monkeypatch):
         return out
 
     monkeypatch.setattr(learner_mod, "augment_batch", spy)
-    cfg = ModelConfig(image_size=16, state_dim=4, num_bins=8, d_model=32, num_heads=2, num_layers=1, conv_channels=[8, 8])
+    from qt_policy.core.algorithms import model_requirements
+    cfg = ModelConfig(image_size=16, state_dim=4, num_bins=8, d_model=32, num_heads=2, num_layers=1, conv_channels=[8, 8],
+                      **model_requirements(algo, LossConfig()))
     for shift in (0, 2):
         learner = Learner(QTransformer(cfg), LossConfig(), TrainConfig(algo=algo, augment_shift=shift))
         info = learner.update(_batch(size=16))

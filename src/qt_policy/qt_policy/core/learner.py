@@ -20,7 +20,7 @@ import torch.nn as nn
 from .augment import augment_batch
 from .batch import TransitionBatch
 from .config import LossConfig, TrainConfig
-from .algorithms import LOSSES, uses_target_network
+from .algorithms import LOSSES, model_requirements, uses_target_network
 from .model import QTransformer
 
 
@@ -48,6 +48,13 @@ class Learner:
                  wrap: Callable[[nn.Module], nn.Module] | None = None):
         if train_cfg.algo not in LOSSES:
             raise ValueError(f"algo must be one of {list(LOSSES)}, got {train_cfg.algo!r}")
+        def lacks(field, value):  # heads beyond those needed are harmless; the rest must match
+            have = getattr(model.cfg, field)
+            return not set(value) <= set(have) if field == "extra_heads" else have != value
+        missing = {k: v for k, v in model_requirements(train_cfg.algo, loss_cfg).items() if lacks(k, v)}
+        if missing:  # e.g. support conservatism on a network built without the behaviour head
+            raise ValueError(f"algo {train_cfg.algo!r} with this loss needs a network with {missing} "
+                             "(ModelConfig(**core.algorithms.model_requirements(algo, loss_cfg)))")
         self.model, self.loss_cfg, self.train_cfg = model, loss_cfg, train_cfg
         # Polyak average of the weights: the target network of Q-T, and for both the averaged policy.
         self.target = copy.deepcopy(model).eval()
