@@ -62,9 +62,10 @@ class FusedGreedyDecoder:
             self.head_w = (model.head_weight * norm.weight[None, :, None]).contiguous()  # (d, d_model, bins)
             self.head_b = (model.head_bias + torch.einsum("c,kcn->kn", norm.bias, model.head_weight)).contiguous()
             # input token of dimension i >= 1 for bin b: bin_embed[(i-1)*bins + b] + dim_pos[i]
-            table = model.bin_embed.weight.view(-1, self.bins, self.width)[: max(self.d - 1, 0)]
-            if model.cfg.independent_dims:  # RT-1 style: every later token is the start token (bins unseen)
-                table = model.start_token.expand_as(table)
+            if model.bin_embed is None:  # RT-1 style: every later token is the start token (bins unseen)
+                table = model.start_token.expand(max(self.d - 1, 0), self.bins, self.width)
+            else:
+                table = model.bin_embed.weight.view(-1, self.bins, self.width)[: max(self.d - 1, 0)]
             self.token_table = (table + model.dim_pos[1:, None, :]).contiguous()  # (d-1, bins, d_model)
         self._cache: torch.Tensor | None = None
 

@@ -134,8 +134,10 @@ class QTransformer(nn.Module):
         self.context_type = nn.Parameter(torch.randn(3, d) * 0.02)  # image, text, state
         self.start_token = nn.Parameter(torch.randn(d) * 0.02)
         # Bins of dimensions 1..d-1 are inputs; one table, offset per dimension.
-        self.bin_embed = nn.Embedding(max(cfg.action_dim - 1, 1) * cfg.num_bins, d)
-        nn.init.normal_(self.bin_embed.weight, std=0.02)
+        # RT-1 style (independent_dims) shows no earlier bins: no embedding to train
+        self.bin_embed = None if cfg.independent_dims else nn.Embedding(max(cfg.action_dim - 1, 1) * cfg.num_bins, d)
+        if self.bin_embed is not None:
+            nn.init.normal_(self.bin_embed.weight, std=0.02)
         self.dim_pos = nn.Parameter(torch.randn(cfg.action_dim, d) * 0.02)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.norm = nn.LayerNorm(d)
@@ -216,15 +218,16 @@ class QTransformer(nn.Module):
 
     def head(self, hidden: torch.Tensor, first_dim: int = 0) -> torch.Tensor:
         """Hidden states at action positions first_dim.. -> logits over bins (B, k, num_bins)."""
-        k = hidden.shape[1]
-        w = self.head_weight[first_dim:first_dim + k]
-        return torch.einsum("bkd,kdn->bkn", self.norm(hidden), w) + self.head_bias[first_dim:first_dim + k]
+        return self._per_dimension(hidden, self.head_weight, self.head_bias, first_dim)
 
     def extra_head(self, name: str, hidden: torch.Tensor, first_dim: int = 0) -> torch.Tensor:
         """One of cfg.extra_heads on the hidden states at action positions first_dim.., (B, k, bins or 1)."""
+        return self._per_dimension(hidden, self.extra_weights[name], self.extra_biases[name], first_dim)
+
+    def _per_dimension(self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, first_dim: int) -> torch.Tensor:
+        """Final LayerNorm, then each action position's own linear map: (B, k, d_model) -> (B, k, out)."""
         k = hidden.shape[1]
-        w = self.extra_weights[name][first_dim:first_dim + k]
-        return torch.einsum("bkd,kdn->bkn", self.norm(hidden), w) + self.extra_biases[name][first_dim:first_dim + k]
+        return torch.einsum("bkd,kdn->bkn", self.norm(hidden), weight[first_dim:first_dim + k]) + bias[first_dim:first_dim + k]
 
     def action_hidden(self, context: torch.Tensor, prefix_bins: torch.Tensor) -> torch.Tensor:
         """Teacher-forced pass: hidden states at action positions 0..k given the k chosen bins, (B, k+1, d_model)."""

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .results_file import update_json
+
 #: method -> (preset, config fields by name; success_only filters the episodes). "Q-T's sampler" is the
 #: shipped success_batch_fraction; "uniform" is 0 (every step equally likely, as the paper's replay).
 METHODS: dict[str, dict] = {
@@ -85,12 +87,8 @@ def claim(path: Path) -> bool:
 
 def merge_seed(results_file: Path, method: str, seed: int, row: dict, header: dict, command: str) -> dict:
     """Write one (method, seed) result into the JSON under a lock, recomputing the method's mean."""
-    import fcntl
 
-    results_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(results_file.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        results = json.loads(results_file.read_text()) if results_file.is_file() else {**header, "methods": {}}
+    def add(results: dict) -> None:
         if command not in results["commands"]:
             results["commands"].append(command)
         entry = results["methods"].setdefault(method, {"seeds": {}})
@@ -102,10 +100,8 @@ def merge_seed(results_file: Path, method: str, seed: int, row: dict, header: di
         entry["mean"] = float(np.mean(rates))
         entry["std"] = float(np.std(rates, ddof=1)) if len(rates) > 1 else None
         entry["min"], entry["max"] = float(min(rates)), float(max(rates))
-        tmp = results_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        tmp.replace(results_file)
-    return results
+
+    return update_json(results_file, add, empty=lambda: {**header, "methods": {}}, indent=1)
 
 
 def pooled_interval(entry: dict) -> tuple[float, float]:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..flywheel.config import METHODS
 from .algorithms import sampler_name
+from .results_file import update_json
 
 #: each variant's settings on top of the preset (config fields by name; success_only filters the episodes)
 VARIANTS: dict[str, dict] = {
@@ -111,16 +112,7 @@ def main(argv=None) -> int:
 
 def merge_row(results_file: Path, name: str, entry: dict) -> dict:
     """Write one row into results.json, keeping rows other processes wrote meanwhile; returns all rows."""
-    import fcntl
-
-    with open(results_file.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-        results[name] = entry
-        tmp = results_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=2))
-        tmp.replace(results_file)
-    return results
+    return update_json(results_file, lambda results: results.__setitem__(name, entry))
 
 
 def in_variant_order(results: dict) -> dict:

@@ -159,9 +159,7 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
     wrap = None
     if dist is not None:
         from torch.nn.parallel import DistributedDataParallel as DDP
-        # rt1_bc never uses the bin embeddings (its dimensions do not see earlier bins): DDP must not wait for them
-        unused = train_cfg.algo == "rt1_bc"
-        wrap = lambda m: DDP(m, find_unused_parameters=unused)  # noqa: E731
+        wrap = lambda m: DDP(m)  # noqa: E731
     learner = Learner(model, loss_cfg, train_cfg, wrap=wrap)
     if learner_state:
         learner.load_state_dict(learner_state["learner"])
