@@ -47,3 +47,18 @@ def test_settings_record_refuses_a_resume_with_other_settings(tmp_path):
     with pytest.raises(SystemExit, match="one attempt per placement"):  # bags from before the record
         check_settings(old, a, has_bags=True)
     check_settings(old, {**a, "attempts_per_placement": 1}, has_bags=True)
+
+
+def test_a_second_run_skips_the_bags_already_written(tmp_path, capsys):
+    """Resume must find the bags the workers wrote (it once looked for other names and regenerated all)."""
+    from qt_policy.data.bag_io import list_episode_bags
+    from qt_policy.tools.generate import main
+
+    args = ["--out", str(tmp_path), "--tasks", "drawer-open", "--episodes-per-task", "1", "--workers", "1", "--no-progress"]
+    assert main(args) == 0
+    written = sorted(b.name for b in list_episode_bags(tmp_path))
+    assert written == ["drawer-open-000000-a0"]
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "1 episodes present, 0 to generate" in capsys.readouterr().out
+    assert sorted(b.name for b in list_episode_bags(tmp_path)) == written

@@ -114,8 +114,10 @@ def main(argv=None) -> int:
     stale = find_partial_bags(args.out)
     if stale:
         print(f"note: {len(stale)} unfinished .partial bags from an interrupted run are ignored (safe to delete)")
+    # one attempt per placement is written as attempt 0 (the names every dataset so far has), so the
+    # skip test must name bags the way _work writes them
     jobs = [(args.out, t, s, attempt or 0, mode, args.image_size)
-            for t in args.tasks for s, attempt, mode in plans[t] if bag_name(t, s, attempt) not in done]
+            for t in args.tasks for s, attempt, mode in plans[t] if bag_name(t, s, attempt or 0) not in done]
     print(f"{len(done)} episodes present, {len(jobs)} to generate with {args.workers} workers")
     stats: dict[str, list[int]] = {}
     ctx = mp.get_context("spawn")
