@@ -10,13 +10,12 @@ pytest.importorskip("rosbags")
 
 from qt_policy.data import bag_format as bf  # noqa: E402
 from qt_policy.data.bag_io import (  # noqa: E402
-    EpisodeBagWriter,
     IncompleteEpisodeBagError,
     find_partial_bags,
     list_episode_bags,
     read_episode_bag,
-    write_episode_bag,
 )
+from qt_policy.data.bag_writer import EpisodeBagWriter, write_episode_bag  # noqa: E402
 from qt_policy.data.episode import EpisodeData  # noqa: E402
 
 ACTION_NAMES = ["dx", "dy", "dz", "gripper"]

@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("rosbags")
 from qt_policy.data import bag_format as bf  # noqa: E402
+from qt_policy.data.bag_writer import EpisodeBagWriter  # noqa: E402
 from qt_policy.data.bag_io import (  # noqa: E402
-    EpisodeBagWriter,
     IncompleteEpisodeBagError,
     find_partial_bags,
     list_episode_bags,

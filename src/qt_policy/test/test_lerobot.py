@@ -14,7 +14,8 @@ pq = pytest.importorskip("pyarrow.parquet")
 av = pytest.importorskip("av")
 pytest.importorskip("rosbags")
 
-from qt_policy.data.bag_io import read_episode_bag, write_episode_bag  # noqa: E402
+from qt_policy.data.bag_io import read_episode_bag  # noqa: E402
+from qt_policy.data.bag_writer import write_episode_bag  # noqa: E402
 from qt_policy.data.cache import convert_bags, load_index, open_episode_arrays  # noqa: E402
 from qt_policy.data.episode import EpisodeData  # noqa: E402
 from qt_policy.data.lerobot import (  # noqa: E402

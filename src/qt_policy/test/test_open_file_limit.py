@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rosbags")
-from qt_policy.data.bag_io import write_episode_bag  # noqa: E402
+from qt_policy.data.bag_writer import write_episode_bag  # noqa: E402
 from qt_policy.data.episode import EpisodeData  # noqa: E402
 
 EPISODES = 80  # 4 memory maps each: 320 open files, more than the soft limit below

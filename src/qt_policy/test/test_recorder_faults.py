@@ -19,7 +19,7 @@ pytest.importorskip("mcap")
 from test_episode_recorder import action, image, make_recorder, state  # noqa: E402
 
 from qt_policy.data import bag_format as bf  # noqa: E402
-from qt_policy.data import bag_io  # noqa: E402
+from qt_policy.data import bag_writer  # noqa: E402
 from qt_policy.data.background_file import BackgroundFile  # noqa: E402
 from qt_policy.data.bag_io import find_partial_bags, list_episode_bags, read_episode_bag  # noqa: E402
 from qt_policy.data.bag_salvage import SALVAGING_SUFFIX, PartialBagScan, find_unfinished  # noqa: E402
@@ -40,7 +40,7 @@ def ts():
 def flush_clock(monkeypatch):
     """The writer's flush clock, driven by the test (seconds)."""
     now = {"t": 0.0}
-    monkeypatch.setattr(bag_io, "_monotonic", lambda: now["t"])
+    monkeypatch.setattr(bag_writer, "_monotonic", lambda: now["t"])
     return now
 
 

@@ -47,7 +47,7 @@ def test_no_log_line_kills_the_node(ros_context, tmp_path, monkeypatch):
     reverse) and an empty instruction after a refused one used to kill the node."""
     from std_msgs.msg import String
 
-    from qt_policy.data.bag_io import EpisodeBagWriter
+    from qt_policy.data.bag_writer import EpisodeBagWriter
     from qt_policy.nodes.recorder_node import RecorderNode
     from qt_policy.runtime.episode_recorder import EpisodeEnd
     from qt_policy.runtime.instruction_gate import Instruction

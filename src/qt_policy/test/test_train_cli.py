@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("rosbags")
 from qt_policy.core.checkpoint import load_model, read_config  # noqa: E402
-from qt_policy.data.bag_io import write_episode_bag  # noqa: E402
+from qt_policy.data.bag_writer import write_episode_bag  # noqa: E402
 from qt_policy.data.episode import EpisodeData  # noqa: E402
 
 TINY = ["--conv-channels", "4", "8", "--tokens-per-frame", "2", "--d-model", "16", "--num-layers", "1",

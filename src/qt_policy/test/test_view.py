@@ -15,7 +15,7 @@ from test_lerobot import smooth_episode  # noqa: E402
 
 from qt_policy.core.config import ModelConfig  # noqa: E402
 from qt_policy.core.model import QTransformer  # noqa: E402
-from qt_policy.data.bag_io import write_episode_bag  # noqa: E402
+from qt_policy.data.bag_writer import write_episode_bag  # noqa: E402
 from qt_policy.tools import view  # noqa: E402
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import bag_format as bf
-from .bag_io import EpisodeBagWriter
+from .bag_writer import EpisodeBagWriter
 
 SALVAGING_SUFFIX = ".salvaging"
 #: optional file in an unfinished bag folder: why the recorder left it unfinished (e.g. disk_full),

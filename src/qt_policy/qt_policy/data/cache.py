@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .bag_io import EpisodeBagError, list_episode_bags, read_episode_bag
+from .bag_io import EpisodeBagError, bag_fingerprint, list_episode_bags, read_episode_bag
 from .bag_salvage import find_unfinished
 from .lerobot import is_lerobot_dataset
 from .observation import prepare_frames
@@ -71,13 +71,6 @@ def load_index(cache_dir: str | os.PathLike) -> dict[str, Any]:
 def index_image_size(index: dict[str, Any]) -> int:
     """Side of the images a cache holds: its resize target, else the first episode's recorded width."""
     return int(index.get("image_size") or index["episodes"][0]["image_shape"][1])
-
-
-def bag_fingerprint(bag: Path) -> str:
-    """Identity of a bag wherever its folder lives: the hash of its metadata.yaml (file names, start
-    time, message counts). A copied or moved data folder (another mount point, another machine)
-    must not convert its episodes a second time into the cache it brought along."""
-    return hashlib.sha1((bag / "metadata.yaml").read_bytes()).hexdigest()
 
 
 def _save_index(cache_dir: Path, index: dict[str, Any]) -> None:

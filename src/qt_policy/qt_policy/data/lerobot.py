@@ -207,7 +207,7 @@ def export_bags(bag_dir: str | os.PathLike, out_dir: str | os.PathLike, fps: int
     from tqdm.auto import tqdm
 
     from .bag_io import EpisodeBagError, list_episode_bags, read_episode_bag
-    from .cache import bag_fingerprint
+    from .bag_io import bag_fingerprint
 
     root = Path(out_dir)
     info_path = root / "meta" / "info.json"

@@ -67,7 +67,7 @@ def find_checkpoint(path: str) -> Path | None:
 
     resolved = resolve_data_path(path)
     from ..core.checkpoint_files import CONFIG, WEIGHTS
-    from ..inference.backends import is_export
+    from ..inference.export_files import is_export
 
     if (resolved / CONFIG).is_file() and ((resolved / WEIGHTS).is_file() or is_export(resolved)):
         return resolved.resolve()

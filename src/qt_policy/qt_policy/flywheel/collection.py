@@ -9,7 +9,8 @@ import os
 import shutil
 from pathlib import Path
 
-from ..data.bag_io import list_episode_bags, read_episode_bag, write_episode_bag
+from ..data.bag_io import list_episode_bags, read_episode_bag
+from ..data.bag_writer import write_episode_bag
 
 
 def link_bags(source: Path, bags: Path, prefix: str = "") -> int:

@@ -27,7 +27,7 @@ import torch.nn as nn
 from ..core.checkpoint_files import CONFIG, ENSEMBLE_KEY, read_config
 from ..core.model import QTransformer
 
-from .backends import GRAPH, TEXT_EMBEDDINGS
+from .export_files import GRAPH, TEXT_EMBEDDINGS
 
 OPSET = 17
 EXPORT_INFO = "export.json"

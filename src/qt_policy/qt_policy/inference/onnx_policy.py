@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.checkpoint_files import read_config
 from ..core.config import ModelConfig, from_dict
-from .backends import GRAPH, TEXT_EMBEDDINGS, PolicyOutput
+from .export_files import GRAPH, TEXT_EMBEDDINGS, PolicyOutput
 
 
 class OnnxPolicy:

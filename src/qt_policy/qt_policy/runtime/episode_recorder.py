@@ -1,6 +1,6 @@
 """The episode recorder's logic without ROS: one episode bag per instruction, ended by a rule.
 
-`EpisodeRecorder` is a small state machine around :class:`~qt_policy.data.bag_io.EpisodeBagWriter`
+`EpisodeRecorder` is a small state machine around :class:`~qt_policy.data.bag_writer.EpisodeBagWriter`
 (idle <-> recording). The recorder node (nodes/recorder_node.py) only feeds it raw CDR bytes from
 its subscriptions and publishes what it returns; everything here is testable with fake times.
 
@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..data import bag_format as bf
-from ..data.bag_io import EpisodeBagWriter
+from ..data.bag_writer import EpisodeBagWriter
 from ..data.bag_salvage import INTERRUPTED, PartialBagScan, UnfinishedMark, find_unfinished, salvage_partial
 from ..robot.embodiment import Embodiment, load_embodiment
 from ..robot.teleop_steps import TeleopSteps

@@ -10,27 +10,13 @@ button ~75, faucet ~68), so 130 steps leaves a >30 % margin. Episodes stop at th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .panda.tasks import PANDA_TASKS
+from .task_spec import SimTask, task_dict
+
+__all__ = ["OPPOSITE_TASK", "SimTask", "TASKS", "all_tasks", "get_task", "task_for_instruction"]
 
 
-@dataclass(frozen=True)
-class SimTask:
-    """One task: `name` (our key), `env_name` (the simulator's env), the instruction, the step budget,
-    and the simulator it runs in: "metaworld" (sim/arm.py, the Sawyer) or "robosuite" (sim/panda/,
-    the 7-D Panda with two cameras)."""
-
-    name: str
-    env_name: str
-    instruction: str
-    max_steps: int = 130
-    suite: str = "metaworld"
-
-
-def _tasks(*tasks: SimTask) -> dict[str, SimTask]:
-    return {t.name: t for t in tasks}
-
-
-TASKS: dict[str, SimTask] = _tasks(
+TASKS: dict[str, SimTask] = task_dict(
     SimTask("drawer-open", "drawer-open-v3", "open the drawer"),
     SimTask("drawer-close", "drawer-close-v3", "close the drawer"),
     SimTask("window-open", "window-open-v3", "open the window"),
@@ -57,8 +43,6 @@ def _norm(text: str) -> str:
 
 def all_tasks() -> dict[str, SimTask]:
     """Every registered task: Meta-World's (TASKS, the default everywhere) and the Panda's."""
-    from .panda.tasks import PANDA_TASKS
-
     return {**TASKS, **PANDA_TASKS}
 
 

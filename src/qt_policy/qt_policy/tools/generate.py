@@ -36,7 +36,7 @@ def _mode(task: str, seed: int, expert_fraction: float) -> str:
 
 def _work(job):
     """Collect and write one episode in a worker process (one arm per simulator and process)."""
-    from ..data.bag_io import write_episode_bag
+    from ..data.bag_writer import write_episode_bag
     from ..sim.arms import make_arm
     from ..sim.collect import collect_episode
     from ..sim.tasks import get_task

@@ -11,14 +11,10 @@ mean 68), so the budgets leave a ~30 % margin over the slowest. Episodes stop at
 """
 from __future__ import annotations
 
-from ..tasks import SimTask
+from ..task_spec import SimTask, task_dict
 
 
-def _tasks(*tasks: SimTask) -> dict[str, SimTask]:
-    return {t.name: t for t in tasks}
-
-
-PANDA_TASKS: dict[str, SimTask] = _tasks(
+PANDA_TASKS: dict[str, SimTask] = task_dict(
     SimTask("lift", "Lift", "lift the cube", max_steps=50, suite="robosuite"),
     SimTask("door", "Door", "open the door", max_steps=125, suite="robosuite"),
     SimTask("stack", "Stack", "stack the red cube on the green cube", max_steps=160, suite="robosuite"),
