@@ -28,6 +28,6 @@ def ros_env():
     Path(os.environ["ROS_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
     started = time.time()
     yield
-    from qt_policy.dev.shm_segments import remove_own_segments, remove_stale_segments
+    from qt_policy.graph.shm_segments import remove_own_segments, remove_stale_segments
     remove_stale_segments(since=started)  # what the nodes this run started left in /dev/shm (RAM)
     remove_own_segments()  # and this process's own participants' (every test is done)

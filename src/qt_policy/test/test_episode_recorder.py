@@ -15,12 +15,8 @@ from qt_policy.data.bag_io import (  # noqa: E402
     list_episode_bags,
     read_episode_bag,
 )
-from qt_policy.runtime.episode_recorder import (  # noqa: E402
-    END_REASONS,
-    EpisodeRecorder,
-    RecordError,
-    RecorderNodeConfig,
-)
+from qt_policy.runtime.episode_recorder import EpisodeRecorder, RecordError  # noqa: E402
+from qt_policy.runtime.recorder_config import END_REASONS, RecorderNodeConfig  # noqa: E402
 from qt_policy.paths import repo_root  # noqa: E402
 from qt_policy.runtime.parameters import from_params_file  # noqa: E402
 
@@ -198,8 +194,8 @@ def test_disk_space_refusal_and_low_disk_end(tmp_path, ts, monkeypatch):
 
 def test_malformed_input_is_an_error_not_a_crash(tmp_path, ts):
     rec, clock, _ = make_recorder(tmp_path)
-    with pytest.raises(RecordError):
-        rec.decode_string(b"\x00\x01")
+    with pytest.raises(RecordError, match="malformed frame"):  # between episodes too (the pre-roll reads stamps)
+        rec.record(bf.IMAGE_TOPIC, bf.IMAGE_TYPE, b"\x00\x01", clock.ns)
     rec.start("open the drawer", now=0.0)
     with pytest.raises(RecordError, match="malformed"):
         rec.record(bf.ACTION_TOPIC, bf.QACTION_TYPE, b"\x00\x01\x00\x00garbage", clock.ns)

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from qt_policy.dev.launch import LaunchedProcesses, LaunchError, NodeSpec, _Context, _Subst, main, resolve_launch_file
+from qt_policy.dev.launch import main
+from qt_policy.graph.launch_resolve import LaunchError, _Subst
+from qt_policy.graph.launch_xml import NodeSpec, _Context, resolve_launch_file
+from qt_policy.graph.processes import LaunchedProcesses
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LAUNCH = REPO_ROOT / 'launch'

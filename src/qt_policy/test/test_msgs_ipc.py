@@ -147,7 +147,7 @@ def _start(script, args, log_path):
 
 def _stop(proc):
     """Stop the child by its pid: SIGINT (clean rclpy shutdown), then SIGKILL."""
-    from qt_policy.dev.launch import stop_processes
+    from qt_policy.graph.processes import stop_processes
     stop_processes([proc], timeout=5)
 
 

@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("robosuite")
 
 from qt_policy.sim.panda.arm import ACTION_NAMES, STATE_NAMES, PandaArm, clip_action  # noqa: E402
-from qt_policy.sim.panda.tasks import PANDA_TASKS  # noqa: E402
+from qt_policy.sim.tasks import PANDA_TASKS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -199,7 +199,7 @@ def system(tmp_path_factory):
     from qt_policy.core.model import QTransformer
     from qt_policy.runtime.parameters import from_params_file
     from qt_policy.runtime.policy_config import PolicyNodeConfig
-    from qt_policy.dev.launch import start_launch_file
+    from qt_policy.graph.processes import start_launch_file
 
     tmp = tmp_path_factory.mktemp('policy_node')
     torch.manual_seed(0)
@@ -236,7 +236,7 @@ def test_parameters_round_trip_without_a_graph():
     """Dataclass -> typed ROS parameters -> dataclass, with overrides; a wrong type is a clear error."""
     from rclpy.node import Node
 
-    from qt_policy.runtime.parameters import declare_parameters, read_parameters
+    from qt_policy.nodes.parameters import declare_parameters, read_parameters
     from qt_policy.runtime.policy_config import PolicyNodeConfig
 
     context = rclpy.context.Context()

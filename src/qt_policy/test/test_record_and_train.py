@@ -71,7 +71,7 @@ def start_node(module, params, log_path):
 
 def stop_nodes(procs, timeout=15.0):
     """SIGINT to all by pid (clean shutdown, the recorder finalizes), wait, then SIGKILL."""
-    from qt_policy.dev.launch import stop_processes
+    from qt_policy.graph.processes import stop_processes
     stop_processes(procs, timeout)
 
 

@@ -49,7 +49,7 @@ def test_no_log_line_kills_the_node(ros_context, tmp_path, monkeypatch):
 
     from qt_policy.data.bag_writer import EpisodeBagWriter
     from qt_policy.nodes.recorder_node import RecorderNode
-    from qt_policy.runtime.episode_recorder import EpisodeEnd
+    from qt_policy.runtime.recorder_config import EpisodeEnd
     from qt_policy.runtime.instruction_gate import Instruction
 
     node = RecorderNode(context=ros_context, parameter_overrides=[

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qt_policy.dev.shm_segments import SHM, remove_stale_segments
+from qt_policy.graph.shm_segments import SHM, remove_stale_segments
 
 pytestmark = pytest.mark.skipif(not SHM.is_dir(), reason="no /dev/shm")
 
@@ -37,7 +37,7 @@ def test_a_process_removes_its_own_segments_at_exit(tmp_path):
     import sys
 
     seg = SHM / f"fastdds_qttest{os.getpid()}_own"
-    code = ("import mmap, sys; from pathlib import Path; from qt_policy.dev.shm_segments import remove_own_segments\n"
+    code = ("import mmap, sys; from pathlib import Path; from qt_policy.graph.shm_segments import remove_own_segments\n"
             f"p = Path({str(seg)!r}); p.write_bytes(bytes(4096)); Path(str(p) + '_el').write_bytes(b'')\n"
             "f = open(p, 'r+b'); m = mmap.mmap(f.fileno(), 4096)\n"
             "removed = remove_own_segments(); m[0] = 1\n"

@@ -16,6 +16,7 @@ from test_lerobot import smooth_episode  # noqa: E402
 from qt_policy.core.config import ModelConfig  # noqa: E402
 from qt_policy.core.model import QTransformer  # noqa: E402
 from qt_policy.data.bag_writer import write_episode_bag  # noqa: E402
+from qt_policy.evaluation import replay  # noqa: E402
 from qt_policy.tools import view  # noqa: E402
 
 
@@ -36,7 +37,7 @@ def test_decisions_shown_are_the_greedy_ones(tmp_path):
     model = QTransformer(ModelConfig(image_size=32, frames=2, conv_channels=[8, 16], tokens_per_frame=4, d_model=32,
                                      num_layers=1, num_heads=2, state_dim=3, num_bins=16)).eval()
     ep = smooth_episode(0, 10, True)
-    bins, q, q_maps = view.decide_on_episode(model, ep, embed)
+    bins, q, q_maps = replay.decide_on_episode(model, ep, embed)
     assert bins.shape == (10, 4) and q.shape == (10,) and q_maps.shape == (10, 4, 16)
     np.testing.assert_array_equal(bins, q_maps.argmax(-1))  # greedy: each chosen bin is its row's argmax
     np.testing.assert_allclose(q, q_maps[np.arange(10), 3, bins[:, 3]], rtol=1e-5)
@@ -57,7 +58,7 @@ def test_view_cli_on_a_bag_uses_the_recorded_bins(tmp_path, capsys):
     assert view.main([str(bag), "--out", str(tmp_path / "b.rrd"), "--png", str(tmp_path / "b.png")]) == 0
     assert "6 steps" in capsys.readouterr().out
     assert rerun_cli("rrd", "verify", str(tmp_path / "b.rrd")).returncode == 0
-    ep, bins, q = view.load_episode(bag)
+    ep, bins, q = replay.load_episode(bag)
     assert len(ep) == 6 and bins is None and np.isnan(q).all()  # scripted actions carry no bins and no Q
 
 
@@ -69,10 +70,10 @@ def test_two_camera_episode_is_decided_and_shown_with_both_cameras(tmp_path):
                                      num_layers=1, num_heads=2, state_dim=3, num_bins=16, cameras=2)).eval()
     one = smooth_episode(0, 6, True)
     ep = dataclasses.replace(one, images=np.stack([one.images, 255 - one.images], axis=1))
-    bins, q, q_maps = view.decide_on_episode(model, ep, embed)
+    bins, q, q_maps = replay.decide_on_episode(model, ep, embed)
     np.testing.assert_array_equal(bins, q_maps.argmax(-1))
     swapped = dataclasses.replace(one, images=np.stack([255 - one.images, one.images], axis=1))
-    assert not np.allclose(view.decide_on_episode(model, swapped, embed)[2], q_maps)  # the cameras are told apart
+    assert not np.allclose(replay.decide_on_episode(model, swapped, embed)[2], q_maps)  # the cameras are told apart
     view.write_rrd(tmp_path / "ep.rrd", ep, bins, q, q_maps)
     printed = rerun_cli("rrd", "print", str(tmp_path / "ep.rrd")).stdout
     assert "/camera_1" in printed

@@ -30,7 +30,7 @@ SALVAGING_SUFFIX = ".salvaging"
 #: the label it had and how many actions it had handed to the writer (JSON)
 END_MARKER_FILE = "qt_unfinished.json"
 #: end_reason of a bag whose writer stopped without saying why (killed, crashed, power loss)
-INTERRUPTED = "interrupted"
+INTERRUPTED = "interrupted"  # one of data/episode.py RECORDER_END_REASONS
 
 
 class PartialBagScan:

@@ -5,7 +5,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-END_REASONS = ("success", "service", "terminate", "success_topic", "timeout", "shutdown")
+#: why a recording ended (the recorder's rules and faults, runtime/episode_recorder.py; 'refused': nothing
+#: was recorded; 'imported': qt-import-bags; 'interrupted': a salvaged bag whose recorder was killed)
+RECORDER_END_REASONS = ("service", "terminate", "success_topic", "timeout", "shutdown", "preempted",
+                        "disk_full", "write_error", "interrupted", "refused", "imported")
+#: every end_reason an episode can carry: the recorder's, the simulator's own episodes ('success' or
+#: 'timeout', sim/collect.py) and a LeRobot dataset read as episodes ('lerobot')
+END_REASONS = RECORDER_END_REASONS + ("success", "lerobot")
 
 
 @dataclass

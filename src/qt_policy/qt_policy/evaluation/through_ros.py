@@ -15,20 +15,18 @@ def evaluate_through_ros(checkpoint: Path, tasks: list[str], episodes: int, seed
     """The same evaluation through the ROS graph: the sim arm, the policy and the recorder as separate
     processes from launch/sim_demo.launch.xml (the product path), the k-th episode of each task on
     placement seed_start + k as in `evaluate`. Success is the recorder's EpisodeResult."""
-    import argparse as _argparse
-
+    from ..graph.episodes import GraphRun, find_checkpoint, run_in_ros_graph
     from ..sim.tasks import get_task
-    from ..dev.demo import find_checkpoint, run_in_ros_graph
 
     resolved = find_checkpoint(str(checkpoint))
     if resolved is None:
         raise FileNotFoundError(f"no model at {checkpoint}")
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "nodes.log"
-    args = _argparse.Namespace(seed=seed_start, episode_timeout_s=episode_timeout_s, episodes_per_task=episodes,
-                               verbose=verbose, commands=commands, backend=backend)
+    run = GraphRun(episodes_per_task=episodes, seed=seed_start, episode_timeout_s=episode_timeout_s,
+                   verbose=verbose, commands=commands, backend=backend)
     t0 = time.time()
-    rows, error = run_in_ros_graph(args, [get_task(n) for n in tasks], resolved, out_dir / "bags", log_path)
+    rows, error = run_in_ros_graph(run, [get_task(n) for n in tasks], resolved, out_dir / "bags", log_path)
     if error:
         raise RuntimeError(f"through-ROS evaluation stopped: {error}")
     results = {"checkpoint": str(checkpoint), "episodes_per_task": episodes, "seed_start": seed_start,

@@ -54,7 +54,7 @@ from qt_msgs.msg import QAction
 from ..data.observation import ImageError, compressed_to_rgb, image_to_rgb
 from ..runtime.instruction_gate import Instruction
 from ..runtime.latest_worker import LatestWorker
-from ..runtime.parameters import declare_parameters, read_parameters
+from .parameters import declare_parameters, read_parameters
 from ..runtime.policy_config import PolicyNodeConfig
 from ..runtime.policy_runner import Action, PolicyRunner
 from .command_messages import twist_stamped

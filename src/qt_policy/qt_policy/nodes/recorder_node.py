@@ -44,9 +44,10 @@ from qt_msgs.msg import EpisodeResult, QAction
 from qt_msgs.srv import EndEpisode
 
 from ..data import bag_format as bf
-from ..runtime.episode_recorder import EpisodeEnd, EpisodeRecorder, RecordError, RecorderNodeConfig
+from ..runtime.episode_recorder import EpisodeRecorder, RecordError
+from ..runtime.recorder_config import EpisodeEnd, RecorderNodeConfig
 from ..runtime.instruction_gate import Instruction
-from ..runtime.parameters import declare_parameters, read_parameters
+from .parameters import declare_parameters, read_parameters
 from .instruction_input import subscribe_instructions
 from .logs import CallbackFaults, log_at
 from .qos import RELIABLE_10

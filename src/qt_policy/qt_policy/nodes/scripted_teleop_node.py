@@ -46,7 +46,7 @@ def _make_node_class():
     from ..robot.commands import CommandMap
     from ..robot.embodiment import load_embodiment
     from ..paths import resolve_data_path
-    from ..runtime.parameters import declare_parameters, read_parameters
+    from .parameters import declare_parameters, read_parameters
     from ..sim.teleoperator import ScriptedTeleoperator
     from .command_messages import twist_stamped
     from .instruction_input import InstructionSender

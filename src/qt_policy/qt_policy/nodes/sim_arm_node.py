@@ -61,7 +61,7 @@ def _make_node_class():
 
     from qt_msgs.msg import QAction
 
-    from ..runtime.parameters import declare_parameters, read_parameters
+    from .parameters import declare_parameters, read_parameters
     from .instruction_input import subscribe_instructions
     from .qos import RELIABLE_10, SENSOR_PUBLISHER
 

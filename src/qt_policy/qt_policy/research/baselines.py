@@ -43,16 +43,13 @@ VARIANTS: dict[str, dict] = {
 def train_variant(name: str, data: Path, run: Path, preset_name: str, steps: int, checkpoint_every: int,
                   extra: list[str]) -> None:
     """Train (or finish) one variant: the preset, then the variant's settings, then the extra flags."""
-    from ..core.config import LossConfig, ModelConfig, TrainConfig
-    from ..tools.args import dataclass_overrides
-    from ..tools.train import build_parser
     from ..training import fit
+    from ..training.options import build_parser, config_overrides
 
     flags = build_parser().parse_args(["--data", str(data), "--out", str(run), *extra])
     settings = dict(VARIANTS[name])
     success_only = settings.pop("success_only", False) or flags.success_only
-    for cls in (ModelConfig, LossConfig, TrainConfig):
-        settings.update(dataclass_overrides(cls, flags))
+    settings.update(config_overrides(flags))
     settings.update(steps=steps, checkpoint_every=checkpoint_every)
     fit(data, run, preset_name=preset_name, success_only=success_only, resume=True, threads=flags.threads,
         progress=not flags.no_progress, **settings)

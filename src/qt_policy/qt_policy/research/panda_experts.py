@@ -2,7 +2,7 @@
 
     python -m qt_policy.research.panda_experts --out results/panda_experts --seeds 0-19 --failure-seeds 0-9
 
-For every task (sim/panda/tasks.py) and policy kind (sim/panda/scripted.py: the noisy expert and
+For every task (PANDA_TASKS in sim/tasks.py) and policy kind (sim/panda/scripted.py: the noisy expert and
 each failure maker) it runs one episode per seed on the Panda arm with both cameras rendering, and
 writes OUT/experts.md (table: success k/N, mean/max length of the successes, step time) and
 OUT/experts.json; with --contact-sheet, a PNG of a few frames of each task's first expert episode
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("results/panda_experts"),
                    help="folder for experts.md, experts.json and the contact sheet (default: results/panda_experts)")
-    p.add_argument("--tasks", nargs="+", default=None, help="Panda task names (default: all of sim/panda/tasks.py)")
+    p.add_argument("--tasks", nargs="+", default=None, help="Panda task names (default: all of PANDA_TASKS in sim/tasks.py)")
     p.add_argument("--kinds", nargs="+", default=None,
                    help="policy kinds to run (default: expert and every failure maker)")
     p.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-19"),
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
 
     from ..sim.panda import scripted
     from ..sim.panda.arm import PandaArm
-    from ..sim.panda.tasks import PANDA_TASKS
+    from ..sim.tasks import PANDA_TASKS
 
     tasks = [PANDA_TASKS[name] for name in (args.tasks or PANDA_TASKS)]
     kinds = args.kinds or list(scripted.POLICY_KINDS)

@@ -78,7 +78,7 @@ def replay_agreement(bag_dir: Path, checkpoint: Path) -> dict:
     from ..core.checkpoint import load_policy_model
     from ..core.text import shared_encoder
     from ..data.bag_io import list_episode_bags
-    from ..tools.view import decide_on_episode, load_episode
+    from ..evaluation.replay import decide_on_episode, load_episode
 
     model, embed = load_policy_model(checkpoint), shared_encoder()
     steps = same = episodes = identical = 0

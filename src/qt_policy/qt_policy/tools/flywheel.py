@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from ..flywheel import Flywheel, FlywheelConfig
-from .args import add_dataclass_arguments, dataclass_overrides
+from ..core.config_flags import add_dataclass_arguments, dataclass_overrides
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from ..arm import ArmBase, SimObservation, fast_renderer
-from .tasks import PANDA_TASKS
+from ..tasks import PANDA_TASKS
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
