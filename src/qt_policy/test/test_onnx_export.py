@@ -121,7 +121,8 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import numpy as np
 from qt_policy.runtime.policy_config import PolicyNodeConfig
-from qt_policy.runtime.policy_runner import Action, PolicyRunner
+from qt_policy.runtime.decision import Action
+from qt_policy.runtime.policy_runner import PolicyRunner
 runner = PolicyRunner.from_config(PolicyNodeConfig(checkpoint=sys.argv[1], backend="onnxruntime"))
 runner.set_instruction("open the drawer", 0.0)
 runner.set_state([0.0, 0.6, 0.2, 1.0], 0.06)

@@ -12,7 +12,8 @@ from qt_policy.core.config import ModelConfig
 from qt_policy.core.model import QTransformer
 from qt_policy.runtime.parameters import from_params_file
 from qt_policy.runtime.policy_config import PolicyNodeConfig
-from qt_policy.runtime.policy_runner import Action, Hold, PolicyRunner
+from qt_policy.runtime.decision import Action, Hold
+from qt_policy.runtime.policy_runner import PolicyRunner
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SMALL = dict(image_size=32, frames=2, conv_channels=[8, 16], tokens_per_frame=4, d_model=32,

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import math
 
-from ..data import bag_format as bf
-
 COMMAND_KINDS = ("twist", "joints", "gripper")
 
 
-def command_values(msg, kind: str, msgtype: str, cmap) -> tuple[list[int], list[float]]:
+def command_values(msg, kind: str, cmap) -> tuple[list[int], list[float]]:
     """(action dimensions, values) a command of `kind` sets; ValueError for one that sets nothing
-    usable (no trajectory point, a non-finite value, an unknown kind)."""
+    usable (no trajectory point, a non-finite value, an unknown kind). Joint commands are a
+    JointTrajectory (its first point) or a Float64MultiArray (the embodiment's joint order)."""
     if kind == "twist":
         t = msg.twist
         dims, values = cmap.from_twist((t.linear.x, t.linear.y, t.linear.z), (t.angular.x, t.angular.y, t.angular.z))
-    elif kind == "joints" and msgtype == bf.JOINT_TRAJECTORY_TYPE:
+    elif kind == "joints" and hasattr(msg, "points"):
         if not msg.points:
             raise ValueError("JointTrajectory without points")
         point = msg.points[0]
@@ -33,5 +32,5 @@ def command_values(msg, kind: str, msgtype: str, cmap) -> tuple[list[int], list[
 
 
 def decode_command(raw: bytes, kind: str, msgtype: str, cmap, typestore) -> tuple[list[int], list[float]]:
-    """`command_values` of a raw CDR command (what the recorder subscribes to)."""
-    return command_values(typestore.deserialize_cdr(raw, msgtype), kind, msgtype, cmap)
+    """`command_values` of a raw CDR command of type `msgtype` (what the recorder subscribes to)."""
+    return command_values(typestore.deserialize_cdr(raw, msgtype), kind, cmap)

@@ -35,6 +35,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..codec.stamps import stamp_to_ns
+
 # ----------------------------------------------------------------------------------------- topics
 IMAGE_TOPIC = "/camera/image_raw"
 COMPRESSED_IMAGE_TOPIC = "/camera/image_raw/compressed"
@@ -173,11 +175,6 @@ def get_episode_typestore(msg_dir: str | os.PathLike | None = None):
 
 
 # ------------------------------------------------------------------------------------ time helpers
-def stamp_to_ns(stamp) -> int:
-    """builtin_interfaces/Time (rosbags object) -> int nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def header_ns(msg) -> int:
     return stamp_to_ns(msg.header.stamp)
 

@@ -18,7 +18,7 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import String
 
-from ..data.bag_format import stamp_to_ns
+from ..codec.stamps import stamp_to_ns
 from ..runtime.instruction_gate import Instruction, InstructionGate
 from .qos import LATCHED, RELIABLE_10
 

@@ -6,10 +6,8 @@ decided as soon as that frame arrives; see PolicyRunner) the node publishes
 
 * qt_msgs/QAction on `action_topic` (header.stamp = stamp of the camera frame the decision used;
   values = the action sent, after the safety limits; terminate from a terminate dimension),
-* the robot's commands, as the embodiment file maps them (robot/embodiment.py): a
-  geometry_msgs/TwistStamped (linear + angular, MoveIt Servo), a trajectory_msgs/JointTrajectory
-  (one point, time_from_start = one control period) or std_msgs/Float64MultiArray of joint
-  commands (ros2_control), a std_msgs/Float64 gripper command,
+* the robot's commands, as the embodiment file maps them (nodes/command_messages.py: TwistStamped
+  for MoveIt Servo, JointTrajectory or Float64MultiArray joints for ros2_control, a Float64 gripper),
 
 or, when an input is missing or stale, or the hold input says so, one stop command (zero twist,
 zero joint velocities) and nothing else until it may act again (a robot that loses its camera
@@ -19,14 +17,10 @@ enable topics take volatile and latched publishers alike (`ros2 topic pub` with 
 one publisher repeating the same instruction is one episode (nodes/instruction_input.py).
 /diagnostics reports latency, rate, Q, the hold reason and the safety limits that acted.
 
-Threads: the callbacks only note each message's arrival (rmw's received timestamp) and hand it on.
-Frame conversion + decision run on one worker thread and instruction encoding on another
-(runtime.latest_worker: the newest item wins, no backlog), so a long instruction cannot delay a
-frame's decision and a huge frame costs about the decision of its own control step (docs/nodes.md:
-a flood of huge frames once made the camera look stale for a moment); the executor stays single-threaded
-(rclpy's multi-threaded one busy-waits). The control timer is the stale-input watchdog (and decides
-for a model without camera). Staleness is judged on arrival time, and on the header stamp too when
-that is on the node's clock.
+Threads: callbacks note each message's arrival and hand it on; decisions run on a frame worker and
+instruction encoding on another (runtime.latest_worker: the newest item wins; docs/nodes.md says why).
+The control timer is the stale-input watchdog (and decides for a model without camera); staleness is
+judged on arrival time, and on the header stamp when that is on the node's clock (codec/stamps.py).
 
 Lifecycle: configure loads the model (failure -> FAILURE, node stays up), activate starts the
 control timer, deactivate stops it and sends a zero twist, cleanup frees the model. With
@@ -34,39 +28,36 @@ control timer, deactivate stops it and sends a zero twist, cleanup frees the mod
 """
 from __future__ import annotations
 
-import statistics
 import threading
 import time
-from collections import deque
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import PoseStamped
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Bool, Float64, Float64MultiArray
+from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from qt_msgs.msg import QAction
 
-from ..data.observation import ImageError, compressed_to_rgb, image_to_rgb
+from ..codec.stamps import arrival_seconds, on_our_clock, stamp_to_ns
+from ..data.bag_format import image_msg_to_rgb
+from ..data.observation import ImageError
 from ..runtime.instruction_gate import Instruction
 from ..runtime.latest_worker import LatestWorker
 from .parameters import declare_parameters, read_parameters
 from ..runtime.policy_config import PolicyNodeConfig
-from ..runtime.policy_runner import Action, PolicyRunner
-from .command_messages import twist_stamped
+from ..runtime.decision import Action
+from ..runtime.policy_runner import PolicyRunner
+from ..runtime.policy_status import PolicyStatus
+from .command_messages import CommandPublishers
 from .logs import CallbackFaults
 from .instruction_input import subscribe_both_durabilities, subscribe_instructions
 from .spin import spin_until_signal
 
 MALFORMED_LOG_PERIOD_S = 10.0
-# A header stamp within this of the arrival time is taken to be on our clock (then a frame delayed in
-# transport is judged stale by its age); one further off is another clock (sim time, a camera's own) and
-# only the arrival time counts.
-STAMP_CLOCK_TOLERANCE_S = 10.0
 # How long a decision waits for the state taken with its frame (it usually arrives ~1 ms after the frame;
 # a state stream that stops is caught by the stale-state hold, not by this wait).
 STATE_WAIT_S = 0.02
@@ -83,19 +74,8 @@ class PolicyNode(LifecycleNode):
         self._status = 'unconfigured'
         self._entities = []
         self._timer = None
-        self._hold = 'inactive'  # hold kind of the last tick; None while acting
-        self._hold_reason = 'inactive'
-        self._latencies = deque(maxlen=200)
-        self._action_times = deque(maxlen=1000)
-        self._last_q = float('nan')
-        self._actions_published = 0
-        self._malformed = 0
-        self._malformed_unlogged = 0
-        self._malformed_last_log = -1e9
-        self._last_image_error = ''
-        self._last_state_error = ''
-        self._limits_acted: dict[str, int] = {}
-        self._pubs: dict[str, object] = {}
+        self.status = PolicyStatus()  # acting or holding, latency, rate, Q, limits, dropped inputs
+        self._commands: CommandPublishers | None = None  # the robot's command topics
         self._out_lock = threading.Lock()  # actions/holds come from the frame worker and the timer
         self.callback_faults = CallbackFaults(self.get_logger())
         self._frames: LatestWorker | None = None  # conversion + decision of the newest frame
@@ -122,15 +102,8 @@ class PolicyNode(LifecycleNode):
         cmap = self.runner.commands
         self._action_pub = self.create_lifecycle_publisher(QAction, cfg.action_topic, 10)
         self._entities = [self._action_pub]
-        self._pubs = {}
-        if cmap.twist_index:
-            self._pubs['twist'] = self.create_lifecycle_publisher(TwistStamped, emb.twist.topic, 10)
-        if cmap.joint_index:
-            kind = JointTrajectory if emb.joints.type == 'joint_trajectory' else Float64MultiArray
-            self._pubs['joints'] = self.create_lifecycle_publisher(kind, emb.joints.topic, 10)
-        if cmap.gripper_index is not None:
-            self._pubs['gripper'] = self.create_lifecycle_publisher(Float64, emb.gripper.topic, 10)
-        self._entities += list(self._pubs.values())
+        self._commands = CommandPublishers(self.create_lifecycle_publisher, emb, cmap, self.runner.period_s)
+        self._entities += list(self._commands.pubs.values())
         self._frames = LatestWorker(self._process_frame, 'policy-frames', self.callback_faults.report)
         self._instructions = LatestWorker(self._encode_instruction, 'policy-instruction', self.callback_faults.report)
         self._entities += subscribe_instructions(self, cfg.instruction_topic, self._on_instruction)
@@ -158,7 +131,7 @@ class PolicyNode(LifecycleNode):
         self._status = 'inactive'
         self.get_logger().info(
             f'configured: {cfg.checkpoint} for embodiment {emb.name!r} ({model_cfg.action_dim} dims '
-            f'{list(self.runner.names)} -> {", ".join(sorted(self._pubs)) or "QAction only"}, '
+            f'{list(self.runner.names)} -> {", ".join(sorted(self._commands.pubs)) or "QAction only"}, '
             f'{model_cfg.image_size}px x {model_cfg.frames} frames, state_dim {model_cfg.state_dim}), '
             f'{cfg.backend}{" on " + cfg.device if cfg.backend == "torch" else ""}, '
             f'{emb.control_rate_hz:g} Hz{", dry run" if cfg.dry_run else ""}'
@@ -167,7 +140,7 @@ class PolicyNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         ret = super().on_activate(state)  # enables the lifecycle publishers
-        self._hold, self._hold_reason = 'activated', 'activated'
+        self.status.held('activated', 'activated')
         self._timer = self.create_timer(self.runner.period_s, self._tick)
         self._status = 'active'
         self.get_logger().info('activated')
@@ -176,7 +149,8 @@ class PolicyNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_timer()
         self._publish_stop()  # while the publishers are still enabled
-        self._hold, self._hold_reason, self._status = 'inactive', 'inactive', 'inactive'
+        self.status.held('inactive', 'inactive')
+        self._status = 'inactive'
         self.get_logger().info('deactivated' if self.config.dry_run else 'deactivated (stop command sent)')
         return super().on_deactivate(state)
 
@@ -212,7 +186,7 @@ class PolicyNode(LifecycleNode):
             else:
                 self.destroy_subscription(entity)
         self._entities = []
-        self._pubs = {}
+        self._commands = None
         self.runner = None
 
     # ----- inputs --------------------------------------------------------------------------------
@@ -222,9 +196,8 @@ class PolicyNode(LifecycleNode):
 
     def _on_instruction(self, instruction: Instruction, _raw: bytes):
         now = self._now()
-        sent = instruction.sent_ns * 1e-9
         # when it was sent, if on this node's clock (a latched one from long ago, or sim time: unknown)
-        self._instructions.put((instruction.text, now, sent if abs(now - sent) <= STAMP_CLOCK_TOLERANCE_S else None))
+        self._instructions.put((instruction.text, now, on_our_clock(instruction.sent_ns * 1e-9, now)))
 
     def _encode_instruction(self, item):
         """On the instruction worker: a long text is encoded without holding up frames or the timer."""
@@ -241,23 +214,17 @@ class PolicyNode(LifecycleNode):
         self.get_logger().info(f'instruction: {shown!r}' if runner.instruction else 'instruction cleared: holding')
 
     def _arrival(self, info) -> float:
-        """When the message arrived (rmw's received timestamp), not when its callback got to run."""
-        received = (info or {}).get('received_timestamp', 0) if isinstance(info, dict) else 0
-        return received * 1e-9 if received > 0 else self._now()
+        return arrival_seconds(info, self._now())
 
-    def _stamp_s(self, header, arrival: float) -> float | None:
-        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
-        return stamp if abs(arrival - stamp) <= STAMP_CLOCK_TOLERANCE_S else None
+    @staticmethod
+    def _stamp_s(header, arrival: float) -> float | None:
+        return on_our_clock(stamp_to_ns(header.stamp) * 1e-9, arrival)
 
     def _add_frame(self, runner, item) -> bool:
         """Convert one camera message and hand it to the runner; False (and a throttled warning) when malformed."""
         msg, arrival, camera = item
         try:
-            if isinstance(msg, CompressedImage):
-                rgb = compressed_to_rgb(msg.format, msg.data)
-            else:
-                rgb = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
-            runner.add_image(rgb, arrival, msg.header, self._stamp_s(msg.header, arrival), camera=camera)
+            runner.add_image(image_msg_to_rgb(msg), arrival, msg.header, self._stamp_s(msg.header, arrival), camera=camera)
         except ImageError as exc:
             self._malformed_image(exc)
             return False
@@ -282,14 +249,9 @@ class PolicyNode(LifecycleNode):
 
     def _malformed_image(self, exc: Exception):
         """Drop the frame; one warning, then at most one summary every MALFORMED_LOG_PERIOD_S."""
-        self._malformed += 1
-        self._malformed_unlogged += 1
-        self._last_image_error = str(exc)
-        now = time.monotonic()
-        if now - self._malformed_last_log >= MALFORMED_LOG_PERIOD_S:
-            self.get_logger().warning(f'dropping malformed camera image(s) ({self._malformed_unlogged} since last '
-                                   f'warning, {self._malformed} total): {exc}')
-            self._malformed_last_log, self._malformed_unlogged = now, 0
+        line = self.status.malformed_image(exc, time.monotonic(), MALFORMED_LOG_PERIOD_S)
+        if line:
+            self.get_logger().warning(line)
 
     def _on_enable_topic(self, msg: Bool):
         self._set_enabled(bool(msg.data), f'topic {self.resolve_topic_name(self.config.enable_topic)}')
@@ -324,12 +286,12 @@ class PolicyNode(LifecycleNode):
                                                          effort=msg.effort)
             self.runner.set_state(state, arrival, self._stamp_s(msg.header, arrival))
         except ValueError as exc:
-            if self._last_state_error != str(exc):  # one line per distinct problem, not per message
+            if self.status.last_state_error != str(exc):  # one line per distinct problem, not per message
                 spec = self.runner.embodiment.state
                 self.get_logger().warning(
                     f'dropping robot state: {exc}; expected a JointState with {"/".join(spec.fields)} of the joints '
                     f'named {spec.joints} (embodiment {self.runner.embodiment.name!r}, its state: entry); holding')
-            self._last_state_error = str(exc)
+            self.status.last_state_error = str(exc)
 
     # ----- control tick --------------------------------------------------------------------------
 
@@ -352,17 +314,16 @@ class PolicyNode(LifecycleNode):
             if isinstance(result, Action):
                 if self.runner is None or not self.runner.enabled:  # disabled while it ran: the stop went out
                     return
-                if self._hold is not None:
-                    self.get_logger().info(f'acting (was holding: {self._hold_reason})')
-                self._hold, self._hold_reason = None, ''
+                ended = self.status.acted(result)
+                if ended is not None:
+                    self.get_logger().info(f'acting (was holding: {ended})')
                 self._publish_action(result)
                 return
-            if result.kind != self._hold:
+            if self.status.held(result.kind, result.reason):
                 self.get_logger().warning(f'holding: {result.reason}')
                 self._publish_stop()
                 if self.runner is not None:
                     self.runner.hold_released()
-            self._hold, self._hold_reason = result.kind, result.reason
 
     def _publish_action(self, action: Action):
         msg = QAction()
@@ -378,12 +339,6 @@ class PolicyNode(LifecycleNode):
         msg.q_value = float(action.q_value)
         msg.terminate = action.terminate
         self._action_pub.publish(msg)
-        self._latencies.append(action.latency_ms)
-        self._action_times.append(time.monotonic())
-        self._last_q = action.q_value
-        self._actions_published += 1
-        for name in action.limited:
-            self._limits_acted[name] = self._limits_acted.get(name, 0) + 1
         if self.config.dry_run or action.command is None:
             return
         self._publish_command(action.command)
@@ -392,79 +347,31 @@ class PolicyNode(LifecycleNode):
             self._publish_stop()
 
     def _publish_command(self, command):
-        """RobotCommand -> the embodiment's messages (robot/commands.py groups the values)."""
-        if 'twist' in self._pubs:
-            self._pubs['twist'].publish(self._twist(command.linear, command.angular))
-        if 'joints' in self._pubs and command.joints is not None:
-            self._pubs['joints'].publish(self._joint_msg(command.joint_names, command.joints))
-        if 'gripper' in self._pubs and command.gripper is not None:
-            self._pubs['gripper'].publish(Float64(data=float(command.gripper)))
-
-    def _joint_msg(self, names, values):
-        values = [float(v) for v in values]
-        if self.runner.embodiment.joints.type == 'float64_multi_array':
-            return Float64MultiArray(data=values)
-        msg = JointTrajectory()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.joint_names = list(names)
-        point = JointTrajectoryPoint()
-        if self.runner.commands.joint_kind == 'joint_velocity':
-            point.velocities = values
-        else:
-            point.positions = values
-        sec, nsec = divmod(int(round(self.runner.period_s * 1e9)), 1_000_000_000)
-        point.time_from_start.sec, point.time_from_start.nanosec = sec, nsec
-        msg.points = [point]
-        return msg
-
-    def _twist(self, linear=(0.0, 0.0, 0.0), angular=(0.0, 0.0, 0.0)) -> TwistStamped:
-        frame_id = self.runner.embodiment.twist.frame_id if self.runner else ''
-        return twist_stamped(self.get_clock().now().to_msg(), frame_id, linear, angular)
+        self._commands.publish(command, self.get_clock().now().to_msg())
 
     def _publish_stop(self):
-        """Zero velocity: a zero twist and zero joint velocities (position targets are left as they are:
-        the controller holds the last one)."""
-        if self.runner is None or self.config.dry_run or not self._pubs:
-            return
-        if 'twist' in self._pubs:
-            self._pubs['twist'].publish(self._twist())
-        cmap = self.runner.commands
-        if 'joints' in self._pubs and cmap.joint_kind == 'joint_velocity':
-            self._pubs['joints'].publish(self._joint_msg(cmap.joint_names, [0.0] * len(cmap.joint_names)))
+        """Zero velocity (robot/commands.py: position targets are left as they are)."""
+        if self.runner is not None and not self.config.dry_run and self._commands is not None:
+            self._commands.stop(self.get_clock().now().to_msg())
 
     # ----- diagnostics ---------------------------------------------------------------------------
 
     def _publish_diagnostics(self):
-        now = time.monotonic()
-        window = [t for t in self._action_times if now - t <= 5.0]
-        rate = (len(window) - 1) / (window[-1] - window[0]) if len(window) > 2 and window[-1] > window[0] else 0.0
-        if self._status != 'active':
-            level, state = DiagnosticStatus.ERROR if 'failed' in self._status else DiagnosticStatus.WARN, self._status
-        elif self._hold is None:
-            level, state = DiagnosticStatus.OK, 'acting'
-        else:
-            level, state = DiagnosticStatus.WARN, f'holding: {self._hold_reason}'
+        level, state = self.status.state(self._status)
+        runner = self.runner
         values = {
-            'state': state,
-            'lifecycle': self._status,
-            'instruction': self.runner.instruction if self.runner else '',
-            'decode_latency_p50_ms': f'{statistics.median(self._latencies):.2f}' if self._latencies else 'nan',
-            'achieved_rate_hz': f'{rate:.2f}',
-            'control_rate_hz': f'{self.runner.embodiment.control_rate_hz:g}' if self.runner else 'nan',
-            'embodiment': self.runner.embodiment.name if self.runner else '',
+            **self.status.diagnostics(self._status),
+            'instruction': runner.instruction if runner else '',
+            'control_rate_hz': f'{runner.embodiment.control_rate_hz:g}' if runner else 'nan',
+            'embodiment': runner.embodiment.name if runner else '',
             'backend': self.config.backend,
-            'enabled': str(self.runner.enabled).lower() if self.runner else 'false',
+            'enabled': str(runner.enabled).lower() if runner else 'false',
             'q_floor': f'{self.config.q_floor:g}',
-            'safety_limits_acted': ' '.join(f'{k}={v}' for k, v in sorted(self._limits_acted.items())),
-            'last_q': f'{self._last_q:.4f}',
-            'actions_published': str(self._actions_published),
-            'malformed_images': str(self._malformed),
             'frames_skipped_busy': str(self._frames.dropped if self._frames else 0),
             'callback_failures': str(self.callback_faults.total),
-            'last_image_error': self._last_image_error,
-            'last_state_error': self._last_state_error,
         }
-        status = DiagnosticStatus(level=level, name=f'{self.get_fully_qualified_name()}: policy',
+        levels = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
+        status = DiagnosticStatus(level=levels[level], name=f'{self.get_fully_qualified_name()}: policy',
                                   hardware_id=self.get_fully_qualified_name(), message=state,
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])
         array = DiagnosticArray(status=[status])

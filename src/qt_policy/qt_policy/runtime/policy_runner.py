@@ -29,55 +29,25 @@ import bisect
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..core.text import normalize_instruction
-from ..data.bag_format import stamp_to_ns
+from ..codec.stamps import header_seconds
 from ..data.observation import FrameHistory, prepare_frame
-from ..robot.commands import CommandMap, RobotCommand
+from ..robot.commands import CommandMap
 from ..robot.embodiment import Embodiment
 from ..robot.safety import SafetyFilter
 from ..robot.steps import StepSchedule
-from ..paths import DEFAULT_EMBODIMENT, resolve_data_path
+from ..paths import resolve_data_path
+from .decision import Action, Hold
 from .policy_config import PolicyNodeConfig
+from .policy_setup import Encoder, embodiment_for, instruction_encoder
 
 #: longest instruction encoded; the text encoder reads 256 word pieces at most, so longer text only costs time
 MAX_INSTRUCTION_CHARS = 4096
 
-Encoder = Callable[[str], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Action:
-    """One decision: `values` is the action the robot is sent (decoded, clipped to the limits, then
-    through the safety limits); `bins` is the model's raw choice; `command` the robot's commands."""
-
-    values: np.ndarray  # (d,) float32, within [action_low, action_high]
-    bins: np.ndarray  # (d,) int64
-    q_value: float  # estimated success probability of this action
-    latency_ms: float  # model time for this decision
-    image_stamp: Any  # what add_image got as `stamp` for the newest frame used (the node passes the Header)
-    instruction: str
-    names: tuple[str, ...]
-    command: RobotCommand | None = None
-    limited: tuple[str, ...] = ()  # safety limits that changed this step's command (robot/safety.py)
-
-    @property
-    def terminate(self) -> bool:
-        return bool(self.command is not None and self.command.terminate)
-
-
-@dataclass(frozen=True)
-class Hold:
-    """No action this tick. `kind` is stable across ticks (for logging transitions), `reason` is for humans."""
-
-    kind: str  # disabled | terminated | no_instruction | no_image | settling | camera_stale | no_new_frame | no_state
-    #            | state_stale | no_pose | pose_stale | q_floor | error
-    reason: str
 
 
 class PolicyRunner:
@@ -376,7 +346,7 @@ class PolicyRunner:
             if self.needs_camera:
                 if self._latest_time < self._instruction_time + self.instruction_settle_s:
                     return Hold("settling", "waiting for a frame taken after the instruction")
-                taken = _header_seconds(self._latest_stamp)
+                taken = header_seconds(self._latest_stamp)
                 if self._instruction_sent_s is not None and taken is not None and taken < self._instruction_sent_s:
                     return Hold("settling", "waiting for a frame taken after the instruction was sent")
                 if self._frame_seq == self._used_seq:
@@ -416,68 +386,3 @@ class PolicyRunner:
         """The robot was held (zero twist sent): velocity limits ramp from zero again."""
         with self._lock:
             self.safety.reset()
-
-
-def embodiment_for(checkpoint: Path, requested: str, model_cfg) -> Embodiment:
-    """The embodiment a checkpoint drives: its own (config.json "embodiment"), checked against the
-    node's `embodiment` file when one is given; a checkpoint without one (trained before embodiment
-    files) gets the node's file, default the simulated arm's, checked against the model's layout.
-    Raises ValueError listing every mismatch: a model only drives the robot it was trained for."""
-    from ..core.checkpoint_files import ENSEMBLE_KEY, read_config  # no torch: the ONNX Runtime node uses this too
-    from ..robot.embodiment import compatibility_problems, load_embodiment, model_layout_problems
-
-    try:
-        config = read_config(checkpoint)
-        if ENSEMBLE_KEY in config:  # an ensemble acts for its members' robot
-            config = read_config(Path(checkpoint) / config[ENSEMBLE_KEY][0])
-        saved = config.get("embodiment")
-    except FileNotFoundError:
-        saved = None
-    if isinstance(saved, dict):
-        trained = Embodiment.from_dict(saved)
-        if not requested.strip():
-            return trained
-        robot = load_embodiment(resolve_data_path(requested))
-        problems = compatibility_problems(trained, robot)
-        if problems:
-            raise ValueError(f"checkpoint {checkpoint} was trained for embodiment {trained.name!r}, not for "
-                             f"{robot.name!r} ({requested}): " + "; ".join(problems))
-        return robot
-    robot = load_embodiment(resolve_data_path(requested.strip() or DEFAULT_EMBODIMENT))
-    if model_cfg.state_dim == 0:  # a model without state reads none
-        robot.state.topic = ""
-    problems = model_layout_problems(robot, model_cfg.action_names, model_cfg.state_dim,
-                                     model_cfg.cameras if model_cfg.image_size else 0)
-    if problems:
-        raise ValueError(f"checkpoint {checkpoint} carries no embodiment and does not fit {robot.name!r} "
-                         f"({requested or DEFAULT_EMBODIMENT}): " + "; ".join(problems)
-                         + "; set the parameter 'embodiment' to the robot's file")
-    return robot
-
-
-def instruction_encoder(known: dict[str, np.ndarray]) -> Encoder:
-    """Instruction -> embedding: the export's table of training instructions first; any other text through
-    all-MiniLM-L6-v2 (sentence-transformers, which imports torch), loaded only when first needed."""
-    state: dict = {}
-
-    def encode(text: str) -> np.ndarray:
-        key = normalize_instruction(text)
-        if key in known:
-            return known[key]
-        if "encoder" not in state:
-            try:
-                from ..core.text import shared_encoder
-
-                state["encoder"] = shared_encoder()
-            except ImportError as exc:
-                raise ValueError(f"instruction {key!r} is not one the policy was exported with "
-                                 f"({sorted(known)}), and no sentence encoder is installed ({exc})") from exc
-        return state["encoder"](key)
-
-    return encode
-
-
-def _header_seconds(header) -> float | None:
-    """A std_msgs/Header's stamp in seconds (None for anything else)."""
-    stamp = getattr(header, "stamp", None)
-    return None if stamp is None or not hasattr(stamp, "sec") else stamp_to_ns(stamp) * 1e-9
