@@ -6,17 +6,15 @@ import shutil
 import numpy as np
 import pytest
 
-pytest.importorskip("rosbags")
-
-from qt_policy.data import bag_format as bf  # noqa: E402
-from qt_policy.data.bag_io import (  # noqa: E402
+from qt_policy.data import bag_format as bf
+from qt_policy.data.bag_io import (
     IncompleteEpisodeBagError,
     find_partial_bags,
     list_episode_bags,
     read_episode_bag,
 )
-from qt_policy.data.bag_writer import EpisodeBagWriter, write_episode_bag  # noqa: E402
-from qt_policy.data.episode import EpisodeData  # noqa: E402
+from qt_policy.data.bag_writer import EpisodeBagWriter, write_episode_bag
+from qt_policy.data.episode import EpisodeData
 
 ACTION_NAMES = ["dx", "dy", "dz", "gripper"]
 STATE_NAMES = ["j0", "j1", "j2"]
@@ -95,7 +93,6 @@ def test_third_party_readers(episode_bag):
     np.testing.assert_array_equal(acts[3].values, ep.actions[3])
     assert list(acts[3].dimension_names) == ACTION_NAMES and len(acts[3].bins) == 0 and math.isnan(acts[3].q_value)
 
-    pytest.importorskip("mcap_ros2")
     from mcap.reader import make_reader
     from mcap_ros2.decoder import DecoderFactory
 
@@ -331,12 +328,13 @@ def test_type_hashes_match_rosidl(ts):
 
 def test_rclpy_raw_bytes(tmp_path, ts):
     try:
-        from qt_msgs.msg import QAction
         from rclpy.serialization import serialize_message
         from sensor_msgs.msg import Image
 
+        from qt_msgs.msg import QAction
+
         serialize_message(QAction())
-    except Exception as err:  # noqa: BLE001  (not built / not sourced: ImportError, UnsupportedTypeSupport)
+    except Exception as err:
         pytest.skip(f"rclpy/qt_msgs unavailable: {err}")
     img = Image(height=2, width=3, encoding="bgr8", step=9, data=bytes(range(18)))
     img.header.stamp.sec = 1
@@ -355,7 +353,7 @@ def test_rclpy_raw_bytes(tmp_path, ts):
 def test_two_cameras_round_trip_through_bag_cache_and_sampler(tmp_path):
     """A scene + wrist episode: each camera on its own topic, read back frame for frame, cached as
     (T, K, H, W, 3), sampled as (B, F, K, H, W, 3), and the model shaped for two cameras."""
-    from qt_policy.core.config import LossConfig, ModelConfig
+    from qt_policy.core.config import LossConfig
     from qt_policy.data.cache import convert_bags, load_index
     from qt_policy.data.dataset import TransitionSampler
     from qt_policy.training.data_shape import model_config_for

@@ -1,6 +1,5 @@
 import itertools
 
-import numpy as np
 import pytest
 import torch
 
@@ -8,17 +7,7 @@ from qt_policy.core.checkpoint import load_model, save_checkpoint
 from qt_policy.core.config import ModelConfig
 from qt_policy.core.decoding import decode_from_context, greedy_decode
 from qt_policy.core.model import QTransformer
-
-
-def state_model(action_dim=3, num_bins=5, seed=0, **kw) -> QTransformer:
-    torch.manual_seed(seed)
-    cfg = ModelConfig(action_dim=action_dim, num_bins=num_bins, action_low=[-1.0] * action_dim, action_high=[1.0] * action_dim,
-                      action_names=[f"a{i}" for i in range(action_dim)], image_size=0, state_dim=6, text_dim=8,
-                      d_model=32, num_layers=2, num_heads=4, **kw)
-    model = QTransformer(cfg).eval()
-    with torch.no_grad():  # spread the head so argmaxes are well separated and ties impossible
-        model.head_weight.mul_(4.0)
-    return model
+from qt_test_helpers.models import random_context, state_model
 
 
 def image_model(action_dim=4, seed=0, **kw) -> QTransformer:
@@ -29,15 +18,6 @@ def image_model(action_dim=4, seed=0, **kw) -> QTransformer:
     return QTransformer(cfg).eval()
 
 
-def random_context(model, batch=4, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    cfg = model.cfg
-    text = torch.randn(batch, cfg.text_dim, generator=g)
-    state = torch.randn(batch, cfg.state_dim, generator=g) if cfg.state_dim else None
-    images = None
-    if cfg.image_size:
-        images = torch.randint(0, 256, (batch,) + cfg.image_shape(), generator=g, dtype=torch.uint8)
-    return images, text, state
 
 
 def test_decoding_equals_exhaustive_search_over_the_chain():

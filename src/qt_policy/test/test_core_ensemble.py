@@ -9,7 +9,7 @@ from qt_policy.core.checkpoint import load_policy_model, save_checkpoint, save_e
 from qt_policy.core.decoding import greedy_decode
 from qt_policy.core.ensemble import QEnsemble
 from qt_policy.core.model import QTransformer
-from test_core_decoding import random_context, state_model
+from qt_test_helpers.models import random_context, state_model
 
 
 def test_ensemble_of_one_model_twice_decodes_like_the_model():

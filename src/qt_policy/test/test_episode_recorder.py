@@ -6,22 +6,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("rosbags")
-from qt_policy.data import bag_format as bf  # noqa: E402
-from qt_policy.data.bag_writer import EpisodeBagWriter  # noqa: E402
-from qt_policy.data.bag_io import (  # noqa: E402
+from qt_policy.data import bag_format as bf
+from qt_policy.data.bag_io import (
     IncompleteEpisodeBagError,
     find_partial_bags,
     list_episode_bags,
     read_episode_bag,
 )
-from qt_policy.runtime.episode_recorder import EpisodeRecorder, RecordError  # noqa: E402
-from qt_policy.runtime.recorder_config import END_REASONS, RecorderNodeConfig  # noqa: E402
-from qt_policy.paths import repo_root  # noqa: E402
-from qt_policy.runtime.parameters import from_params_file  # noqa: E402
-
-NAMES = ["dx", "dy", "dz", "gripper"]
-T0 = 1_700_000_000 * 10**9  # a fixed wall clock (ns) for the bag names and log times
+from qt_policy.data.bag_writer import EpisodeBagWriter
+from qt_policy.paths import repo_root
+from qt_policy.runtime.episode_recorder import RecordError
+from qt_policy.runtime.parameters import from_params_file
+from qt_policy.runtime.recorder_config import END_REASONS, RecorderNodeConfig
+from qt_test_helpers.recording import NAMES, T0, action, image, make_recorder, state
 
 
 @pytest.fixture(scope="module")
@@ -29,34 +26,14 @@ def ts():
     return bf.get_episode_typestore()
 
 
-class Clock:
-    def __init__(self):
-        self.ns = T0
-
-    def __call__(self):
-        return self.ns
 
 
-def make_recorder(tmp_path, **kw):
-    clock = Clock()
-    logs = []
-    rec = EpisodeRecorder(tmp_path / "bags", log=lambda level, msg: logs.append((level, msg)),
-                          wall_clock_ns=clock, **kw)
-    return rec, clock, logs
 
 
-def image(ts, stamp, value=0):
-    return ts.serialize_cdr(bf.make_image_msg(np.full((8, 8, 3), value, np.uint8), stamp, typestore=ts), bf.IMAGE_TYPE)
 
 
-def state(ts, stamp):
-    return ts.serialize_cdr(bf.make_joint_state_msg(np.arange(4.0), ["a", "b", "c", "d"], stamp, typestore=ts),
-                            bf.JOINT_STATE_TYPE)
 
 
-def action(ts, stamp, value=0.5, terminate=False):
-    return ts.serialize_cdr(bf.make_qaction_msg(np.full(4, value), stamp, NAMES, terminate=terminate, typestore=ts),
-                            bf.QACTION_TYPE)
 
 
 def run_steps(rec, ts, clock, n, first_stamp=None):

@@ -5,9 +5,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
-
-pytest.importorskip("metaworld")
 
 TINY = dict(tasks=["drawer-open"], seed_demos=1, rounds=1, episodes_per_round=2, eval_episodes=2, steps=2)
 
@@ -133,7 +130,6 @@ def test_the_cli_and_the_report(tmp_path):
 def test_a_round_collected_through_the_ros_graph_trains_the_next(tmp_path, monkeypatch):
     """--collect ros: the sim arm, the policy node and the recorder as processes record the round; the
     recorder's bags (named by the recorder, labelled by its EpisodeResult) are the next round's data."""
-    pytest.importorskip("rclpy")
     from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
     from qt_policy.flywheel import flywheel_summary
 

@@ -13,18 +13,16 @@ import re
 import time
 
 import numpy as np
-import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-rclpy = pytest.importorskip("rclpy")
-pytest.importorskip("metaworld")
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from test_record_and_train import logs, own_domain_id, start_node, stop_nodes, tiny_checkpoint  # noqa: E402
-
-from qt_policy.data.bag_io import read_episode_bag  # noqa: E402
-from qt_policy.dev.topic_pub import publish_once  # noqa: E402
-from qt_policy.nodes.qos import RELIABLE_10  # noqa: E402
+from qt_policy.data.bag_io import read_episode_bag
+from qt_policy.dev.topic_pub import publish_once
+from qt_policy.nodes.qos import RELIABLE_10
+from qt_test_helpers.models import tiny_checkpoint
+from qt_test_helpers.nodes import logs, own_domain_id, start_node, stop_nodes
 
 MAX_STEPS = 15
 LATE_S = 0.5
@@ -69,9 +67,9 @@ class Counting:
 
 
 def test_any_client_starts_one_episode_in_every_node_and_a_late_recorder_misses_nothing(tmp_path):
-    from qt_msgs.msg import EpisodeResult
     from std_msgs.msg import String
 
+    from qt_msgs.msg import EpisodeResult
     from qt_policy.nodes.instruction_input import InstructionSender
     from qt_policy.sim.arms import make_arm
 

@@ -3,27 +3,23 @@ and pyarrow + PyAV against the documented layout); import of a dataset LeRobot's
 the round trip bag -> LeRobot -> training cache."""
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+import av
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
-pq = pytest.importorskip("pyarrow.parquet")
-av = pytest.importorskip("av")
-pytest.importorskip("rosbags")
-
-from qt_policy.data.bag_io import read_episode_bag  # noqa: E402
-from qt_policy.data.bag_writer import write_episode_bag  # noqa: E402
-from qt_policy.data.cache import convert_bags, load_index, open_episode_arrays  # noqa: E402
-from qt_policy.data.episode import EpisodeData  # noqa: E402
-from qt_policy.data.lerobot import (  # noqa: E402
+from qt_policy.data.bag_io import read_episode_bag
+from qt_policy.data.bag_writer import write_episode_bag
+from qt_policy.data.cache import convert_bags, load_index, open_episode_arrays
+from qt_policy.data.lerobot import (
     LeRobotFormatError,
     export_bags,
     read_lerobot_episodes,
     return_to_go,
 )
+from qt_test_helpers.recording import doctor, smooth_episode
 
 REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "lerobot_v3_reference"
 GAMMA = 0.98
@@ -32,19 +28,6 @@ GAMMA = 0.98
 CODEC_MAX_ERROR, CODEC_MEAN_ERROR = 12, 2.0
 
 
-def smooth_episode(e: int, T: int, success: bool, shape=(48, 64)) -> EpisodeData:
-    """Frames a codec keeps well (smooth gradients that move with t), and exact formulas for the rest."""
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    images = np.stack([np.stack([xx * 2 + 20 * e, yy * 3 + 5 * t, np.full_like(xx, 128)], -1)  # no edges
-                       for t in range(T)]).astype(np.uint8)
-    t = np.arange(T, dtype=np.float32)[:, None]
-    actions = np.concatenate([np.sin(0.3 * t + e), np.cos(0.3 * t), 0.01 * t, np.where(t % 2, 1.0, -1.0)], 1)
-    states = 0.1 * e + 0.01 * t + 0.001 * np.arange(3, dtype=np.float32)[None]
-    return EpisodeData(instruction=["open the drawer", "close the window"][e % 2], images=images,
-                       actions=actions.astype(np.float32), success=success, action_names=["dx", "dy", "dz", "gripper"],
-                       states=states.astype(np.float32), state_names=["x", "y", "z"], episode_id=f"ep{e}",
-                       end_reason="success" if success else "timeout")
 
 
 @pytest.fixture
@@ -55,12 +38,6 @@ def bags(tmp_path):
     return out
 
 
-def doctor(path: Path) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("lerobot-doctor")
-    if not exe.exists():
-        pytest.skip("lerobot-doctor is not installed (requirements.txt)")
-    return subprocess.run([str(exe), "check", str(path), "--ci", "--fail-on", "fail"], capture_output=True, text=True,
-                          timeout=300)
 
 
 def test_export_passes_the_independent_checker_and_reads_back_without_us(tmp_path, bags):

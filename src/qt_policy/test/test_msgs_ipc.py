@@ -12,11 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-rclpy = pytest.importorskip('rclpy')
-
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import (  # noqa: E402
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
     QoSProfile,

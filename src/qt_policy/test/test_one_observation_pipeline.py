@@ -12,17 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("rosbags")
-from qt_policy.core.checkpoint import save_checkpoint  # noqa: E402
-from qt_policy.core.config import LossConfig, ModelConfig  # noqa: E402
-from qt_policy.core.model import QTransformer  # noqa: E402
-from qt_policy.data import bag_format as bf  # noqa: E402
-from qt_policy.data.cache import convert_bags  # noqa: E402
-from qt_policy.data.dataset import TransitionSampler  # noqa: E402
-from qt_policy.data.observation import image_to_rgb, prepare_frame  # noqa: E402
-from qt_policy.runtime import policy_runner  # noqa: E402
-from qt_policy.runtime.episode_recorder import EpisodeRecorder  # noqa: E402
-from qt_policy.runtime.policy_config import PolicyNodeConfig  # noqa: E402
+from qt_policy.core.checkpoint import save_checkpoint
+from qt_policy.core.config import LossConfig, ModelConfig
+from qt_policy.core.model import QTransformer
+from qt_policy.data import bag_format as bf
+from qt_policy.data.cache import convert_bags
+from qt_policy.data.dataset import TransitionSampler
+from qt_policy.data.observation import image_to_rgb, prepare_frame
+from qt_policy.runtime import policy_runner
+from qt_policy.runtime.episode_recorder import EpisodeRecorder
+from qt_policy.runtime.policy_config import PolicyNodeConfig
 
 SIZE = 32
 NAMES = ["dx", "dy", "dz", "gripper"]

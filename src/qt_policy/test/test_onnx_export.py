@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("onnxruntime")
-from qt_policy.core.checkpoint import save_checkpoint  # noqa: E402
-from qt_policy.core.config import ModelConfig  # noqa: E402
-from qt_policy.core.model import QTransformer  # noqa: E402
-from qt_policy.inference import load_policy  # noqa: E402
-from qt_policy.inference.equivalence import compare, compare_backends, random_observations  # noqa: E402
-from qt_policy.inference.onnx_export import export_policy  # noqa: E402
+from qt_policy.core.checkpoint import save_checkpoint
+from qt_policy.core.config import ModelConfig
+from qt_policy.core.model import QTransformer
+from qt_policy.inference import load_policy
+from qt_policy.inference.equivalence import compare, compare_backends, random_observations
+from qt_policy.inference.onnx_export import export_policy
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "models" / "qt_metaworld"
@@ -53,7 +52,6 @@ def test_small_model_with_many_dimensions_exports_exactly(tmp_path):
 
 def recorded_observations(policy, count=100, batch=25):
     """Observations the simulated arm produced while the shipped policy drove it (the node's pipeline)."""
-    pytest.importorskip("metaworld")
     from qt_policy.data.observation import FrameHistory, prepare_frame
     from qt_policy.sim.arm import SimArm
     from qt_policy.sim.tasks import TASKS

@@ -8,9 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("rosbags")
-from qt_policy.data.bag_writer import write_episode_bag  # noqa: E402
-from qt_policy.data.episode import EpisodeData  # noqa: E402
+from qt_policy.data.bag_writer import write_episode_bag
+from qt_policy.data.episode import EpisodeData
 
 EPISODES = 80  # 4 memory maps each: 320 open files, more than the soft limit below
 LOW = 300

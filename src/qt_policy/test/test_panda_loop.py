@@ -12,14 +12,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-rclpy = pytest.importorskip("rclpy")
-pytest.importorskip("robosuite")
-
-from qt_policy.data.bag_io import list_episode_bags, read_episode_bag  # noqa: E402
-from test_record_and_train import TINY_TRAIN, logs, start_node, stop_nodes  # noqa: E402
-from test_teleop_loop import deploy_one_episode, wait  # noqa: E402
+from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
+from qt_test_helpers.nodes import TINY_TRAIN, deploy_one_episode, logs, start_node, stop_nodes, wait
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EMBODIMENT = REPO_ROOT / "config" / "embodiments" / "robosuite_panda.yaml"

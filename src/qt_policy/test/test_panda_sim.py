@@ -2,10 +2,8 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("robosuite")
-
-from qt_policy.sim.panda.arm import ACTION_NAMES, STATE_NAMES, PandaArm, clip_action  # noqa: E402
-from qt_policy.sim.tasks import PANDA_TASKS  # noqa: E402
+from qt_policy.sim.panda.arm import ACTION_NAMES, STATE_NAMES, PandaArm, clip_action
+from qt_policy.sim.tasks import PANDA_TASKS
 
 
 @pytest.fixture(scope="module")

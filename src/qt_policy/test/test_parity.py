@@ -39,3 +39,13 @@ def test_compare_pairs_the_same_seeds_and_judges_the_target(tmp_path):
     assert parity.main([str(tmp_path / "h.json"), str(tmp_path / "r.json"), "--out", str(tmp_path / "p.json")]) == 0
     assert json.loads((tmp_path / "p.json").read_text())["target"]["met"]
     assert "**met**" in (tmp_path / "p.table.md").read_text()
+
+
+def test_wilson_interval_values():
+    from qt_policy.evaluation.stats import wilson_interval
+
+    z2 = 1.959963984540054 ** 2
+    assert wilson_interval(0, 10) == pytest.approx((0.0, z2 / (10 + z2)))  # closed form at 0 successes
+    lo, hi = wilson_interval(5, 10)
+    assert lo == pytest.approx(1 - hi) and lo == pytest.approx(0.2366, abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)

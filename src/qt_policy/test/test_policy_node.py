@@ -6,19 +6,16 @@ limits with good frames, then camera loss and recovery. The test process publish
 ~30 Hz and the instruction, and records what the node publishes with receive times.
 """
 import os
-
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-rclpy = pytest.importorskip('rclpy')
-
-import yaml  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import (  # noqa: E402
+import rclpy
+import yaml
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
     QoSProfile,
@@ -80,7 +77,7 @@ class Harness:
     def _spin(self):
         try:
             self.executor.spin()
-        except Exception:  # noqa: BLE001 - shutdown races end the spin
+        except Exception:
             pass
 
     def _recorder(self, store):
@@ -197,9 +194,9 @@ def system(tmp_path_factory):
     from qt_policy.core.checkpoint import save_checkpoint
     from qt_policy.core.config import ModelConfig
     from qt_policy.core.model import QTransformer
+    from qt_policy.graph.processes import start_launch_file
     from qt_policy.runtime.parameters import from_params_file
     from qt_policy.runtime.policy_config import PolicyNodeConfig
-    from qt_policy.graph.processes import start_launch_file
 
     tmp = tmp_path_factory.mktemp('policy_node')
     torch.manual_seed(0)

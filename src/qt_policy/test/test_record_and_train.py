@@ -8,87 +8,46 @@ max_steps (success=False, published on the success topic), stops the nodes (SIGI
 (read_episode_bag) and by the mcap reader, and trains 3 steps on those bags.
 """
 import importlib.util
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-rclpy = pytest.importorskip("rclpy")
-pytest.importorskip("metaworld")
-
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-
-from qt_policy.data import bag_format as bf  # noqa: E402
-from qt_policy.dev.topic_pub import publish_once  # noqa: E402
-from qt_policy.data.bag_io import find_partial_bags, list_episode_bags, read_episode_bag  # noqa: E402
+from qt_policy.data import bag_format as bf
+from qt_policy.data.bag_io import find_partial_bags, list_episode_bags, read_episode_bag
+from qt_policy.dev.topic_pub import publish_once
+from qt_test_helpers.models import tiny_checkpoint
+from qt_test_helpers.nodes import TINY_TRAIN, logs, own_domain_id, start_node, stop_nodes
+from qt_test_helpers.recording import doctor
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 STARTUP_TIMEOUT_S = 60.0
 EPISODE_TIMEOUT_S = 20.0
 SIM_MAX_STEPS = 15
 INSTRUCTIONS = ("open the drawer", "close the drawer", "open the drawer")  # the 3rd reuses the 1st env
-TINY_TRAIN = ["--steps", "3", "--batch-size", "4", "--frames", "2", "--conv-channels", "8", "16",
-              "--tokens-per-frame", "4", "--d-model", "32", "--num-layers", "1", "--num-heads", "2",
-              "--num-bins", "16", "--log-every", "1", "--checkpoint-every", "100", "--no-progress", "--threads", "1"]
 
 
 
 
-def tiny_checkpoint(path: Path) -> Path:
-    import torch
-
-    from qt_policy.core.checkpoint import save_checkpoint
-    from qt_policy.core.config import ModelConfig
-    from qt_policy.core.model import QTransformer
-
-    torch.manual_seed(0)
-    cfg = ModelConfig(image_size=64, frames=2, conv_channels=[8, 16], tokens_per_frame=4, d_model=32, num_layers=1,
-                      num_heads=2, state_dim=4, action_names=["dx", "dy", "dz", "gripper"])
-    return save_checkpoint(path, QTransformer(cfg))
 
 
-def own_domain_id() -> int:
-    """A domain id next to the run's: nodes an earlier test had to SIGKILL stay in the run's DDS
-    graph until their lease ends, and would count as a second sim_arm/qt_policy here."""
-    return int(os.environ["ROS_DOMAIN_ID"]) % 100 + 1
 
 
-def start_node(module, params, log_path):
-    args = [sys.executable, "-m", module, "--ros-args"]
-    for key, value in params.items():
-        args += ["-p", f"{key}:={value}"]
-    with open(log_path, "wb") as log:
-        env = {**os.environ, "OMP_NUM_THREADS": "1",  # three nodes share 2 cores: no torch thread contention
-               "ROS_DOMAIN_ID": str(own_domain_id())}
-        return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=str(log_path.parent))
 
 
-def stop_nodes(procs, timeout=15.0):
-    """SIGINT to all by pid (clean shutdown, the recorder finalizes), wait, then SIGKILL."""
-    from qt_policy.graph.processes import stop_processes
-    stop_processes(procs, timeout)
 
 
-def logs(procs):
-    out = []
-    for name, (_, path) in procs.items():
-        try:
-            out.append(f"----- {name} -----\n" + path.read_text(errors="replace")[-2500:])
-        except OSError:
-            pass
-    return "\n".join(out)
 
 
 def test_record_episodes_then_train(tmp_path):
+    from std_msgs.msg import Bool
+
     from qt_msgs.msg import EpisodeResult, QAction
     from qt_msgs.srv import EndEpisode
-    from std_msgs.msg import Bool
 
     ckpt = tiny_checkpoint(tmp_path / "ckpt")
     bags = tmp_path / "bags"
@@ -216,7 +175,6 @@ def test_record_episodes_then_train(tmp_path):
 
     # ... and a LeRobotDataset the independent checker accepts (data/lerobot.py; skipped without pyarrow/av)
     if importlib.util.find_spec("pyarrow") and importlib.util.find_spec("av"):
-        from test_lerobot import doctor
 
         from qt_policy.data.lerobot import export_bags
 
@@ -264,9 +222,9 @@ class FakeArm:
 
 
 def test_sim_arm_driver_rules():
-    from qt_policy.sim.driver import SimArmDriver, SimArmNodeConfig
     from qt_policy.paths import repo_root
     from qt_policy.runtime.parameters import from_params_file
+    from qt_policy.sim.driver import SimArmDriver, SimArmNodeConfig
 
     assert from_params_file(repo_root() / "config" / "sim_arm.yaml", "sim_arm", SimArmNodeConfig).validate()
     arm = FakeArm()

@@ -5,8 +5,6 @@ message counts with what was sent. The node-level twins (separate processes, SIG
 test_recorder_node_faults.py.
 """
 import errno
-import os
-import shutil
 import subprocess
 import threading
 import uuid
@@ -14,15 +12,12 @@ import uuid
 import numpy as np
 import pytest
 
-pytest.importorskip("rosbags")
-pytest.importorskip("mcap")
-from test_episode_recorder import action, image, make_recorder, state  # noqa: E402
-
-from qt_policy.data import bag_format as bf  # noqa: E402
-from qt_policy.data import bag_writer  # noqa: E402
-from qt_policy.data.background_file import BackgroundFile  # noqa: E402
-from qt_policy.data.bag_io import find_partial_bags, list_episode_bags, read_episode_bag  # noqa: E402
-from qt_policy.data.bag_salvage import SALVAGING_SUFFIX, PartialBagScan, find_unfinished  # noqa: E402
+from qt_policy.data import bag_format as bf
+from qt_policy.data import bag_writer
+from qt_policy.data.background_file import BackgroundFile
+from qt_policy.data.bag_io import find_partial_bags, list_episode_bags, read_episode_bag
+from qt_policy.data.bag_salvage import SALVAGING_SUFFIX, PartialBagScan, find_unfinished
+from qt_test_helpers.recording import action, image, make_recorder, mcap_counts, mount_tmpfs, state
 
 STEP_S = 0.1  # 10 Hz control
 FLUSH_S = 1.0
@@ -44,17 +39,6 @@ def flush_clock(monkeypatch):
     return now
 
 
-def mcap_counts(bag: str) -> dict[str, int]:
-    """Messages per topic, read with the mcap library (the second, independent reader)."""
-    from mcap.reader import make_reader
-
-    counts: dict[str, int] = {}
-    for mcap_file in sorted(os.listdir(bag)):
-        if mcap_file.endswith(".mcap"):
-            with open(os.path.join(bag, mcap_file), "rb") as f:
-                for _schema, channel, _message in make_reader(f).iter_messages():
-                    counts[channel.topic] = counts.get(channel.topic, 0) + 1
-    return counts
 
 
 def big_image(ts, stamp, t):
@@ -267,20 +251,12 @@ def test_background_file_bounds_its_queue_and_reports_the_workers_error(tmp_path
         g.close()
 
 
-def _mount_tmpfs(path, size_kb):
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("a real small file system needs root and mount (tmpfs); the injected ENOSPC test runs instead")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()}); the injected ENOSPC test runs instead")
 
 
 def test_real_small_file_system_fills_and_empties(tmp_path, ts, flush_clock):
     """A real 1 MiB tmpfs: the kernel's ENOSPC, then space comes back, without a new recorder."""
     mnt = tmp_path / "small"
-    _mount_tmpfs(mnt, 1024)
+    mount_tmpfs(mnt, 1024)
     try:
         rec, clock, _ = make_recorder(mnt, flush_period_s=FLUSH_S, min_free_disk_mb=0)
         filler = mnt / f"filler_{uuid.uuid4().hex}"

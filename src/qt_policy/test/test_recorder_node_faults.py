@@ -13,18 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.serialization import serialize_message
 
-rclpy = pytest.importorskip("rclpy")
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.serialization import serialize_message  # noqa: E402
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from test_recorder_faults import _mount_tmpfs, mcap_counts  # noqa: E402
-
-from qt_policy.data import bag_format as bf  # noqa: E402
-from qt_policy.data.bag_io import list_episode_bags, read_episode_bag  # noqa: E402
-from qt_policy.data.bag_salvage import find_unfinished  # noqa: E402
-from qt_policy.dev.topic_pub import publish_once  # noqa: E402
+from qt_policy.data import bag_format as bf
+from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
+from qt_policy.data.bag_salvage import find_unfinished
+from qt_policy.dev.topic_pub import publish_once
+from qt_test_helpers.recording import mcap_counts, mount_tmpfs
 
 STARTUP_TIMEOUT_S = 60.0
 FLUSH_S = 0.5
@@ -49,8 +48,8 @@ def test_no_log_line_kills_the_node(ros_context, tmp_path, monkeypatch):
 
     from qt_policy.data.bag_writer import EpisodeBagWriter
     from qt_policy.nodes.recorder_node import RecorderNode
-    from qt_policy.runtime.recorder_config import EpisodeEnd
     from qt_policy.runtime.instruction_gate import Instruction
+    from qt_policy.runtime.recorder_config import EpisodeEnd
 
     node = RecorderNode(context=ros_context, parameter_overrides=[
         Parameter("output_dir", value=str(tmp_path / "bags")),
@@ -114,9 +113,10 @@ class Operator:
     """The robot side of the test: publishes episodes, collects EpisodeResults."""
 
     def __init__(self, context):
-        from qt_msgs.msg import EpisodeResult, QAction
         from sensor_msgs.msg import Image
         from std_msgs.msg import Bool, String
+
+        from qt_msgs.msg import EpisodeResult, QAction
 
         self.Image, self.QAction, self.Bool, self.String = Image, QAction, Bool, String
         self.node = rclpy.create_node(f"fault_operator_{uuid.uuid4().hex[:8]}", context=context)
@@ -185,7 +185,7 @@ def test_recorder_process_through_a_full_disk_and_a_sigkill(tmp_path):
     lives); space comes back (the unfinished bag is salvaged, the next episode records); SIGKILL
     mid-episode; a restart salvages it. Nothing recorded is lost beyond the flush window."""
     mnt = tmp_path / "small"
-    _mount_tmpfs(mnt, 2048)
+    mount_tmpfs(mnt, 2048)
     domain = str(int(os.environ["ROS_DOMAIN_ID"]) % 100 + 101)  # its own graph: nothing else on it
     old_domain = os.environ["ROS_DOMAIN_ID"]
     os.environ["ROS_DOMAIN_ID"] = domain

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("rclpy")
 ROS2 = shutil.which("ros2")
 try:
-    import launch_ros  # noqa: F401
-    import ros2topic  # noqa: F401
+    import launch_ros
+    import ros2topic
 except ImportError:
     ROS2 = None
 pytestmark = pytest.mark.skipif(ROS2 is None, reason="the ros2 CLI / launch_ros wheels are not installed "

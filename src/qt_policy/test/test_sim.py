@@ -5,15 +5,16 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
-pytest.importorskip("mujoco")
-pytest.importorskip("metaworld")
 
 pytestmark = pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high")
 
 from qt_policy.sim.arm import ACTION_NAMES, STATE_NAMES, SimArm, clip_action  # noqa: E402
 from qt_policy.sim.collect import collect_episode, sample_mode  # noqa: E402
 from qt_policy.sim.scripted import (  # noqa: E402
-    FAILURE_KINDS, POLICY_KINDS, make_collection_policy, sample_policy_kind,
+    FAILURE_KINDS,
+    POLICY_KINDS,
+    make_collection_policy,
+    sample_policy_kind,
 )
 from qt_policy.sim.tasks import OPPOSITE_TASK, TASKS, task_for_instruction  # noqa: E402
 

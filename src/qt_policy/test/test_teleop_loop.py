@@ -8,73 +8,20 @@ and the trained policy then drives the same sim through TwistStamped, recorded a
 """
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-rclpy = pytest.importorskip("rclpy")
-pytest.importorskip("metaworld")
-
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-
-from qt_policy.dev.topic_pub import publish_once  # noqa: E402
-from qt_policy.data.bag_io import list_episode_bags, read_episode_bag  # noqa: E402
-from test_record_and_train import TINY_TRAIN, logs, own_domain_id, start_node, stop_nodes  # noqa: E402
+from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
+from qt_test_helpers.nodes import TINY_TRAIN, deploy_one_episode, logs, start_node, stop_nodes, wait
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EMBODIMENT = REPO_ROOT / "config" / "embodiments" / "metaworld_sawyer.yaml"
 MAX_STEPS = 12
 
 
-def wait(cond, timeout, procs, what, spin=None):
-    deadline = time.monotonic() + timeout
-    while not cond() and time.monotonic() < deadline:
-        for name, (proc, _) in procs.items():
-            if name != "teleop":
-                assert proc.poll() is None, f"{name} exited ({proc.returncode}) while waiting for {what}\n{logs(procs)}"
-        if spin is not None:
-            spin.spin_once(timeout_sec=0.05)
-        else:
-            time.sleep(0.05)
-    assert cond(), f"timed out after {timeout:g} s waiting for {what}\n{logs(procs)}"
 
 
-def deploy_one_episode(tmp_path, nodes, instruction, startup_s, episode_s, ready=lambda node: True):
-    """Start `nodes` ({name: (module, params)}: sim arm, policy, recorder) as processes, publish one
-    instruction once they are connected (and `ready(node)`), wait for its EpisodeResult, stop them by
-    pid. Returns (procs, EpisodeResults, the TwistStamped commands seen)."""
-    from geometry_msgs.msg import TwistStamped
-
-    from qt_msgs.msg import EpisodeResult
-
-    procs = {}
-    context = rclpy.context.Context()
-    rclpy.init(context=context, domain_id=own_domain_id())
-    node = rclpy.create_node("deploy_test_driver", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    results, twists = [], []
-    try:
-        for name, (module, params) in nodes.items():
-            procs[name] = (start_node(module, params, tmp_path / f"deploy_{name}.log"), tmp_path / f"deploy_{name}.log")
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        node.create_subscription(EpisodeResult, "/episode_result", results.append, reliable)
-        node.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", twists.append, reliable)
-        wait(lambda: node.count_subscribers("/servo_node/delta_twist_cmds") >= 1
-             and node.count_publishers("/servo_node/delta_twist_cmds") >= 1
-             and node.count_subscribers("/instruction") >= 6 and ready(node), startup_s, procs, "the three nodes",
-             spin=executor)
-        pub = publish_once(node, executor, "/instruction", instruction, min_subscriptions=3)  # as ros2 topic pub
-        wait(lambda: results, episode_s, procs, "the deployed episode's result", spin=executor)
-    finally:
-        stop_nodes([p for p, _ in procs.values()])
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
-    return procs, results, twists
 
 
 def test_teleoperate_record_train_deploy(tmp_path):

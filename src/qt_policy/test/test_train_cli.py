@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("rosbags")
-from qt_policy.core.checkpoint import load_model, read_config  # noqa: E402
-from qt_policy.data.bag_writer import write_episode_bag  # noqa: E402
-from qt_policy.data.episode import EpisodeData  # noqa: E402
+from qt_policy.core.checkpoint import load_model, read_config
+from qt_policy.data.bag_writer import write_episode_bag
+from qt_policy.data.episode import EpisodeData
 
 TINY = ["--conv-channels", "4", "8", "--tokens-per-frame", "2", "--d-model", "16", "--num-layers", "1",
         "--num-heads", "2", "--num-bins", "16", "--batch-size", "8", "--log-every", "1", "--no-progress", "--threads", "1"]
@@ -363,3 +362,17 @@ def test_every_algorithm_trains_from_the_cli_and_its_checkpoint_acts(bags, tmp_p
     state = torch.zeros(1, model.cfg.state_dim) if model.cfg.state_dim else None
     action = greedy_decode(model, images=images, text=torch.zeros(1, model.cfg.text_dim), state=state)
     assert action.bins.shape == (1, model.cfg.action_dim)
+
+
+def test_a_run_saved_with_retired_fields_resumes():
+    """The shipped model's config carries num_workers (which never did anything); resuming reads it."""
+    import json
+
+    from qt_policy.core.config import TrainConfig, from_dict, upgrade_train_dict
+    from qt_policy.paths import repo_root
+
+    saved = json.loads((repo_root() / "models" / "qt_metaworld" / "config.json").read_text())["train"]
+    assert "num_workers" in saved
+    cfg = from_dict(TrainConfig, upgrade_train_dict(saved))
+    assert cfg.act_with == saved.get("act_with", "online") and cfg.steps == saved["steps"]
+    assert from_dict(TrainConfig, upgrade_train_dict({"steps": 5})).act_with == "online"  # before act_with existed

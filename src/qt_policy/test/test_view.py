@@ -9,15 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("rerun")
-pytest.importorskip("rosbags")
-from test_lerobot import smooth_episode  # noqa: E402
-
-from qt_policy.core.config import ModelConfig  # noqa: E402
-from qt_policy.core.model import QTransformer  # noqa: E402
-from qt_policy.data.bag_writer import write_episode_bag  # noqa: E402
-from qt_policy.evaluation import replay  # noqa: E402
-from qt_policy.tools import view  # noqa: E402
+from qt_policy.core.config import ModelConfig
+from qt_policy.core.model import QTransformer
+from qt_policy.data.bag_writer import write_episode_bag
+from qt_policy.evaluation import replay
+from qt_policy.tools import view
+from qt_test_helpers.recording import smooth_episode
 
 
 def embed(text):

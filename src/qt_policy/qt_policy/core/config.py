@@ -132,7 +132,6 @@ class TrainConfig:
     augment_shift: int = 0
     log_every: int = 100  # steps between metrics.jsonl / tensorboard rows
     checkpoint_every: int = 2000  # steps between OUT/step_N/ snapshots (and checkpoint/ saves)
-    num_workers: int = 0  # unused: batches are drawn in the training process
 
     def __post_init__(self):
         if self.lr_schedule not in ("constant", "cosine"):
@@ -173,6 +172,15 @@ def upgrade_loss_dict(loss: dict[str, Any], num_bins: int) -> dict[str, Any]:
         loss["conservatism"] = "zero"
         loss["conservative_weight"] = loss.get("conservative_weight", 5.0) / max(num_bins - 1, 1)
     return loss
+
+
+RETIRED_TRAIN_FIELDS = ("num_workers",)  # saved by older runs; never did anything
+
+
+def upgrade_train_dict(train: dict[str, Any]) -> dict[str, Any]:
+    """A saved training config as today's fields mean it: runs made before `act_with` existed wrote the
+    online weights to checkpoint/; retired fields are dropped."""
+    return {"act_with": "online", **{k: v for k, v in train.items() if k not in RETIRED_TRAIN_FIELDS}}
 
 
 def to_dict(cfg) -> dict[str, Any]:

@@ -1,20 +1,17 @@
 """Success rates with 95% Wilson intervals, per task and overall."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
+from scipy.stats import binomtest
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for a binomial proportion (sane at 0 and n, unlike the normal one)."""
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (sane at 0 and n, unlike the normal one); (0, 1)
+    for no episodes."""
     if n == 0:
         return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def summarize(results: dict) -> dict:

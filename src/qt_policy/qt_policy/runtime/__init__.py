@@ -1,5 +1,6 @@
-"""ROS-free runtime of the policy node: image conversion, node configuration, the control loop logic.
+"""The nodes' logic without ROS: the policy runner (observations in, an action or a hold out), the
+episode recorder (raw messages in, episode bags out), their configurations, the instruction gate.
 
-Everything the node does lives here as plain Python, so it can be tested without a ROS graph; the
-node in `qt_policy.nodes.policy_node` only moves messages in and out.
+Everything a node does lives here as plain Python, so it can be tested without a ROS graph; the nodes
+in `qt_policy.nodes` only move messages in and out.
 """

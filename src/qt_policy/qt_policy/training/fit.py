@@ -26,7 +26,8 @@ import torch
 from ..core.checkpoint import (TRAINING_STATE, load_model, load_training_state, read_config,
                                save_checkpoint)
 from ..core.algorithms import model_requirements
-from ..core.config import LossConfig, ModelConfig, TrainConfig, from_dict, preset, to_dict, upgrade_loss_dict
+from ..core.config import (LossConfig, ModelConfig, TrainConfig, from_dict, preset, to_dict, upgrade_loss_dict,
+                           upgrade_train_dict)
 from ..core.learner import Learner
 from ..core.model import QTransformer, count_parameters
 from .data_shape import data_embodiment, model_config_for, resolve_cache
@@ -109,9 +110,7 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
         model_cfg = from_dict(ModelConfig, saved["model"])
         embodiment_dict = saved.get("embodiment")
         loss_cfg = from_dict(LossConfig, upgrade_loss_dict(saved["loss"], model_cfg.num_bins))
-        # runs made before act_with existed wrote the online weights to checkpoint/
-        saved_train = {"act_with": "online", **saved["train"]}
-        train_cfg = from_dict(TrainConfig, {**saved_train, **train_over})
+        train_cfg = from_dict(TrainConfig, {**upgrade_train_dict(saved["train"]), **train_over})
         cache = Path(saved["data"]["cache"])
         _check_same_data(Path(data), cache)
         start_step = int(saved["step"])
