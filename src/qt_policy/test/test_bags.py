@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from qt_policy.codec.images import image_msg_to_rgb
 from qt_policy.data import bag_format as bf
 from qt_policy.data.bag_io import (
     IncompleteEpisodeBagError,
@@ -196,7 +197,7 @@ def test_image_encodings_and_padding(ts, encoding, pad):
     if encoding == "mono8":
         rgb = np.repeat(rgb[:, :, :1], 3, axis=2)
     msg = ts.deserialize_cdr(ts.serialize_cdr(_raw_image_msg(ts, rgb, encoding, pad), bf.IMAGE_TYPE), bf.IMAGE_TYPE)
-    np.testing.assert_array_equal(bf.image_msg_to_rgb(msg), rgb)
+    np.testing.assert_array_equal(image_msg_to_rgb(msg), rgb)
 
 
 def test_bgr8_padded_through_bag(tmp_path, ts):

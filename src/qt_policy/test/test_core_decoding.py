@@ -10,6 +10,19 @@ from qt_policy.core.model import QTransformer
 from qt_test_helpers.models import random_context, state_model
 
 
+def assert_greedy_by_teacher_forcing(model, ctx, out):
+    """Each dimension's bin is the argmax of Q over all its bins after the bins chosen before it (Q by
+    teacher forcing, causal: the padding after the prefix is unseen), and dim_q is that maximum."""
+    d = out.bins.shape[1]
+    for k in range(out.bins.shape[0]):
+        prefix = ()
+        for i in range(d):
+            row = model.q_values(ctx[k:k + 1], torch.tensor([prefix + (0,) * (d - i)]))[0, i]
+            best = int(row.argmax())
+            assert out.bins[k, i].item() == best
+            assert out.dim_q[k, i].item() == pytest.approx(row[best].item(), abs=1e-5)
+            prefix += (best,)
+
 def image_model(action_dim=4, seed=0, **kw) -> QTransformer:
     torch.manual_seed(seed)
     cfg = ModelConfig(action_dim=action_dim, action_low=[-1.0] * action_dim, action_high=[1.0] * action_dim,
@@ -167,15 +180,7 @@ def test_fused_decoding_equals_exhaustive_search_over_the_chain():
     images, text, state = random_context(model, batch=3)
     ctx = model.encode_context(images, text, state)
     out = FusedGreedyDecoder(model)(ctx)
-    for k in range(3):
-        prefix = ()
-        for i in range(3):
-            # Q of every bin of dimension i after the chosen prefix, by teacher forcing (causal: the padding is unseen)
-            row = model.q_values(ctx[k:k + 1], torch.tensor([prefix + (0,) * (3 - i)]))[0, i]
-            best = int(row.argmax())
-            assert out.bins[k, i].item() == best
-            assert out.dim_q[k, i].item() == pytest.approx(row[best].item(), abs=1e-5)
-            prefix += (best,)
+    assert_greedy_by_teacher_forcing(model, ctx, out)
 
 
 @pytest.mark.parametrize("action_dim", [1, 4, 8, 11])
@@ -232,14 +237,7 @@ def test_two_cameras_seven_dims_cached_uncached_fused_and_chain_search_agree():
     assert torch.equal(cached.bins, uncached.bins) and torch.equal(cached.bins, fused.bins)
     torch.testing.assert_close(cached.dim_q, uncached.dim_q, atol=1e-5, rtol=0)
     torch.testing.assert_close(fused.dim_q, cached.dim_q, atol=1e-5, rtol=0)
-    for k in range(3):  # every dimension's choice is the argmax over all its bins after the chosen prefix
-        prefix = ()
-        for i in range(7):
-            row = model.q_values(ctx[k:k + 1], torch.tensor([prefix + (0,) * (7 - i)]))[0, i]
-            best = int(row.argmax())
-            assert cached.bins[k, i].item() == best
-            assert cached.dim_q[k, i].item() == pytest.approx(row[best].item(), abs=1e-5)
-            prefix += (best,)
+    assert_greedy_by_teacher_forcing(model, ctx, cached)  # every choice: the argmax after the chosen prefix
 
 
 def test_each_camera_has_its_own_tokens():

@@ -4,8 +4,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from qt_policy.data.dataset import frame_window
-from qt_policy.data.observation import FrameHistory, stack_history
+from qt_policy.data.observation import FrameHistory, frame_window, stack_history
 
 
 @pytest.mark.parametrize("frames", [1, 2, 3])

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from qt_policy.data.observation import ImageError, compressed_to_rgb, image_to_rgb, prepare_frame
+from qt_policy.codec.images import ImageError, compressed_to_rgb, image_to_rgb
+from qt_policy.data.observation import prepare_frame
 
 H, W = 3, 4
 RGB = np.arange(H * W * 3, dtype=np.uint8).reshape(H, W, 3) * 7  # distinct values per channel

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -22,7 +21,7 @@ from qt_policy.data.bag_io import read_episode_bag
 from qt_policy.dev.topic_pub import publish_once
 from qt_policy.nodes.qos import RELIABLE_10
 from qt_test_helpers.models import tiny_checkpoint
-from qt_test_helpers.nodes import logs, own_domain_id, start_node, stop_nodes
+from qt_test_helpers.nodes import driver_node, logs, start_node, stop_nodes
 
 MAX_STEPS = 15
 LATE_S = 0.5
@@ -75,11 +74,7 @@ def test_any_client_starts_one_episode_in_every_node_and_a_late_recorder_misses_
 
     ckpt = tiny_checkpoint(tmp_path / "ckpt")
     procs = {}
-    context = rclpy.context.Context()
-    rclpy.init(context=context, domain_id=own_domain_id())
-    node = rclpy.create_node("instruction_inputs_test", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    context, node, executor = driver_node("instruction_inputs_test")
     late_recorder, plain_recorder = make_recorders(context, tmp_path / "bags")
     recorder = late_recorder()
     counted = Counting(recorder)
@@ -188,7 +183,7 @@ def first_frame(bag_path) -> np.ndarray:
     from rosbags.highlevel import AnyReader
 
     from qt_policy.data import bag_format as bf
-    from qt_policy.data.observation import image_to_rgb
+    from qt_policy.codec.images import image_to_rgb
 
     with AnyReader([Path(bag_path)], default_typestore=bf.get_episode_typestore()) as reader:
         for conn, _, raw in reader.messages():

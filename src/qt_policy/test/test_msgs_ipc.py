@@ -45,6 +45,17 @@ EPISODE = {
     'bag_path': '/tmp/bags/ep_000042',
 }
 
+# the end of both child processes: spin until SIGINT/SIGTERM, then shut down cleanly
+SPIN = textwrap.dedent('''
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+''')
+
 PUBLISHER = textwrap.dedent('''
     import json, sys
     import rclpy
@@ -79,14 +90,7 @@ PUBLISHER = textwrap.dedent('''
         pub_e.publish(r)
 
     node.create_timer(0.2, tick)  # 5 Hz until killed
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-''')
+''') + SPIN
 
 SERVER = textwrap.dedent('''
     import sys
@@ -104,14 +108,7 @@ SERVER = textwrap.dedent('''
         return resp
 
     node.create_service(EndEpisode, sys.argv[1], handle)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-''')
+''') + SPIN
 
 
 

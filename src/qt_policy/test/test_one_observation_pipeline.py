@@ -18,7 +18,8 @@ from qt_policy.core.model import QTransformer
 from qt_policy.data import bag_format as bf
 from qt_policy.data.cache import convert_bags
 from qt_policy.data.dataset import TransitionSampler
-from qt_policy.data.observation import image_to_rgb, prepare_frame
+from qt_policy.codec.images import image_to_rgb
+from qt_policy.data.observation import prepare_frame
 from qt_policy.runtime import policy_runner
 from qt_policy.runtime.episode_recorder import EpisodeRecorder
 from qt_policy.runtime.policy_config import PolicyNodeConfig

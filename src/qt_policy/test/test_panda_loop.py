@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
-from qt_test_helpers.nodes import TINY_TRAIN, deploy_one_episode, logs, start_node, stop_nodes, wait
+from qt_test_helpers.nodes import TINY_TRAIN, deploy_one_episode, run_teleoperation
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EMBODIMENT = REPO_ROOT / "config" / "embodiments" / "robosuite_panda.yaml"
@@ -28,24 +28,16 @@ def test_panda_teleoperate_record_train_deploy(tmp_path):
     sim = ("qt_policy.nodes.sim_arm_node", {"simulator": "robosuite", "embodiment": str(EMBODIMENT),
                                            "max_steps": MAX_STEPS, "seed": 0, "action_input": "commands"})
     recorder_params = {"embodiment": str(EMBODIMENT), "min_free_disk_mb": 10}
-    procs = {}
-    try:  # 1. teleoperated demonstrations: two door episodes
-        for name, (module, params) in {
-            "sim_arm": sim,
-            "recorder": ("qt_policy.nodes.recorder_node", {**recorder_params, "output_dir": str(teleop_bags),
-                                                          "action_source": "teleop"}),
-            "teleop": ("qt_policy.nodes.scripted_teleop_node", {"tasks": "[door]", "episodes_per_task": 2,
-                                                               "expert_fraction": 1.0, "seed": 0, "pause_s": 0.5,
-                                                               "embodiment": str(EMBODIMENT),
-                                                               "wait_for": "[sim_arm, qt_recorder]"}),
-        }.items():
-            procs[name] = (start_node(module, params, tmp_path / f"{name}.log"), tmp_path / f"{name}.log")
-        teleop = procs["teleop"][0]
-        wait(lambda: teleop.poll() is not None, 150.0, procs, "the teleoperator to finish its 2 episodes")
-        assert teleop.returncode == 0, logs(procs)
-        wait(lambda: len(list_episode_bags(teleop_bags)) == 2, 10.0, procs, "2 teleop bags")
-    finally:
-        stop_nodes([p for p, _ in procs.values()])
+    # 1. teleoperated demonstrations: two door episodes
+    procs = run_teleoperation(tmp_path, {
+        "sim_arm": sim,
+        "recorder": ("qt_policy.nodes.recorder_node", {**recorder_params, "output_dir": str(teleop_bags),
+                                                      "action_source": "teleop"}),
+        "teleop": ("qt_policy.nodes.scripted_teleop_node", {"tasks": "[door]", "episodes_per_task": 2,
+                                                           "expert_fraction": 1.0, "seed": 0, "pause_s": 0.5,
+                                                           "embodiment": str(EMBODIMENT),
+                                                           "wait_for": "[sim_arm, qt_recorder]"}),
+    }, 150.0, teleop_bags, 2)
 
     for bag in list_episode_bags(teleop_bags):
         ep = read_episode_bag(bag)

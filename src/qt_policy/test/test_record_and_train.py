@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from qt_policy.data import bag_format as bf
 from qt_policy.data.bag_io import find_partial_bags, list_episode_bags, read_episode_bag
 from qt_policy.dev.topic_pub import publish_once
 from qt_test_helpers.models import tiny_checkpoint
-from qt_test_helpers.nodes import TINY_TRAIN, logs, own_domain_id, start_node, stop_nodes
+from qt_test_helpers.nodes import driver_node, TINY_TRAIN, logs, own_domain_id, start_node, stop_nodes
 from qt_test_helpers.recording import doctor
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -52,11 +51,7 @@ def test_record_episodes_then_train(tmp_path):
     ckpt = tiny_checkpoint(tmp_path / "ckpt")
     bags = tmp_path / "bags"
     procs = {}
-    context = rclpy.context.Context()
-    rclpy.init(context=context, domain_id=own_domain_id())
-    node = rclpy.create_node("record_and_train_test", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    context, node, executor = driver_node("record_and_train_test")
     try:
         specs = {
             "sim_arm": ("qt_policy.nodes.sim_arm_node", {"max_steps": SIM_MAX_STEPS, "rate_hz": 10.0}),

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
-from qt_test_helpers.nodes import TINY_TRAIN, deploy_one_episode, logs, start_node, stop_nodes, wait
+from qt_test_helpers.nodes import TINY_TRAIN, deploy_one_episode, run_teleoperation
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EMBODIMENT = REPO_ROOT / "config" / "embodiments" / "metaworld_sawyer.yaml"
@@ -31,23 +31,15 @@ def test_teleoperate_record_train_deploy(tmp_path):
 
     teleop_bags, policy_bags = tmp_path / "teleop", tmp_path / "policy"
     sim = ("qt_policy.nodes.sim_arm_node", {"max_steps": MAX_STEPS, "seed": 0, "action_input": "commands"})
-    procs = {}
-    try:  # 1. teleoperated demonstrations
-        for name, (module, params) in {
-            "sim_arm": sim,
-            "recorder": ("qt_policy.nodes.recorder_node", {"output_dir": str(teleop_bags), "action_source": "teleop",
-                                                          "min_free_disk_mb": 10}),
-            "teleop": ("qt_policy.nodes.scripted_teleop_node", {"tasks": "[drawer-open]", "episodes_per_task": 2,
-                                                               "expert_fraction": 1.0, "seed": 0, "pause_s": 0.5,
-                                                               "wait_for": "[sim_arm, qt_recorder]"}),
-        }.items():
-            procs[name] = (start_node(module, params, tmp_path / f"{name}.log"), tmp_path / f"{name}.log")
-        teleop = procs["teleop"][0]
-        wait(lambda: teleop.poll() is not None, 90.0, procs, "the teleoperator to finish its 2 episodes")
-        assert teleop.returncode == 0, logs(procs)
-        wait(lambda: len(list_episode_bags(teleop_bags)) == 2, 10.0, procs, "2 teleop bags")
-    finally:
-        stop_nodes([p for p, _ in procs.values()])
+    # 1. teleoperated demonstrations
+    procs = run_teleoperation(tmp_path, {
+        "sim_arm": sim,
+        "recorder": ("qt_policy.nodes.recorder_node", {"output_dir": str(teleop_bags), "action_source": "teleop",
+                                                      "min_free_disk_mb": 10}),
+        "teleop": ("qt_policy.nodes.scripted_teleop_node", {"tasks": "[drawer-open]", "episodes_per_task": 2,
+                                                           "expert_fraction": 1.0, "seed": 0, "pause_s": 0.5,
+                                                           "wait_for": "[sim_arm, qt_recorder]"}),
+    }, 90.0, teleop_bags, 2)
     teleop_log = procs["teleop"][1].read_text()
     assert "success=False" in teleop_log and "as expert" in teleop_log  # 12 steps: the expert is not done yet
 

@@ -75,3 +75,13 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, title: str, sk
 def dataclass_overrides(cls, args: argparse.Namespace) -> dict[str, Any]:
     """The fields the user set on the command line."""
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+
+
+def existing_folder(text: str):
+    """argparse type of a folder that must exist: a missing one is a usage error (exit 2) naming it."""
+    from pathlib import Path
+
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return path

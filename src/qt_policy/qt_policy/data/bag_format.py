@@ -35,6 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..codec.images import compress_rgb, image_fields
 from ..codec.stamps import stamp_to_ns
 
 # ----------------------------------------------------------------------------------------- topics
@@ -104,8 +105,6 @@ PARTIAL_SUFFIX = ".partial"
 PARTIAL_CUSTOM_DATA_FILE = "qt_custom_data.json"
 QT_MSGS_PACKAGE = "qt_msgs"
 
-#: channels per supported 8-bit image encoding
-IMAGE_ENCODING_CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}
 
 
 # ------------------------------------------------------------------------------- qt_msgs .msg files
@@ -209,48 +208,16 @@ def make_image_msg(image: np.ndarray, stamp_ns: int, frame_id: str = "camera", e
                    typestore=None):
     """sensor_msgs/Image from an (H, W, 3) uint8 RGB array (or (H, W) for mono8, (H, W, 4) for rgba8)."""
     ts = typestore or get_episode_typestore()
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got {image.dtype}")
-    channels = IMAGE_ENCODING_CHANNELS.get(encoding)
-    if channels is None:
-        raise ValueError(f"unsupported encoding {encoding!r}; supported: {sorted(IMAGE_ENCODING_CHANNELS)}")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] != channels:
-        raise ValueError(f"image shape {image.shape} does not match encoding {encoding}")
-    h, w = image.shape[:2]
-    data = np.ascontiguousarray(image).reshape(-1)
-    return ts.types[IMAGE_TYPE](header=make_header(stamp_ns, frame_id, ts), height=h, width=w,
-                                encoding=encoding, is_bigendian=0, step=w * channels, data=data)
-
-
-def image_msg_to_rgb(msg) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from a sensor_msgs/Image or CompressedImage: the policy node's decoders
-    (data/observation.py)."""
-    from .observation import compressed_to_rgb, image_to_rgb
-
-    if hasattr(msg, "format"):
-        return compressed_to_rgb(str(msg.format), msg.data)
-    return image_to_rgb(str(msg.encoding), msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
+    return ts.types[IMAGE_TYPE](header=make_header(stamp_ns, frame_id, ts), **image_fields(image, encoding))
 
 
 def make_compressed_image_msg(image: np.ndarray, stamp_ns: int, fmt: str = "jpeg", quality: int = 90,
                               frame_id: str = "camera", typestore=None):
     """sensor_msgs/CompressedImage (format 'rgb8; jpeg compressed bgr8', as image_transport writes) from
     an (H, W, 3) uint8 RGB array; fmt 'jpeg' (lossy, `quality`) or 'png' (lossless)."""
-    import cv2
-
     ts = typestore or get_episode_typestore()
-    if fmt not in ("jpeg", "png"):
-        raise ValueError(f"compressed image format must be 'jpeg' or 'png', got {fmt!r}")
-    bgr = cv2.cvtColor(np.ascontiguousarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGR)
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr, params)
-    if not ok:
-        raise ValueError(f"cv2 could not encode a {image.shape} frame as {fmt}")
-    return ts.types[COMPRESSED_IMAGE_TYPE](header=make_header(stamp_ns, frame_id, ts),
-                                           format=f"rgb8; {fmt} compressed bgr8", data=buf.reshape(-1))
+    format_, data = compress_rgb(image, fmt, quality)
+    return ts.types[COMPRESSED_IMAGE_TYPE](header=make_header(stamp_ns, frame_id, ts), format=format_, data=data)
 
 
 def make_string_msg(text: str, typestore=None):

@@ -5,7 +5,6 @@ a bag comes to be (a folder without the ``.partial`` suffix is always a complete
 """
 from __future__ import annotations
 
-import bisect
 import hashlib
 import os
 from pathlib import Path
@@ -13,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ..codec.images import image_msg_to_rgb
 from . import bag_format as bf
+from .alignment import latest_at_or_before
 from .episode import EpisodeData
 from .observation import prepare_frames
 
@@ -121,8 +122,8 @@ def read_episode_bag(path: str | os.PathLike, typestore=None, image_size: int | 
         stamps = [msgs[i][0] for i in order]
         out = []
         for a in actions:
-            k = bisect.bisect_right(stamps, bf.header_ns(a)) - 1
-            out.append(msgs[order[max(k, 0)]][1])
+            k = latest_at_or_before(stamps, bf.header_ns(a))
+            out.append(msgs[order[0 if k is None else k]][1])  # none before: the first (bag_format.py)
         return out
 
     num_steps = len(actions)
@@ -133,7 +134,7 @@ def read_episode_bag(path: str | os.PathLike, typestore=None, image_size: int | 
         for m in align(image_msgs[k]):
             if id(m) not in decoded:
                 try:
-                    decoded[id(m)] = bf.image_msg_to_rgb(m)
+                    decoded[id(m)] = image_msg_to_rgb(m)
                 except ValueError as exc:
                     raise EpisodeBagError(f"{path}: cannot decode a frame of camera {k}: {exc}") from None
             frames.append(decoded[id(m)])

@@ -17,6 +17,7 @@ from ..core.discretizer import Discretizer
 from ..core.returns import n_step_returns, returns_to_go
 from .cache import ARRAY_NAMES, load_index, open_episode_arrays
 from .file_limit import ensure_open_files
+from .observation import frame_window
 
 
 @dataclass
@@ -28,11 +29,6 @@ class _Episode:
     discount: np.ndarray
     next_index: np.ndarray
     mc: np.ndarray
-
-
-def frame_window(t: np.ndarray, frames: int) -> np.ndarray:
-    """Indices of the frame history ending at t, repeating the first frame at the episode start. (B, F)."""
-    return np.maximum(t[:, None] - np.arange(frames - 1, -1, -1)[None, :], 0)
 
 
 

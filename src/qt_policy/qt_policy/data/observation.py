@@ -1,104 +1,21 @@
-"""The one observation pipeline: camera message -> RGB -> model frame -> frame history.
+"""The one observation pipeline: camera message -> RGB (codec/images.py) -> model frame -> frame history.
 
 Used by every path that turns camera frames into model input, so training, evaluation and the robot
-can never disagree: the bag reader (bag_format.image_msg_to_rgb) and the training cache
-(cache.convert_bags), the evaluation rollouts (evaluation/rollout.py) and the policy node
-(runtime/policy_runner.py).
+can never disagree: the bag reader and the training cache (cache.convert_bags), the evaluation
+rollouts (evaluation/rollout.py) and the policy node (runtime/policy_runner.py).
 
-* `image_to_rgb` / `compressed_to_rgb`: sensor_msgs/Image or CompressedImage fields -> (H, W, 3)
-  uint8 RGB, without cv_bridge (not installable everywhere). They take the message *fields* (plain
-  Python / numpy values), so they run and are tested without ROS; malformed input raises
-  `ImageError` saying what is wrong (the node turns that into one throttled warning and no motion).
 * `prepare_frame`: RGB -> the model's square input by the rule `CROP_RULES[...]` named in the
   checkpoint (ModelConfig.image_crop): "center" = the largest centred square, then INTER_AREA
   resize. A non-square camera is cropped, never squashed, in training and at run time alike.
-* `FrameHistory` / `stack_history`: the last F decision frames, padded in front with the oldest,
-  exactly the window `dataset.frame_window` gives training.
+* `frame_window` / `FrameHistory`: the last F decision frames, padded in front with the oldest; the
+  sampler indexes the cached episodes with `frame_window`, and the node's history stacks by it too.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-# encoding -> (channels, bytes per channel)
-_LAYOUT = {
-    "rgb8": (3, 1),
-    "bgr8": (3, 1),
-    "rgba8": (4, 1),
-    "bgra8": (4, 1),
-    "mono8": (1, 1),
-    "mono16": (1, 2),
-}
-SUPPORTED_ENCODINGS = tuple(_LAYOUT)
-
-
-class ImageError(ValueError):
-    """An image message that cannot be turned into a picture."""
-
-
-def _as_bytes(data) -> np.ndarray:
-    """bytes / bytearray / array.array / memoryview / list of ints -> flat uint8 array (no copy when possible)."""
-    try:
-        return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
-    except TypeError:
-        return np.asarray(data, dtype=np.uint8).reshape(-1)
-
-
-def image_to_rgb(encoding: str, height: int, width: int, step: int, data, is_bigendian: bool = False) -> np.ndarray:
-    """sensor_msgs/Image fields -> (H, W, 3) uint8 RGB.
-
-    Rows may be padded (`step` > width * bytes per pixel); the padding is dropped. mono16 is scaled
-    to 8 bits (x * 255 / 65535, rounded) and replicated to 3 channels; alpha is dropped.
-    """
-    enc = (encoding or "").strip().lower()
-    if enc not in _LAYOUT:
-        raise ImageError(f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
-    height, width, step = int(height), int(width), int(step)
-    if height <= 0 or width <= 0:
-        raise ImageError(f"empty image ({width}x{height})")
-    channels, depth = _LAYOUT[enc]
-    row_bytes = width * channels * depth
-    if step < row_bytes:
-        raise ImageError(f"step {step} < width {width} * {channels * depth} bytes per pixel = {row_bytes} ({enc})")
-    buf = _as_bytes(data)
-    if buf.size < step * (height - 1) + row_bytes:
-        raise ImageError(f"image data has {buf.size} bytes, expected step {step} * height {height} = {step * height}")
-    if buf.size < step * height:  # the last row's padding omitted
-        buf = np.concatenate([buf, np.zeros(step * height - buf.size, np.uint8)])
-    rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
-    if depth == 2:
-        dtype = np.dtype(">u2" if is_bigendian else "<u2")
-        mono16 = np.ascontiguousarray(rows).view(dtype).reshape(height, width).astype(np.float32)
-        gray = np.rint(mono16 * (255.0 / 65535.0)).astype(np.uint8)
-        return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
-    img = rows.reshape(height, width, channels)
-    if enc == "rgb8":
-        return np.ascontiguousarray(img)
-    code = {
-        "bgr8": cv2.COLOR_BGR2RGB,
-        "rgba8": cv2.COLOR_RGBA2RGB,
-        "bgra8": cv2.COLOR_BGRA2RGB,
-        "mono8": cv2.COLOR_GRAY2RGB,
-    }[enc]
-    return cv2.cvtColor(np.ascontiguousarray(img), code)
-
-
-def compressed_to_rgb(format: str, data) -> np.ndarray:  # noqa: A002 (the message field's name)
-    """sensor_msgs/CompressedImage fields -> (H, W, 3) uint8 RGB.
-
-    `format` is informational ("jpeg", "png", "bgr8; jpeg compressed bgr8"): OpenCV detects the codec
-    from the bytes. Depth images from compressed_depth_image_transport are refused.
-    """
-    if "compresseddepth" in (format or "").replace(" ", "").lower():
-        raise ImageError(f"compressed depth images are not supported (format {format!r})")
-    buf = _as_bytes(data)
-    if buf.size == 0:
-        raise ImageError("compressed image has no data")
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    if bgr is None or bgr.size == 0:
-        raise ImageError(f"cannot decode compressed image ({buf.size} bytes, format {format!r})")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
+from ..codec.images import ImageError
 
 #: how a camera frame becomes the model's square input; the checkpoint names one (ModelConfig.image_crop)
 CROP_RULES = ("center",)
@@ -149,13 +66,18 @@ def prepare_cameras(images, size: int, crop: str = "center") -> np.ndarray:
     return frames[0] if len(frames) == 1 else np.stack(frames)
 
 
+def frame_window(t: np.ndarray, frames: int) -> np.ndarray:
+    """Indices of the frame history ending at step t, repeating the first frame at the episode start. (B, F)."""
+    return np.maximum(np.asarray(t)[:, None] - np.arange(frames - 1, -1, -1)[None, :], 0)
+
+
 def stack_history(history, frames: int) -> np.ndarray:
-    """The last `frames` of a policy's own frame history, stacked (F, ...), padded in front with the
-    oldest frame it has: at run time the same window `frame_window` gives training."""
+    """The `frame_window` of the newest of a policy's own frames, stacked (F, ...): the window training
+    reads at the same step (history[0] is the episode's first frame or the oldest one kept)."""
     if not history:
         raise ValueError("stack_history needs at least one frame")
     recent = list(history)[-frames:]
-    return np.stack([recent[0]] * (frames - len(recent)) + recent)
+    return np.stack([recent[i] for i in frame_window(np.array([len(recent) - 1]), frames)[0]])
 
 
 class FrameHistory:

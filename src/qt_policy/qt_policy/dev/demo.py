@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..graph.episodes import GraphRun, check_ros, find_checkpoint, run_in_ros_graph
+from ..graph.episodes import GraphRun, add_policy_flags, check_ros, find_checkpoint, run_in_ros_graph
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qt-demo", description=__doc__.split("\n\n")[0],
@@ -43,12 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sim placement seed of each task's first episode; episode k uses seed + k (default 1000)")
     p.add_argument("--log", default=None, help="node output file (default: $ROS_LOG_DIR/demo-<pid>.log)")
     p.add_argument("--verbose", action="store_true", help="show the nodes' output on the console")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
-                   help="how the policy node acts: torch (a checkpoint) or onnxruntime (an export from qt-export) "
-                        "(default: torch)")
-    p.add_argument("--commands", action="store_true",
-                   help="drive the sim arm through TwistStamped + gripper commands (a real arm's interface) "
-                        "instead of QAction")
+    add_policy_flags(p, "how the policy node acts: torch (a checkpoint) or onnxruntime (an export from qt-export) "
+                        "(default: torch)",
+                     "drive the sim arm through TwistStamped + gripper commands (a real arm's interface) instead of QAction")
     return p
 
 

@@ -25,6 +25,13 @@ RESULT_GRACE_S = 30.0  # beyond the recorder's episode timeout
 
 
 
+def add_policy_flags(p, backend_help: str, commands_help: str) -> None:
+    """--backend and --commands: how the policy node acts and how it drives the arm (qt-demo's and
+    qt-evaluate --through-ros's flags, each with its own help)."""
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"], help=backend_help)
+    p.add_argument("--commands", action="store_true", help=commands_help)
+
+
 @dataclass
 class GraphRun:
     """How the graph's episodes run (the demo's flags, the evaluation's --through-ros settings)."""

@@ -43,8 +43,7 @@ from std_srvs.srv import SetBool
 from qt_msgs.msg import QAction
 
 from ..codec.stamps import arrival_seconds, on_our_clock, stamp_to_ns
-from ..data.bag_format import image_msg_to_rgb
-from ..data.observation import ImageError
+from ..codec.images import ImageError, image_msg_to_rgb
 from ..runtime.instruction_gate import Instruction
 from ..runtime.latest_worker import LatestWorker
 from .parameters import declare_parameters, read_parameters

@@ -172,19 +172,19 @@ class RecorderNode(Node):
             self.get_logger().info(out.message)
 
     def _raw_cb(self, topic: str, msgtype: str):
-        def callback(raw: bytes) -> None:
-            try:
-                self._finished(self.recorder.record(topic, msgtype, raw, self._now_ns()))
-            except RecordError as exc:
-                self._report_error(topic, f'not recorded: {exc}')
-        return callback
+        return self._guarded(lambda raw: self.recorder.record(topic, msgtype, raw, self._now_ns()), topic, 'not recorded')
 
     def _command_cb(self, kind: str, msgtype: str):
+        return self._guarded(lambda raw: self.recorder.command(kind, msgtype, raw, self._now_ns()), kind,
+                             'command not used')
+
+    def _guarded(self, handle, where: str, what: str):
+        """A raw-bytes callback: the recorder's result is published; a message it cannot use is logged."""
         def callback(raw: bytes) -> None:
             try:
-                self._finished(self.recorder.command(kind, msgtype, raw, self._now_ns()))
+                self._finished(handle(raw))
             except RecordError as exc:
-                self._report_error(kind, f'command not used: {exc}')
+                self._report_error(where, f'{what}: {exc}')
         return callback
 
     def _on_success(self, msg: Bool) -> None:

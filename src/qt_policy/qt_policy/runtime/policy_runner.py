@@ -25,7 +25,6 @@ The timing model is in README ("Timing").
 """
 from __future__ import annotations
 
-import bisect
 import threading
 import time
 from collections import deque
@@ -35,6 +34,7 @@ import numpy as np
 
 from ..core.text import normalize_instruction
 from ..codec.stamps import header_seconds
+from ..data.alignment import latest_at_or_before
 from ..data.observation import FrameHistory, prepare_frame
 from ..robot.commands import CommandMap
 from ..robot.embodiment import Embodiment
@@ -265,18 +265,18 @@ class PolicyRunner:
         data's alignment rule), else the newest."""
         frames = self._other_cameras[k - 1]
         if self._latest_stamp_s is not None:
-            for stamp, _arrival, frame in reversed(frames):
-                if stamp is not None and stamp <= self._latest_stamp_s + 1e-9:
-                    return frame
+            stamped = [i for i, (stamp, _, _) in enumerate(frames) if stamp is not None]
+            i = latest_at_or_before([frames[i][0] for i in stamped], self._latest_stamp_s + 1e-9)
+            if i is not None:
+                return frames[stamped[i]][2]
         return frames[-1][2]
 
     def _state_for_frame(self) -> np.ndarray:
         """The latest state stamped at or before the frame (the data's alignment rule), else the newest."""
         if self._latest_stamp_s is None or not self._states:
             return self._state
-        stamps = [t for t, _ in self._states]
-        k = bisect.bisect_right(stamps, self._latest_stamp_s + 1e-9) - 1
-        return self._states[max(k, 0)][1]
+        k = latest_at_or_before([t for t, _ in self._states], self._latest_stamp_s + 1e-9)
+        return self._states[0 if k is None else k][1]
 
     # ----- one control tick ----------------------------------------------------------------------
 
@@ -337,7 +337,7 @@ class PolicyRunner:
         """Decide at time `now` from the newest frame. Never raises: a model failure becomes
         Hold('error', ...). A frame an earlier decision used is never used again (Hold 'no_new_frame'):
         the history advances once per decision, with the frames of consecutive control steps
-        (data.dataset.frame_window), and the first decision of an episode pads it with its own frame.
+        (data.observation.frame_window), and the first decision of an episode pads it with its own frame.
         """
         with self._lock:
             hold = self.check(now)

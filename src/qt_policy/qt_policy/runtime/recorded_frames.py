@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from ..codec.images import image_msg_to_rgb
 from ..data import bag_format as bf
 
 
@@ -12,7 +13,7 @@ def compress_frame(raw: bytes, fmt: str, quality: int, typestore) -> bytes:
     """A raw sensor_msgs/Image (CDR) -> sensor_msgs/CompressedImage (CDR), same header: a 640x480
     frame at 30 Hz is ~27 MB/s raw, ~1 MB/s as JPEG. Training decodes both (data/bag_io.py)."""
     msg = typestore.deserialize_cdr(raw, bf.IMAGE_TYPE)
-    rgb = bf.image_msg_to_rgb(msg)
+    rgb = image_msg_to_rgb(msg)
     out = bf.make_compressed_image_msg(rgb, bf.header_ns(msg), fmt, quality, msg.header.frame_id, typestore)
     return bytes(typestore.serialize_cdr(out, bf.COMPRESSED_IMAGE_TYPE))
 

@@ -47,14 +47,20 @@ class FreeCamera:
 DEFAULT_CAMERA = FreeCamera()
 
 
-def clip_action(action) -> np.ndarray:
-    """The action the arm executes: float32 (4,), each entry clipped to [-1, 1]; NaN/inf rejected."""
+def checked_action(action, names, low, high) -> np.ndarray:
+    """The action an arm executes: float32, one entry per name, each clipped to [low, high]; a wrong
+    size or NaN/inf is rejected (ValueError)."""
     a = np.asarray(action, dtype=np.float32).reshape(-1)
-    if a.shape != (len(ACTION_NAMES),):
-        raise ValueError(f"action must have {len(ACTION_NAMES)} entries {ACTION_NAMES}, got shape {a.shape}")
+    if a.shape != (len(names),):
+        raise ValueError(f"action must have {len(names)} entries {names}, got shape {a.shape}")
     if not np.all(np.isfinite(a)):
         raise ValueError(f"action must be finite, got {a}")
-    return np.clip(a, ACTION_LOW, ACTION_HIGH)
+    return np.clip(a, low, high)
+
+
+def clip_action(action) -> np.ndarray:
+    """The Sawyer's action: float32 (4,) in [-1, 1] (checked_action)."""
+    return checked_action(action, ACTION_NAMES, ACTION_LOW, ACTION_HIGH)
 
 
 @dataclass

@@ -76,7 +76,8 @@ def _scripted(env_name: str):
     return ENV_POLICY_MAP[env_name]()
 
 
-def _clip(a) -> np.ndarray:
+def clip_unit(a) -> np.ndarray:
+    """An action as float32 in [-1, 1] (every arm's action range)."""
     return np.clip(np.asarray(a, dtype=np.float32), -1.0, 1.0)
 
 
@@ -96,30 +97,32 @@ class ExpertPolicy:
         a = np.asarray(self._expert.get_action(raw_obs), dtype=np.float64)
         if self.noise > 0:
             a = a + self.rng.normal(0.0, self.noise, size=a.shape)
-        return _clip(a)
+        return clip_unit(a)
 
 
-class HeldRandomPolicy:
-    """The expert, interrupted: every `hold` steps, with probability `p_random`, a uniform random
+class HeldRandom:
+    """An expert, interrupted: every `hold` steps, with probability `p_random`, a uniform random
     action is chosen and held for the next `hold` steps (otherwise the expert acts for them).
 
     With p_random .8 and hold 10 the expert rarely gets enough consecutive steps to finish; the
-    random segments move the hand far, so the data covers states off the expert's path.
+    random segments move the hand far, so the data covers states off the expert's path. Any arm:
+    `expert` is its expert policy, `action_dim` its action size.
     """
 
     kind = "held_random"
 
-    def __init__(self, task: SimTask, rng: np.random.Generator, p_random: float = 0.8, hold: int = 10):
-        self.rng = rng
+    def __init__(self, expert: CollectionPolicy, rng: np.random.Generator, action_dim: int,
+                 p_random: float = 0.8, hold: int = 10):
+        self.rng, self.action_dim = rng, int(action_dim)
         self.p_random = float(p_random)
         self.hold = int(hold)
-        self._expert = ExpertPolicy(task, rng)
+        self._expert = expert
         self._t = 0
         self._held: np.ndarray | None = None
 
     def act(self, raw_obs: np.ndarray) -> np.ndarray:
         if self._t % self.hold == 0:
-            self._held = (self.rng.uniform(-1.0, 1.0, size=4).astype(np.float32)
+            self._held = (self.rng.uniform(-1.0, 1.0, size=self.action_dim).astype(np.float32)
                           if self.rng.random() < self.p_random else None)
         self._t += 1
         return self._held.copy() if self._held is not None else self._expert.act(raw_obs)
@@ -144,6 +147,13 @@ class WrongTaskPolicy:
         return self._expert.act(raw_obs)
 
 
+def horizontal_shift(rng: np.random.Generator, distance_range: tuple[float, float]) -> np.ndarray:
+    """An xy shift in a random direction, its length uniform in `distance_range` m (z: 0)."""
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    dist = rng.uniform(*distance_range)
+    return dist * np.array([np.cos(angle), np.sin(angle), 0.0])
+
+
 class OffsetGoalPolicy:
     """The expert, told the object and goal are shifted horizontally (random direction, distance
     uniform in `offset_range` m, fixed for the episode): it grasps/pushes the wrong spot. Small
@@ -154,9 +164,7 @@ class OffsetGoalPolicy:
 
     def __init__(self, task: SimTask, rng: np.random.Generator,
                  offset_range: tuple[float, float] = (0.03, 0.10)):
-        angle = rng.uniform(0.0, 2.0 * np.pi)
-        dist = rng.uniform(*offset_range)
-        self.shift = dist * np.array([np.cos(angle), np.sin(angle), 0.0])
+        self.shift = horizontal_shift(rng, offset_range)
         self._expert = ExpertPolicy(task, rng)
 
     def act(self, raw_obs: np.ndarray) -> np.ndarray:
@@ -166,34 +174,34 @@ class OffsetGoalPolicy:
         return self._expert.act(obs)
 
 
-class RandomPolicy:
-    """Uniform random actions in [-1, 1]^4."""
+class UniformRandom:
+    """Uniform random actions in [-1, 1]^action_dim (any arm)."""
 
     kind = "random"
 
-    def __init__(self, task: SimTask, rng: np.random.Generator):
-        self.rng = rng
+    def __init__(self, rng: np.random.Generator, action_dim: int):
+        self.rng, self.action_dim = rng, int(action_dim)
 
     def act(self, raw_obs: np.ndarray) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, size=4).astype(np.float32)
+        return self.rng.uniform(-1.0, 1.0, size=self.action_dim).astype(np.float32)
 
 
-_POLICIES = {
+_POLICIES = {  # kind -> (task, rng) -> policy; the Sawyer's actions are 4-D
     "expert": ExpertPolicy,
-    "held_random": HeldRandomPolicy,
+    "held_random": lambda task, rng: HeldRandom(ExpertPolicy(task, rng), rng, 4),
     "wrong_task": WrongTaskPolicy,
     "offset_goal": OffsetGoalPolicy,
-    "random": RandomPolicy,
+    "random": lambda task, rng: UniformRandom(rng, 4),
 }
 
 
 def build_policy(policies: dict, kind: str, task: SimTask, rng: np.random.Generator) -> CollectionPolicy:
     """A fresh policy of `kind` from a simulator's table of policy classes (this module's, sim/panda's)."""
     try:
-        cls = policies[kind]
+        make = policies[kind]
     except KeyError:
         raise ValueError(f"unknown policy kind {kind!r}; known: {list(policies)}") from None
-    return cls(task, rng)
+    return make(task, rng)
 
 
 def draw_policy_kind(mode: str, rng: np.random.Generator, weights: dict[str, float]) -> str:

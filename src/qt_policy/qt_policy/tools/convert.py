@@ -11,13 +11,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..core.config_flags import existing_folder
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qt-convert",
         description="Convert episode bags (rosbag2/MCAP folders) into the memory-mapped training cache. "
                     "Incremental: bags already in CACHE_DIR/index.json are skipped.")
-    p.add_argument("bag_dir", metavar="BAG_DIR", type=Path, help="folder holding one rosbag2 folder per episode")
+    p.add_argument("bag_dir", metavar="BAG_DIR", type=existing_folder, help="folder holding one rosbag2 folder per episode")
     p.add_argument("cache_dir", metavar="CACHE_DIR", type=Path, help="output cache folder (index.json + episodes/)")
     p.add_argument("--image-size", type=int, default=None, metavar="N",
                    help="centre-crop and resize images to N x N (data/observation.py, as the policy node does); "
@@ -31,9 +33,6 @@ def main(argv=None) -> int:
     from ..data.bag_io import find_partial_bags
     from ..data.cache import convert_bags, summarize_index
 
-    if not args.bag_dir.is_dir():
-        print(f"error: {args.bag_dir} is not a folder", file=sys.stderr)
-        return 2
     partial = find_partial_bags(args.bag_dir)
     index = convert_bags(args.bag_dir, args.cache_dir, image_size=args.image_size, progress=not args.no_progress)
     s = summarize_index(index)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..evaluation import EVAL_SEED_START, evaluate, evaluate_through_ros
+from ..graph.episodes import add_policy_flags
 
 
 def main(argv=None) -> int:
@@ -47,12 +48,10 @@ def main(argv=None) -> int:
     p.add_argument("--command-lag", type=float, default=0.0,
                    help="harness only: execute (1 - LAG) x the new dx, dy, dz + LAG x the previous step's, as a velocity "
                         "interface with decision latency LAG x period does (default 0: the decoded action)")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
-                   help="act with torch (CHECKPOINT is a checkpoint or several for an ensemble) or onnxruntime "
-                        "(CHECKPOINT is an export from qt-export) (default: torch)")
-    p.add_argument("--commands", action="store_true",
-                   help="with --through-ros: the policy drives the sim arm through TwistStamped + gripper commands "
-                        "(a real arm's interface: the embodiment file's twist and gripper) instead of QAction")
+    add_policy_flags(p, "act with torch (CHECKPOINT is a checkpoint or several for an ensemble) or onnxruntime "
+                        "(CHECKPOINT is an export from qt-export) (default: torch)",
+                     "with --through-ros: the policy drives the sim arm through TwistStamped + gripper commands "
+                     "(a real arm's interface: the embodiment file's twist and gripper) instead of QAction")
     args = p.parse_args(argv)
     args.tasks = args.tasks or tasks_for_checkpoint(args.checkpoint[0])
     if args.threads:

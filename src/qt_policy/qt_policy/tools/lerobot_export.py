@@ -14,11 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..core.config_flags import existing_folder
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qt-lerobot-export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bag_dir", metavar="BAG_DIR", type=Path, help="folder holding one rosbag2 folder per episode")
+    p.add_argument("bag_dir", metavar="BAG_DIR", type=existing_folder, help="folder holding one rosbag2 folder per episode")
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="the LeRobotDataset folder (created or appended to)")
     p.add_argument("--fps", type=int, default=10, help="frames per second of the data (the control rate; default 10)")
     p.add_argument("--gamma", type=float, default=0.98,
@@ -32,9 +34,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from ..data.lerobot import LeRobotFormatError, export_bags
 
-    if not args.bag_dir.is_dir():
-        print(f"error: {args.bag_dir} is not a folder", file=sys.stderr)
-        return 2
     try:
         s = export_bags(args.bag_dir, args.out_dir, fps=args.fps, gamma=args.gamma, robot_type=args.robot_type,
                         progress=not args.no_progress)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from ..core.config_flags import existing_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recover every complete MCAP chunk of the unfinished episode bags (<name>.partial) in "
                     "BAG_DIR into ordinary bags (end_reason from the recorder's note, else 'interrupted'; "
                     "success only if it was recorded and nothing was lost). Folders with no action are removed.")
-    p.add_argument("bag_dir", metavar="BAG_DIR", type=Path, help="folder holding one rosbag2 folder per episode")
+    p.add_argument("bag_dir", metavar="BAG_DIR", type=existing_folder, help="folder holding one rosbag2 folder per episode")
     p.add_argument("--dry-run", action="store_true", help="only count what each unfinished folder holds")
     return p
 
@@ -28,9 +29,6 @@ def main(argv=None) -> int:
     from ..data import bag_format as bf
     from ..data.bag_salvage import PartialBagScan, find_unfinished, salvage_partial
 
-    if not args.bag_dir.is_dir():
-        print(f"error: {args.bag_dir} is not a folder", file=sys.stderr)
-        return 2
     names = find_unfinished(args.bag_dir)
     print(f"{len(names)} unfinished episode folder(s) in {args.bag_dir}")
     failed = 0

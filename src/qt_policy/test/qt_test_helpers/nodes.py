@@ -62,6 +62,17 @@ def wait(cond, timeout, procs, what, spin=None):
     assert cond(), f"timed out after {timeout:g} s waiting for {what}\n{logs(procs)}"
 
 
+def driver_node(name: str):
+    """(context, node, executor) of a test's own node in the nodes' domain (own_domain_id), in its own
+    rclpy context; end it with executor.shutdown(), node.destroy_node(), rclpy.try_shutdown(context=...)."""
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=own_domain_id())
+    node = rclpy.create_node(name, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    return context, node, executor
+
+
 def deploy_one_episode(tmp_path, nodes, instruction, startup_s, episode_s, ready=lambda node: True):
     """Start `nodes` ({name: (module, params)}: sim arm, policy, recorder) as processes, publish one
     instruction once they are connected (and `ready(node)`), wait for its EpisodeResult, stop them by
@@ -71,11 +82,7 @@ def deploy_one_episode(tmp_path, nodes, instruction, startup_s, episode_s, ready
     from qt_msgs.msg import EpisodeResult
 
     procs = {}
-    context = rclpy.context.Context()
-    rclpy.init(context=context, domain_id=own_domain_id())
-    node = rclpy.create_node("deploy_test_driver", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    context, node, executor = driver_node("deploy_test_driver")
     results, twists = [], []
     try:
         for name, (module, params) in nodes.items():
@@ -95,3 +102,21 @@ def deploy_one_episode(tmp_path, nodes, instruction, startup_s, episode_s, ready
         node.destroy_node()
         rclpy.try_shutdown(context=context)
     return procs, results, twists
+
+
+def run_teleoperation(tmp_path, nodes: dict, timeout_s: float, bags, episodes: int) -> dict:
+    """Start `nodes` ({name: (module, params)}, the scripted teleoperator named 'teleop'), wait until it has
+    finished and `episodes` bags are in `bags`, stop every node by pid. Returns {name: (process, log path)}."""
+    from qt_policy.data.bag_io import list_episode_bags
+
+    procs = {}
+    try:
+        for name, (module, params) in nodes.items():
+            procs[name] = (start_node(module, params, tmp_path / f"{name}.log"), tmp_path / f"{name}.log")
+        teleop = procs["teleop"][0]
+        wait(lambda: teleop.poll() is not None, timeout_s, procs, f"the teleoperator to finish its {episodes} episodes")
+        assert teleop.returncode == 0, logs(procs)
+        wait(lambda: len(list_episode_bags(bags)) == episodes, 10.0, procs, f"{episodes} teleop bags")
+    finally:
+        stop_nodes([p for p, _ in procs.values()])
+    return procs

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from ..arm import ArmBase, SimObservation, fast_renderer
+from ..arm import ArmBase, SimObservation, checked_action, fast_renderer
 from ..tasks import PANDA_TASKS
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -67,13 +67,8 @@ def raw_fields(task_name: str, raw_obs) -> dict[str, np.ndarray]:
 
 
 def clip_action(action) -> np.ndarray:
-    """The action the arm executes: float32 (7,), each entry clipped to [-1, 1]; NaN/inf rejected."""
-    a = np.asarray(action, dtype=np.float32).reshape(-1)
-    if a.shape != (len(ACTION_NAMES),):
-        raise ValueError(f"action must have {len(ACTION_NAMES)} entries {ACTION_NAMES}, got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"action must be finite, got {a}")
-    return np.clip(a, ACTION_LOW, ACTION_HIGH)
+    """The Panda's action: float32 (7,) in [-1, 1] (checked_action)."""
+    return checked_action(action, ACTION_NAMES, ACTION_LOW, ACTION_HIGH)
 
 
 def rotation_vector(rot: np.ndarray) -> np.ndarray:

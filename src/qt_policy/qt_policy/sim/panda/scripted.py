@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..scripted import CollectionPolicy, build_policy, draw_policy_kind
+from ..scripted import (CollectionPolicy, HeldRandom, UniformRandom, build_policy, clip_unit, draw_policy_kind,
+                        horizontal_shift)
 from ..tasks import SimTask
 from .arm import ACTION_NAMES, HOME_ROTATION, raw_fields, rotation_vector
 
@@ -234,10 +235,6 @@ def _wrong_task_controller(task_name: str, rng: np.random.Generator):
     return _PickPlace("cube", lift=0.0, slide=0.10 * np.array([np.cos(angle), np.sin(angle), 0.0]))
 
 
-def _clip(a) -> np.ndarray:
-    return np.clip(np.asarray(a, dtype=np.float32), -1.0, 1.0)
-
-
 class ExpertPolicy:
     """The task's scripted expert (or `controller`, another feedback law on the same raw_obs) plus
     small Gaussian action noise."""
@@ -255,29 +252,7 @@ class ExpertPolicy:
         a = self._controller(raw_fields(self.task.name, raw_obs))
         if self.noise > 0:
             a = a + self.rng.normal(0.0, self.noise, size=a.shape)
-        return _clip(a)
-
-
-class HeldRandomPolicy:
-    """The expert, interrupted: every `hold` steps, with probability `p_random`, a uniform random
-    action is chosen and held for the next `hold` steps (otherwise the expert acts for them)."""
-
-    kind = "held_random"
-
-    def __init__(self, task: SimTask, rng: np.random.Generator, p_random: float = 0.8, hold: int = 10):
-        self.rng = rng
-        self.p_random = float(p_random)
-        self.hold = int(hold)
-        self._expert = ExpertPolicy(task, rng)
-        self._t = 0
-        self._held: np.ndarray | None = None
-
-    def act(self, raw_obs: np.ndarray) -> np.ndarray:
-        if self._t % self.hold == 0:
-            self._held = (self.rng.uniform(-1.0, 1.0, size=_N).astype(np.float32)
-                          if self.rng.random() < self.p_random else None)
-        self._t += 1
-        return self._held.copy() if self._held is not None else self._expert.act(raw_obs)
+        return clip_unit(a)
 
 
 class WrongTaskPolicy:
@@ -301,33 +276,19 @@ class OffsetGoalPolicy:
 
     def __init__(self, task: SimTask, rng: np.random.Generator,
                  offset_range: tuple[float, float] = (0.01, 0.05)):
-        angle = rng.uniform(0.0, 2.0 * np.pi)
-        dist = rng.uniform(*offset_range)
-        self.shift = dist * np.array([np.cos(angle), np.sin(angle), 0.0])
+        self.shift = horizontal_shift(rng, offset_range)
         self._expert = ExpertPolicy(task, rng, shift=self.shift)
 
     def act(self, raw_obs: np.ndarray) -> np.ndarray:
         return self._expert.act(raw_obs)
 
 
-class RandomPolicy:
-    """Uniform random actions in [-1, 1]^7."""
-
-    kind = "random"
-
-    def __init__(self, task: SimTask, rng: np.random.Generator):
-        self.rng = rng
-
-    def act(self, raw_obs: np.ndarray) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, size=_N).astype(np.float32)
-
-
-_POLICIES = {
+_POLICIES = {  # kind -> (task, rng) -> policy; the Panda's actions are 7-D
     "expert": ExpertPolicy,
-    "held_random": HeldRandomPolicy,
+    "held_random": lambda task, rng: HeldRandom(ExpertPolicy(task, rng), rng, _N),
     "wrong_task": WrongTaskPolicy,
     "offset_goal": OffsetGoalPolicy,
-    "random": RandomPolicy,
+    "random": lambda task, rng: UniformRandom(rng, _N),
 }
 
 
