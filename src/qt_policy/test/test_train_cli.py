@@ -237,7 +237,7 @@ def test_the_defaults_are_the_shipped_models_recipe_but_for_the_conservatism():
     """`qt-train` with no flags trains what models/qt_metaworld was trained with (its seed aside), except
     the bins the conservative pull acts on (2026-12-07: "support"; the shipped model: "zero", alpha 5
     averaged over 31 bins = 0.161 per bin)."""
-    from qt_policy.core.config import LossConfig, TrainConfig, to_dict, upgrade_loss_dict
+    from qt_policy.core.config import LossConfig, TrainConfig, to_dict, upgrade_loss_dict, upgrade_train_dict
     from qt_policy.paths import resolve_data_path
 
     shipped = read_config(resolve_data_path("models/qt_metaworld"))
@@ -249,7 +249,8 @@ def test_the_defaults_are_the_shipped_models_recipe_but_for_the_conservatism():
     defaults = {k: v for k, v in to_dict(LossConfig()).items() if k not in ("conservatism", "conservative_weight")}
     assert {k: v for k, v in defaults.items() if k in shipped_loss} == shipped_loss
     defaults = {k: v for k, v in to_dict(TrainConfig()).items() if k not in ("seed", "act_with")}
-    assert defaults == {k: v for k, v in shipped["train"].items() if k != "seed"}
+    shipped_train = upgrade_train_dict(shipped["train"])  # without the retired num_workers
+    assert defaults == {k: v for k, v in shipped_train.items() if k not in ("seed", "act_with")}
 
 
 def test_paper_preset_acts_with_the_online_weights_and_flags_win_over_it(bags, tmp_path):
