@@ -42,10 +42,13 @@ def make_recorders(context, out_dir):
             timer = self.create_timer(LATE_S, later)
 
     def recorder(cls, name, folder):
-        return cls(context=context, parameter_overrides=[
+        node = cls(context=context, parameter_overrides=[
             Parameter("output_dir", value=str(folder)), Parameter("min_free_disk_mb", value=0),
             Parameter("episode_timeout_s", value=20.0)],
             **({"cli_args": ["--ros-args", "-r", f"__node:={name}"]} if name else {}))
+        node.trigger_configure()
+        node.trigger_activate()
+        return node
 
     return lambda: recorder(LateRecorder, None, out_dir), lambda name, folder: recorder(RecorderNode, name, folder)
 

@@ -273,7 +273,7 @@ def test_lifecycle_transitions_in_process(tmp_path, monkeypatch):
     try:
         bad = PolicyNode(context=context, cli_args=['--ros-args', '-p', f'checkpoint:={tmp_path}/missing'])
         assert bad.trigger_configure() == TransitionCallbackReturn.FAILURE
-        assert bad._status.startswith('configure failed: checkpoint directory')
+        assert bad.lifecycle.startswith('configure failed: checkpoint directory')
         bad.destroy_node()
 
         node = PolicyNode(context=context, cli_args=['--ros-args', '-p', f'checkpoint:={ckpt}', '-r', '__node:=lc'])
@@ -281,7 +281,7 @@ def test_lifecycle_transitions_in_process(tmp_path, monkeypatch):
         assert node.trigger_configure() == ok and node.runner is not None
         assert node.trigger_activate() == ok and node._timer is not None
         assert node.trigger_deactivate() == ok and node._timer is None
-        assert node.trigger_cleanup() == ok and node.runner is None and not node._entities
+        assert node.trigger_cleanup() == ok and node.runner is None and not node.entities
         assert node.trigger_configure() == ok
         assert node.trigger_shutdown() == ok
         assert node._state_machine.current_state[0] == State.PRIMARY_STATE_FINALIZED

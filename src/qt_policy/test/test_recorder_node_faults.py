@@ -54,6 +54,8 @@ def test_no_log_line_kills_the_node(ros_context, tmp_path, monkeypatch):
     node = RecorderNode(context=ros_context, parameter_overrides=[
         Parameter("output_dir", value=str(tmp_path / "bags")),
         Parameter("min_free_disk_mb", value=0)])
+    node.trigger_configure()
+    node.trigger_activate()
     published = []
     monkeypatch.setattr(node._result_pub, "publish", published.append)
     try:
@@ -94,6 +96,46 @@ def test_no_log_line_kills_the_node(ros_context, tmp_path, monkeypatch):
         # it held only the instruction: nothing to train on, so the folder goes (and the result says so)
         assert (salvaged.bag_path, salvaged.num_steps, salvaged.end_reason) == ("", 0, "write_error")
         assert "no action" in salvaged.detail and node.recorder.unfinished == []
+    finally:
+        node.destroy_node()
+
+
+def test_the_recorder_is_a_lifecycle_node(ros_context, tmp_path, monkeypatch):
+    """Configured it records nothing; active it records; deactivated it keeps the open episode as a bag
+    ('shutdown'); a bad parameter fails configure and the node stays up to say so (/diagnostics)."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from std_msgs.msg import String
+
+    from qt_policy.nodes.recorder_node import RecorderNode
+    from qt_policy.runtime.instruction_gate import Instruction
+
+    ok = TransitionCallbackReturn.SUCCESS
+    bad = RecorderNode(context=ros_context, parameter_overrides=[Parameter("output_dir", value=" ")])
+    try:
+        assert bad.trigger_configure() != ok and bad.recorder is None
+        assert bad.lifecycle.startswith("configure failed: parameter 'output_dir' is empty")
+        assert bad.diagnostics()[:2] == ("error", bad.lifecycle)
+    finally:
+        bad.destroy_node()
+    node = RecorderNode(context=ros_context, parameter_overrides=[
+        Parameter("output_dir", value=str(tmp_path / "bags")), Parameter("min_free_disk_mb", value=0)])
+    raw = serialize_message(String(data="open the drawer"))
+
+    def instruction():
+        now = node.get_clock().now().nanoseconds
+        node._on_instruction(Instruction("open the drawer", now, now), raw)
+    try:
+        assert node.trigger_configure() == ok and node.lifecycle == "inactive"
+        published = []
+        monkeypatch.setattr(node._result_pub, "publish", published.append)
+        instruction()
+        assert not node.recorder.is_recording  # configured, not active: nothing starts
+        assert node.trigger_activate() == ok
+        instruction()
+        assert node.recorder.is_recording and node.diagnostics()[1].startswith("recording episode_")
+        assert node.trigger_deactivate() == ok
+        assert [(m.end_reason, bool(m.bag_path)) for m in published] == [("shutdown", True)]
+        assert node.trigger_cleanup() == ok and node.recorder is None and node.entities == []
     finally:
         node.destroy_node()
 

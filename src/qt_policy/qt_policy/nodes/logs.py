@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 import traceback
 
+from ..runtime.throttle import Throttle
+
 
 def log_at(logger, level: str, message: str) -> None:
     """`level`: 'error' | 'warn' | 'info' (anything else logs as info)."""
@@ -24,28 +26,27 @@ def log_at(logger, level: str, message: str) -> None:
 
 
 class CallbackFaults:
-    """Exceptions that escaped a callback, counted per kind; logged without flooding."""
+    """Exceptions that escaped a callback, counted per kind; logged without flooding (runtime/throttle.py:
+    the first of each kind with its traceback, then one line per period)."""
 
     def __init__(self, logger, period_s: float = 10.0, clock=time.monotonic):
         self.logger = logger
-        self.period_s = float(period_s)
-        self.clock = clock
-        self.counts: dict[str, int] = {}
-        self._last_log: dict[str, float] = {}
+        self._throttle = Throttle(period_s, clock)
         self.last = ""
 
     @property
+    def counts(self) -> dict[str, int]:
+        return self._throttle.counts
+
+    @property
     def total(self) -> int:
-        return sum(self.counts.values())
+        return self._throttle.total
 
     def report(self, exc: BaseException) -> None:
         kind = type(exc).__name__
-        self.counts[kind] = self.counts.get(kind, 0) + 1
+        first = kind not in self.counts
         self.last = f"{kind}: {exc}"
-        now = self.clock()
-        first = kind not in self._last_log
-        if first or now - self._last_log[kind] >= self.period_s:
-            self._last_log[kind] = now
+        if self._throttle.hit(kind) is not None:
             trace = "".join(traceback.format_exception(exc)) if first else ""
             self.logger.error(f"a callback failed ({self.counts[kind]} {kind} so far), the node goes on: "
                               f"{self.last}" + (f"\n{trace}" if trace else ""))

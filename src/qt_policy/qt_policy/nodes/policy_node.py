@@ -32,9 +32,8 @@ import threading
 import time
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool
@@ -46,15 +45,13 @@ from ..codec.stamps import arrival_seconds, on_our_clock, stamp_to_ns
 from ..codec.images import ImageError, image_msg_to_rgb
 from ..runtime.instruction_gate import Instruction
 from ..runtime.latest_worker import LatestWorker
-from .parameters import declare_parameters, read_parameters
 from ..runtime.policy_config import PolicyNodeConfig
 from ..runtime.decision import Action
 from ..runtime.policy_runner import PolicyRunner
 from ..runtime.policy_status import PolicyStatus
 from .command_messages import CommandPublishers
-from .logs import CallbackFaults
+from .managed_node import ManagedNode, run
 from .instruction_input import subscribe_both_durabilities, subscribe_instructions
-from .spin import spin_until_signal
 
 MALFORMED_LOG_PERIOD_S = 10.0
 # How long a decision waits for the state taken with its frame (it usually arrives ~1 ms after the frame;
@@ -62,53 +59,43 @@ MALFORMED_LOG_PERIOD_S = 10.0
 STATE_WAIT_S = 0.02
 
 
-class PolicyNode(LifecycleNode):
+class PolicyNode(ManagedNode):
     """Lifecycle wrapper: ROS messages <-> PolicyRunner."""
 
+    role = 'policy'
+
     def __init__(self, **kwargs):
-        super().__init__('qt_policy', **kwargs)
-        self._param_errors = declare_parameters(self, PolicyNodeConfig)
-        self.config = read_parameters(self, PolicyNodeConfig)
+        super().__init__('qt_policy', PolicyNodeConfig, **kwargs)
         self.runner: PolicyRunner | None = None
-        self._status = 'unconfigured'
-        self._entities = []
         self._timer = None
-        self.status = PolicyStatus()  # acting or holding, latency, rate, Q, limits, dropped inputs
+        self.status = PolicyStatus(MALFORMED_LOG_PERIOD_S)  # acting or holding, latency, rate, Q, limits, dropped inputs
         self._commands: CommandPublishers | None = None  # the robot's command topics
         self._out_lock = threading.Lock()  # actions/holds come from the frame worker and the timer
-        self.callback_faults = CallbackFaults(self.get_logger())
         self._frames: LatestWorker | None = None  # conversion + decision of the newest frame
         self._other_frames: list[LatestWorker] = []  # one per camera after the first
         self._instructions: LatestWorker | None = None  # encoding of the newest instruction
-        # diagnostics run in every lifecycle state: they are how an operator sees a failed configure
-        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(max(self.config.diagnostics_period_s, 0.05), self._publish_diagnostics)
 
     # ----- lifecycle -----------------------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            if self._param_errors:
-                raise ValueError('; '.join(self._param_errors))
-            self.config = read_parameters(self, PolicyNodeConfig).validate()
+            self.config = self.read_config()
             self.runner = PolicyRunner.from_config(self.config)
         except Exception as exc:  # noqa: BLE001 - report, stay unconfigured, let an operator retry
-            self._status = f'configure failed: {exc}'
-            self.get_logger().error(f'configure failed: {exc}')
             self.runner = None
-            return TransitionCallbackReturn.FAILURE
+            return self.configure_failed(exc)
         cfg, model_cfg, emb = self.config, self.runner.model.cfg, self.runner.embodiment
         cmap = self.runner.commands
         self._action_pub = self.create_lifecycle_publisher(QAction, cfg.action_topic, 10)
-        self._entities = [self._action_pub]
+        self.entities = [self._action_pub]
         self._commands = CommandPublishers(self.create_lifecycle_publisher, emb, cmap, self.runner.period_s)
-        self._entities += list(self._commands.pubs.values())
+        self.entities += list(self._commands.pubs.values())
         self._frames = LatestWorker(self._process_frame, 'policy-frames', self.callback_faults.report)
         self._instructions = LatestWorker(self._encode_instruction, 'policy-instruction', self.callback_faults.report)
-        self._entities += subscribe_instructions(self, cfg.instruction_topic, self._on_instruction)
-        self._entities += subscribe_both_durabilities(self, Bool, cfg.enable_topic,
+        self.entities += subscribe_instructions(self, cfg.instruction_topic, self._on_instruction)
+        self.entities += subscribe_both_durabilities(self, Bool, cfg.enable_topic,
                                                       lambda msg, _info: self._on_enable_topic(msg))
-        self._entities.append(self.create_service(SetBool, '~/enable', self._on_enable_service))
+        self.entities.append(self.create_service(SetBool, '~/enable', self._on_enable_service))
         if self.runner.needs_camera:
             # camera 0 drives the decisions; every other camera has its own worker, so that its frames
             # never replace a first-camera frame waiting to be processed
@@ -118,16 +105,16 @@ class PolicyNode(LifecycleNode):
             for k, camera in enumerate(emb.cameras[:self.runner.num_cameras]):
                 worker = self._frames if k == 0 else self._other_frames[k - 1]
                 kind = CompressedImage if camera.compressed else Image
-                self._entities.append(self.create_subscription(
+                self.entities.append(self.create_subscription(
                     kind, camera.topic, lambda msg, info, w=worker, k=k: w.put((msg, self._arrival(info), k)),
                     qos_profile_sensor_data))
         if self.runner.needs_state:
-            self._entities.append(self.create_subscription(JointState, emb.state.topic, self._on_state,
+            self.entities.append(self.create_subscription(JointState, emb.state.topic, self._on_state,
                                                            qos_profile_sensor_data))
         if self.runner.safety.has_box:
-            self._entities.append(self.create_subscription(PoseStamped, emb.workspace.pose_topic, self._on_pose,
+            self.entities.append(self.create_subscription(PoseStamped, emb.workspace.pose_topic, self._on_pose,
                                                            qos_profile_sensor_data))
-        self._status = 'inactive'
+        self.lifecycle = 'inactive'
         self.get_logger().info(
             f'configured: {cfg.checkpoint} for embodiment {emb.name!r} ({model_cfg.action_dim} dims '
             f'{list(self.runner.names)} -> {", ".join(sorted(self._commands.pubs)) or "QAction only"}, '
@@ -141,7 +128,7 @@ class PolicyNode(LifecycleNode):
         ret = super().on_activate(state)  # enables the lifecycle publishers
         self.status.held('activated', 'activated')
         self._timer = self.create_timer(self.runner.period_s, self._tick)
-        self._status = 'active'
+        self.lifecycle = 'active'
         self.get_logger().info('activated')
         return ret
 
@@ -149,13 +136,13 @@ class PolicyNode(LifecycleNode):
         self._stop_timer()
         self._publish_stop()  # while the publishers are still enabled
         self.status.held('inactive', 'inactive')
-        self._status = 'inactive'
+        self.lifecycle = 'inactive'
         self.get_logger().info('deactivated' if self.config.dry_run else 'deactivated (stop command sent)')
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._free()
-        self._status = 'unconfigured'
+        self.lifecycle = 'unconfigured'
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -163,7 +150,7 @@ class PolicyNode(LifecycleNode):
             self._stop_timer()
             self._publish_stop()
         self._free()
-        self._status = 'finalized'
+        self.lifecycle = 'finalized'
         return super().on_shutdown(state)
 
     def _stop_timer(self):
@@ -177,14 +164,7 @@ class PolicyNode(LifecycleNode):
                 worker.stop()
         self._frames = self._instructions = None
         self._other_frames = []
-        for entity in self._entities:
-            if hasattr(entity, 'publish'):
-                self.destroy_lifecycle_publisher(entity)
-            elif hasattr(entity, 'srv_type'):
-                self.destroy_service(entity)
-            else:
-                self.destroy_subscription(entity)
-        self._entities = []
+        self.destroy_entities()
         self._commands = None
         self.runner = None
 
@@ -248,7 +228,7 @@ class PolicyNode(LifecycleNode):
 
     def _malformed_image(self, exc: Exception):
         """Drop the frame; one warning, then at most one summary every MALFORMED_LOG_PERIOD_S."""
-        line = self.status.malformed_image(exc, time.monotonic(), MALFORMED_LOG_PERIOD_S)
+        line = self.status.malformed_image(exc, time.monotonic())
         if line:
             self.get_logger().warning(line)
 
@@ -355,11 +335,11 @@ class PolicyNode(LifecycleNode):
 
     # ----- diagnostics ---------------------------------------------------------------------------
 
-    def _publish_diagnostics(self):
-        level, state = self.status.state(self._status)
+    def diagnostics(self):
+        level, state = self.status.state(self.lifecycle)
         runner = self.runner
-        values = {
-            **self.status.diagnostics(self._status),
+        return level, state, {
+            **self.status.diagnostics(self.lifecycle),
             'instruction': runner.instruction if runner else '',
             'control_rate_hz': f'{runner.embodiment.control_rate_hz:g}' if runner else 'nan',
             'embodiment': runner.embodiment.name if runner else '',
@@ -367,28 +347,16 @@ class PolicyNode(LifecycleNode):
             'enabled': str(runner.enabled).lower() if runner else 'false',
             'q_floor': f'{self.config.q_floor:g}',
             'frames_skipped_busy': str(self._frames.dropped if self._frames else 0),
-            'callback_failures': str(self.callback_faults.total),
         }
-        levels = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
-        status = DiagnosticStatus(level=levels[level], name=f'{self.get_fully_qualified_name()}: policy',
-                                  hardware_id=self.get_fully_qualified_name(), message=state,
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(array)
 
 
 def main(args=None) -> int:
     """Spin until SIGINT/SIGTERM, then deactivate (zero twist) and shut down cleanly."""
-    def start(node):
-        if node.config.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            node.trigger_activate()
-
     def stop(node, executor):
-        if node._status == 'active':
+        if node.lifecycle == 'active':
             node.trigger_deactivate()
 
-    return spin_until_signal('qt_policy', PolicyNode, args, on_start=start, on_stop=stop)
+    return run('qt_policy', PolicyNode, args, on_stop=stop)
 
 
 if __name__ == '__main__':

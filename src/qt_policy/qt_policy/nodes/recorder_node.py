@@ -1,6 +1,8 @@
 """qt_recorder: records one rosbag2 episode bag per instruction (the robot's training data).
 
-A thin adapter around `runtime.episode_recorder.EpisodeRecorder` (see its docstring for the rules):
+A lifecycle node (as the policy is; `autostart` configures and activates it at start-up) and a thin
+adapter around `runtime.episode_recorder.EpisodeRecorder` (see its docstring for the rules). While
+active it has:
 
 * subscriptions with ``raw=True`` (the CDR bytes go into the bag untouched): the embodiment's camera
   (Image or CompressedImage, SensorDataQoS; raw frames optionally compressed, ``image_format``) and
@@ -21,7 +23,7 @@ A thin adapter around `runtime.episode_recorder.EpisodeRecorder` (see its docstr
 * ``/diagnostics`` every ``diagnostics_period_s``: recording or idle, free disk, episodes, refusals,
   write failures, salvaged bags, failed callbacks.
 
-SIGINT/SIGTERM: an open episode is finalized as a failure with end_reason ``shutdown`` before exit.
+Deactivate, SIGINT or SIGTERM: an open episode is finalized as a failure with end_reason ``shutdown``.
 SIGKILL, a crash or a full disk: at most ``flush_period_s`` of the open episode is lost; the rest
 becomes a bag at the next start (docs/nodes.md, "What survives what").
 
@@ -32,8 +34,7 @@ from __future__ import annotations
 import time
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from geometry_msgs.msg import TwistStamped
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -47,71 +48,108 @@ from ..data import bag_format as bf
 from ..runtime.episode_recorder import EpisodeRecorder, RecordError
 from ..runtime.recorder_config import EpisodeEnd, RecorderNodeConfig
 from ..runtime.instruction_gate import Instruction
-from .parameters import declare_parameters, read_parameters
+from ..runtime.throttle import Throttle
 from .instruction_input import subscribe_instructions
-from .logs import CallbackFaults, log_at
+from .logs import log_at
+from .managed_node import ManagedNode, run
 from .qos import RELIABLE_10
-from .spin import spin_until_signal
 
 ERROR_LOG_PERIOD_S = 10.0
 
 
-class RecorderNode(Node):
-    def __init__(self, **kwargs):
-        super().__init__('qt_recorder', **kwargs)
-        errors = declare_parameters(self, RecorderNodeConfig)
-        if errors:
-            raise ValueError('; '.join(errors))
-        self.config = read_parameters(self, RecorderNodeConfig).validate()
-        cfg = self.config
-        self.callback_faults = CallbackFaults(self.get_logger())
-        self._error_counts: dict[str, int] = {}
-        self._error_last: dict[str, float] = {}
-        self._result_pub = self.create_publisher(EpisodeResult, cfg.result_topic, RELIABLE_10)
-        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.recorder = EpisodeRecorder.from_config(cfg, log=self._log)
-        for end in self.recorder.salvage_pending(time.monotonic(), scan=True):  # what a crash left
-            self._finished(end)
+class RecorderNode(ManagedNode):
+    """Lifecycle wrapper: raw messages -> EpisodeRecorder -> EpisodeResult. Configure makes the recorder
+    (and salvages what a crash left), activate starts recording instructions, deactivate finalizes an
+    open episode (failure, 'shutdown'), cleanup lets go of the output folder."""
 
+    role = 'recorder'
+
+    def __init__(self, **kwargs):
+        super().__init__('qt_recorder', RecorderNodeConfig, **kwargs)
+        self.recorder: EpisodeRecorder | None = None
+        self._result_pub = None
+        self._errors = Throttle(ERROR_LOG_PERIOD_S)  # unusable messages, per topic
+
+    # ----- lifecycle -----------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.config = cfg = self.read_config()
+            self.recorder = EpisodeRecorder.from_config(cfg, log=self._log)
+        except Exception as exc:  # noqa: BLE001 - report, stay unconfigured, let an operator retry
+            self.recorder = None
+            return self.configure_failed(exc)
+        self._result_pub = self.create_lifecycle_publisher(EpisodeResult, cfg.result_topic, RELIABLE_10)
+        self.entities = [self._result_pub]
         emb = self.recorder.embodiment
-        subscribe_instructions(self, cfg.instruction_topic, self._on_instruction)
+        self.entities += subscribe_instructions(self, cfg.instruction_topic, self._on_instruction)
         for k, camera in enumerate(emb.cameras):  # camera k -> the bag's bf.image_topic(k)
             kind, msgtype = (CompressedImage, bf.COMPRESSED_IMAGE_TYPE) if camera.compressed else (Image, bf.IMAGE_TYPE)
-            self.create_subscription(kind, camera.topic, self._raw_cb(bf.image_topic(k, camera.compressed), msgtype),
-                                     qos_profile_sensor_data, raw=True)
+            self.entities.append(self.create_subscription(
+                kind, camera.topic, self._raw_cb(bf.image_topic(k, camera.compressed), msgtype),
+                qos_profile_sensor_data, raw=True))
         if emb.state.topic.strip():
-            self.create_subscription(JointState, emb.state.topic, self._raw_cb(bf.STATE_TOPIC, bf.JOINT_STATE_TYPE),
-                                     qos_profile_sensor_data, raw=True)
-        sources = self._subscribe_actions(cfg, emb)
-        self.create_subscription(Bool, cfg.success_topic, self._on_success, RELIABLE_10)
-        self.create_service(EndEpisode, '~/end_episode', self._on_end_episode)
-        self.create_timer(cfg.check_period_s, self._on_timer)
-        self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
+            self.entities.append(self.create_subscription(
+                JointState, emb.state.topic, self._raw_cb(bf.STATE_TOPIC, bf.JOINT_STATE_TYPE),
+                qos_profile_sensor_data, raw=True))
+        self._sources = self._subscribe_actions(cfg, emb)
+        self.entities.append(self.create_subscription(Bool, cfg.success_topic, self._on_success, RELIABLE_10))
+        self.entities.append(self.create_service(EndEpisode, '~/end_episode', self._on_end_episode))
+        self.entities.append(self.create_timer(cfg.check_period_s, self._on_timer))
+        self.lifecycle = 'inactive'
+        self.get_logger().info(f'configured: {emb.name!r} to {self.recorder.output_dir.resolve()}')
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        ret = super().on_activate(state)  # the result publisher goes live first: results are not lost
+        self.lifecycle = 'active'
+        for end in self.recorder.salvage_pending(time.monotonic(), scan=True):  # what a crash left
+            self._finished(end)
+        cfg = self.config
         self.get_logger().info(
-            f'recording {emb.name!r} to {self.recorder.output_dir.resolve()} (timeout {cfg.episode_timeout_s:g} s, '
-            f'min free disk {cfg.min_free_disk_mb} MB); instruction on {self._topic(cfg.instruction_topic)}; '
-            f'actions from {", ".join(sources)}')
+            f'recording {self.recorder.embodiment.name!r} to {self.recorder.output_dir.resolve()} (timeout '
+            f'{cfg.episode_timeout_s:g} s, min free disk {cfg.min_free_disk_mb} MB); instruction on '
+            f'{self._topic(cfg.instruction_topic)}; actions from {", ".join(self._sources)}')
+        return ret
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.shutdown_recording()  # while the result publisher is still live
+        self.lifecycle = 'inactive'
+        self.get_logger().info('deactivated: not recording')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.destroy_entities()
+        self.recorder, self._result_pub, self.lifecycle = None, None, 'unconfigured'
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.lifecycle == 'active':
+            self.shutdown_recording()
+        self.destroy_entities()
+        self.recorder, self.lifecycle = None, 'finalized'
+        return super().on_shutdown(state)
 
     def _subscribe_actions(self, cfg, emb) -> list[str]:
         """The policy's QAction, or (teleop) the robot's command topics; returns the topic names."""
         if cfg.action_source == 'policy':
-            self.create_subscription(QAction, cfg.action_topic, self._raw_cb(bf.ACTION_TOPIC, bf.QACTION_TYPE),
-                                     RELIABLE_10, raw=True)
+            self.entities.append(self.create_subscription(
+                QAction, cfg.action_topic, self._raw_cb(bf.ACTION_TOPIC, bf.QACTION_TYPE), RELIABLE_10, raw=True))
             return [self._topic(cfg.action_topic)]
         cmap, sources = self.recorder.teleop.map, []
         if cmap.twist_index:
-            self.create_subscription(TwistStamped, emb.twist.topic,
-                                     self._command_cb('twist', bf.TWIST_STAMPED_TYPE), RELIABLE_10, raw=True)
+            self.entities.append(self.create_subscription(
+                TwistStamped, emb.twist.topic, self._command_cb('twist', bf.TWIST_STAMPED_TYPE), RELIABLE_10, raw=True))
             sources.append(self._topic(emb.twist.topic))
         if cmap.joint_index:
             joint_type, joint_msg = ((bf.JOINT_TRAJECTORY_TYPE, JointTrajectory) if emb.joints.type == 'joint_trajectory'
                                      else (bf.FLOAT64_MULTI_ARRAY_TYPE, Float64MultiArray))
-            self.create_subscription(joint_msg, emb.joints.topic, self._command_cb('joints', joint_type),
-                                     RELIABLE_10, raw=True)
+            self.entities.append(self.create_subscription(
+                joint_msg, emb.joints.topic, self._command_cb('joints', joint_type), RELIABLE_10, raw=True))
             sources.append(self._topic(emb.joints.topic))
         if cmap.gripper_index is not None:
-            self.create_subscription(Float64, emb.gripper.topic, self._command_cb('gripper', bf.FLOAT64_TYPE),
-                                     RELIABLE_10, raw=True)
+            self.entities.append(self.create_subscription(
+                Float64, emb.gripper.topic, self._command_cb('gripper', bf.FLOAT64_TYPE), RELIABLE_10, raw=True))
             sources.append(self._topic(emb.gripper.topic))
         return sources or ['(no command topic: the embodiment maps no dimension to a command)']
 
@@ -128,11 +166,8 @@ class RecorderNode(Node):
 
     def _report_error(self, key: str, message: str) -> None:
         """One line per kind of problem, then at most one summary every ERROR_LOG_PERIOD_S."""
-        self._error_counts[key] = self._error_counts.get(key, 0) + 1
-        now = time.monotonic()
-        if now - self._error_last.get(key, -1e9) >= ERROR_LOG_PERIOD_S:
-            self.get_logger().warning(f'{message} ({self._error_counts[key]} so far)')
-            self._error_last[key] = now
+        if self._errors.hit(key) is not None:
+            self.get_logger().warning(f'{message} ({self._errors.counts[key]} so far)')
 
     def _finished(self, end: EpisodeEnd | None) -> None:
         if end is None:
@@ -155,7 +190,14 @@ class RecorderNode(Node):
 
     # ----- callbacks -----------------------------------------------------------------------------
 
+    @property
+    def recording(self) -> bool:
+        """Active: instructions start episodes, messages are recorded (configured only: all ignored)."""
+        return self.lifecycle == 'active'
+
     def _on_instruction(self, instruction: Instruction, raw: bytes) -> None:
+        if not self.recording:
+            return
         text = instruction.text
         out = self.recorder.start(text, time.monotonic(), instruction.received_ns, raw_instruction=raw,
                                   sent_ns=instruction.sent_ns)
@@ -181,6 +223,8 @@ class RecorderNode(Node):
     def _guarded(self, handle, where: str, what: str):
         """A raw-bytes callback: the recorder's result is published; a message it cannot use is logged."""
         def callback(raw: bytes) -> None:
+            if not self.recording:
+                return
             try:
                 self._finished(handle(raw))
             except RecordError as exc:
@@ -188,6 +232,8 @@ class RecorderNode(Node):
         return callback
 
     def _on_success(self, msg: Bool) -> None:
+        if not self.recording:
+            return
         end = self.recorder.success_signal(bool(msg.data))
         if end is None:
             what = 'no episode is recording' if not self.recorder.is_recording else \
@@ -196,9 +242,10 @@ class RecorderNode(Node):
         self._finished(end)
 
     def _on_end_episode(self, request: EndEpisode.Request, response: EndEpisode.Response) -> EndEpisode.Response:
-        end = self.recorder.end(bool(request.success), 'service', request.reason)
+        end = self.recorder.end(bool(request.success), 'service', request.reason) if self.recording else None
         if end is None:
-            response.accepted, response.message, response.bag_path = False, 'no episode is recording', ''
+            why = 'no episode is recording' if self.recording else f'the recorder is {self.lifecycle}'
+            response.accepted, response.message, response.bag_path = False, why, ''
             return response
         self._finished(end)
         response.accepted = bool(end.bag_path)
@@ -208,50 +255,49 @@ class RecorderNode(Node):
         return response
 
     def _on_timer(self) -> None:
+        if not self.recording:
+            return
         now = time.monotonic()
         self._finished(self.recorder.check(now))
         for end in self.recorder.salvage_pending(now):
             self._finished(end)
 
-    def _publish_diagnostics(self) -> None:
+    def diagnostics(self):
         rec = self.recorder
+        if rec is None:
+            return ('error' if 'failed' in self.lifecycle else 'warn'), self.lifecycle, {'state': self.lifecycle}
         try:
             free = f'{rec.free_disk_mb():.0f}'
         except OSError:
             free = 'nan'
         problems = rec.write_failures or rec.unfinished or self.callback_faults.total
-        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
-        state = f'recording {rec.episode_id}' if rec.is_recording else 'idle'
-        values = {
+        state = (f'recording {rec.episode_id}' if rec.is_recording else 'idle') if self.recording else self.lifecycle
+        return ('warn' if problems or not self.recording else 'ok'), state, {
             'state': state, 'output_dir': str(rec.output_dir.resolve()), 'free_disk_mb': free,
             'min_free_disk_mb': f'{rec.min_free_disk_mb:g}', 'episodes_finished': str(rec.episodes_finished),
             'refused': str(rec.refused), 'write_failures': str(rec.write_failures), 'salvaged': str(rec.salvaged),
-            'unfinished_to_salvage': ' '.join(rec.unfinished), 'callback_failures': str(self.callback_faults.total),
-            'last_callback_failure': self.callback_faults.last,
+            'unfinished_to_salvage': ' '.join(rec.unfinished), 'last_callback_failure': self.callback_faults.last,
         }
-        name = self.get_fully_qualified_name()
-        status = DiagnosticStatus(level=level, name=f'{name}: recorder', hardware_id=name, message=state,
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(array)
 
     def shutdown_recording(self) -> None:
         """Finalize an open episode (failure, 'shutdown') and publish its result."""
-        self._finished(self.recorder.shutdown())
+        if self.recorder is not None:
+            self._finished(self.recorder.shutdown())
 
 
 def main(args=None) -> int:
+    """Spin until SIGINT/SIGTERM, then deactivate: an open episode is kept as a complete bag."""
     def stop(node, executor):
         try:
-            node.shutdown_recording()  # data recorded so far is kept as a complete bag
+            if node.lifecycle == 'active':
+                node.trigger_deactivate()
             executor.spin_once(timeout_sec=0.05)  # let the last EpisodeResult go out
         except Exception as exc:  # noqa: BLE001
             node.get_logger().error(f'finalizing on shutdown failed: {exc}')
             return 1
         return 0
 
-    return spin_until_signal('qt_recorder', RecorderNode, args, on_stop=stop)
+    return run('qt_recorder', RecorderNode, args, on_stop=stop)
 
 
 if __name__ == '__main__':

@@ -6,14 +6,15 @@ goes out (a new hold) and when a line is logged (a change), so a robot that lose
 once and says so once."""
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections import deque
 
+from .throttle import Throttle
+
 
 class PolicyStatus:
-    def __init__(self):
+    def __init__(self, log_period_s: float = 10.0):
         self.hold: str | None = "inactive"  # hold kind of the last decision; None while acting
         self.hold_reason = "inactive"
         self.latencies_ms: deque[float] = deque(maxlen=200)
@@ -21,9 +22,7 @@ class PolicyStatus:
         self.last_q = float("nan")
         self.actions_published = 0
         self.limits_acted: dict[str, int] = {}
-        self.malformed_images = 0
-        self._malformed_unlogged = 0
-        self._malformed_last_log = -math.inf
+        self._malformed = Throttle(log_period_s)  # malformed camera images: counted, logged at most once a period
         self.last_image_error = ""
         self.last_state_error = ""
 
@@ -45,17 +44,17 @@ class PolicyStatus:
         self.hold, self.hold_reason = kind, reason
         return new
 
-    def malformed_image(self, exc: Exception, now: float, log_period_s: float) -> str | None:
-        """Count a dropped camera image; the warning to log, at most one every `log_period_s`."""
-        self.malformed_images += 1
-        self._malformed_unlogged += 1
+    @property
+    def malformed_images(self) -> int:
+        return self._malformed.total
+
+    def malformed_image(self, exc: Exception, now: float) -> str | None:
+        """Count a dropped camera image; the warning to log, at most one every log period (runtime/throttle.py)."""
         self.last_image_error = str(exc)
-        if now - self._malformed_last_log < log_period_s:
+        since = self._malformed.hit(now=now)
+        if since is None:
             return None
-        line = (f"dropping malformed camera image(s) ({self._malformed_unlogged} since last warning, "
-                f"{self.malformed_images} total): {exc}")
-        self._malformed_last_log, self._malformed_unlogged = now, 0
-        return line
+        return f"dropping malformed camera image(s) ({since} since last warning, {self.malformed_images} total): {exc}"
 
     def rate_hz(self, now: float | None = None, window_s: float = 5.0) -> float:
         """Actions per second over the last `window_s`."""

@@ -57,6 +57,7 @@ class RecorderNodeConfig:
     preroll_s: float = 2.0
     flush_period_s: float = 1.0  # most of an open episode a crash/kill/full disk can lose (a chunk per period)
     diagnostics_period_s: float = 1.0  # /diagnostics period (recording state, free disk, failures)
+    autostart: bool = True  # configure + activate at startup (no lifecycle manager needed)
 
     def validate(self) -> "RecorderNodeConfig":
         if not self.output_dir.strip():
