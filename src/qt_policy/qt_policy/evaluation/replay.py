@@ -34,23 +34,36 @@ def load_episode(source: Path, episode: int = 0):
     return ep, (np.array(bins) if has_bins else None), np.array(q)
 
 
-def decide_on_episode(model, ep, embed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What `model` decides on the episode's frames (one observation pipeline, the episode's own
-    history): greedy bins (T, d), greedy Q (T,), and Q over all bins given the bins chosen before,
-    (T, d, num_bins)."""
-    import torch
-
-    from ..core.decoding import decode_from_context
+def decide_on_episode(policy, ep, embed) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """What `policy` decides on the episode's frames, through the one acting API (inference/backends.py
+    `act`, the node's and the evaluation's): the same observation pipeline, the episode's own frame
+    history. `policy`: a torch model or ensemble, or a backend (an ONNX export acts too). Returns greedy
+    bins (T, d), greedy Q (T,), and for a torch model Q over all bins given the bins chosen before
+    (T, d, num_bins; None otherwise)."""
     from ..data.observation import FrameHistory, prepare_cameras
+    from ..inference.backends import as_policy
 
-    cfg = model.cfg
+    acting = as_policy(policy)
+    cfg = acting.cfg
     history = FrameHistory(cfg.frames)
     windows = np.stack([history.push(prepare_cameras([ep.camera(k)[t] for k in range(ep.num_cameras)],
-                                                     cfg.image_size, cfg.image_crop)) for t in range(len(ep))])
-    text = torch.from_numpy(np.repeat(np.asarray(embed(ep.instruction), np.float32)[None], len(ep), 0))
-    state = torch.from_numpy(ep.states) if cfg.state_dim and ep.states is not None else None
+                                                     cfg.image_size, cfg.image_crop))
+                        for t in range(len(ep))]) if cfg.image_size else None
+    text = np.repeat(np.asarray(embed(ep.instruction), np.float32)[None], len(ep), 0)
+    state = ep.states.astype(np.float32) if cfg.state_dim and ep.states is not None else None
+    out = acting.act(windows, text, state)
+    return out.bins, out.q_value, _q_maps(getattr(acting, "model", None), windows, text, state, out.bins)
+
+
+def _q_maps(model, windows, text, state, bins) -> np.ndarray | None:
+    """Q over every bin of each dimension after the chosen ones (teacher forcing); torch models only."""
+    from ..core.model import QTransformer
+
+    if not isinstance(model, QTransformer):
+        return None
+    import torch
+
+    as_tensor = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     with torch.no_grad():
-        context = model.encode_context(torch.from_numpy(windows), text, state)
-        out = decode_from_context(model, context)
-        q_maps = model.q_values(context, out.bins)
-    return out.bins.numpy(), out.q_value.numpy(), q_maps.numpy()
+        context = model.encode_context(as_tensor(windows), as_tensor(text), as_tensor(state))
+        return model.q_values(context, torch.from_numpy(bins)).numpy()

@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", type=Path, help="an episode bag folder, or a LeRobotDataset v3.0 folder (with --episode)")
     p.add_argument("--episode", type=int, default=0, help="episode index in a LeRobot folder (default 0)")
     p.add_argument("--checkpoint", type=Path, default=None,
-                   help="model directory: decide on the episode's frames and log Q over all bins")
+                   help="model directory (a checkpoint, or an export from qt-export): decide on the episode's frames "
+                        "as the node does; a checkpoint also logs Q over all bins")
     p.add_argument("--out", type=Path, default=Path("episode.rrd"), help="the Rerun recording to write (.rrd)")
     p.add_argument("--png", type=Path, default=None, help="also draw the episode as a picture (matplotlib)")
     p.add_argument("--png-dim", default=None, help="dimension whose Q map the picture shows (default: the first)")
@@ -112,10 +113,12 @@ def main(argv=None) -> int:
     ep, bins, q = load_episode(args.source, args.episode)
     q_maps = None
     if args.checkpoint is not None:
-        from ..core.checkpoint import load_policy_model
         from ..core.text import shared_encoder
+        from ..inference import load_policy
+        from ..inference.export_files import is_export
 
-        bins, q, q_maps = decide_on_episode(load_policy_model(args.checkpoint), ep, shared_encoder())
+        policy = load_policy(args.checkpoint, backend="onnxruntime" if is_export(args.checkpoint) else "torch")
+        bins, q, q_maps = decide_on_episode(policy, ep, shared_encoder())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_rrd(args.out, ep, bins, q, q_maps)
     print(f"wrote {args.out} ({len(ep)} steps{', with Q maps' if q_maps is not None else ''}); open it with: "
