@@ -4,13 +4,18 @@ evaluation rollout prepares frames the same way.
 
 The frames go in as the node receives them (raw sensor_msgs/Image CDR, bgr8 with row padding);
 the recorder writes them; the cache converts them at the model's size; the TransitionSampler gives
-the window of each step. The policy runner gets the same messages decoded by the node's decoder,
-and what it hands to the model is captured.
+the window of each step. The policy node gets the same messages as rclpy messages through its own
+frame entry point (decode, stamp, decide), and what its runner hands to the model is captured.
 """
 import cv2
 import numpy as np
 import pytest
+import rclpy
 import torch
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import Image
 
 from qt_policy.core.checkpoint import save_checkpoint
 from qt_policy.core.config import LossConfig, ModelConfig
@@ -18,11 +23,10 @@ from qt_policy.core.model import QTransformer
 from qt_policy.data import bag_format as bf
 from qt_policy.data.cache import convert_bags
 from qt_policy.data.dataset import TransitionSampler
-from qt_policy.codec.images import image_to_rgb
+from qt_policy.core import text as text_module
 from qt_policy.data.observation import prepare_frame
-from qt_policy.runtime import policy_runner
+from qt_policy.nodes.policy_node import PolicyNode
 from qt_policy.runtime.episode_recorder import EpisodeRecorder
-from qt_policy.runtime.policy_config import PolicyNodeConfig
 
 SIZE = 32
 NAMES = ["dx", "dy", "dz", "gripper"]
@@ -55,30 +59,40 @@ def test_node_input_equals_training_input_bit_for_bit(tmp_path, monkeypatch, sha
     rng = np.random.default_rng(1)
     frames = [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for _ in range(5)]
 
-    # the robot: the policy runner decides on each frame; capture what it gives the model
-    seen = []
-    runner = policy_runner.PolicyRunner.from_config(PolicyNodeConfig(checkpoint=str(ckpt)), encoder=encoder)
-    real_act = runner.policy.act
+    # the robot: the policy node's own frame entry point (what its frame worker runs: decode, stamp,
+    # decide) on each message as rclpy delivers it; capture what its runner gives the model
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    monkeypatch.setattr(text_module, "shared_encoder", lambda: encoder)  # no sentence model in this test
+    node = PolicyNode(context=context, parameter_overrides=[
+        Parameter("checkpoint", value=str(ckpt)), Parameter("autostart", value=False),
+        Parameter("dry_run", value=True), Parameter("stale_timeout_s", value=60.0)])
+    seen, published = [], []
+    try:
+        ok = TransitionCallbackReturn.SUCCESS
+        assert node.trigger_configure() == ok and node.trigger_activate() == ok
+        real_act = node.runner.policy.act
 
-    def capture(images, text, state):  # what the backend (torch or onnxruntime) is given
-        seen.append(torch.from_numpy(np.array(images[0])))
-        return real_act(images, text, state)
+        def capture(images, text, state):  # what the backend (torch or onnxruntime) is given
+            seen.append(torch.from_numpy(np.array(images[0])))
+            return real_act(images, text, state)
 
-    monkeypatch.setattr(runner.policy, "act", capture)
-    runner.set_instruction("open the drawer", 0.0)
-    recorder = EpisodeRecorder(tmp_path / "bags", wall_clock_ns=lambda: T0)
-    recorder.start("open the drawer", now=0.0, log_time_ns=T0)
-    for t, rgb in enumerate(frames):
-        stamp = T0 + (t + 1) * 100_000_000
-        raw, msg = padded_bgr_image_cdr(ts, rgb[:, :, ::-1], stamp)
-        recorder.record(bf.IMAGE_TOPIC, bf.IMAGE_TYPE, raw, stamp + 1000)  # what the recorder gets
-        decoded = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data)  # the node's decoder
-        np.testing.assert_array_equal(decoded, rgb)
-        runner.add_image(decoded, (t + 1) * 0.1)
-        action = runner.act((t + 1) * 0.1)
-        act = ts.serialize_cdr(bf.make_qaction_msg(action.values, stamp, NAMES, bins=action.bins, typestore=ts),
-                               bf.QACTION_TYPE)
-        recorder.record(bf.ACTION_TOPIC, bf.QACTION_TYPE, act, stamp + 2000)
+        monkeypatch.setattr(node.runner.policy, "act", capture)
+        monkeypatch.setattr(node._action_pub, "publish", published.append)
+        start = node._now() - 10.0  # arrival times on the node's clock, one control period apart
+        node._encode_instruction(("open the drawer", start, None))  # the node's instruction worker
+        recorder = EpisodeRecorder(tmp_path / "bags", wall_clock_ns=lambda: T0)
+        recorder.start("open the drawer", now=0.0, log_time_ns=T0)
+        for t, rgb in enumerate(frames):
+            stamp = T0 + (t + 1) * 100_000_000
+            raw, _ = padded_bgr_image_cdr(ts, rgb[:, :, ::-1], stamp)
+            recorder.record(bf.IMAGE_TOPIC, bf.IMAGE_TYPE, raw, stamp + 1000)  # what the recorder gets
+            node._process_frame((deserialize_message(bytes(raw), Image), start + 1.0 + t * 0.1, 0))
+            assert len(published) == t + 1, f"the node did not act on frame {t}"
+            recorder.record(bf.ACTION_TOPIC, bf.QACTION_TYPE, serialize_message(published[-1]), stamp + 2000)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
     assert recorder.end(True, "service").num_steps == len(frames)
 
     # training: bag -> cache at the model's size -> the sampler's window of each step
