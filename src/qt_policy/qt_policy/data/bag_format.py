@@ -35,6 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..codec.actions import qaction_fields
 from ..codec.images import compress_rgb, image_fields
 from ..codec.stamps import stamp_to_ns
 
@@ -246,18 +247,8 @@ def make_qaction_msg(values: np.ndarray, stamp_ns: int, dimension_names: Sequenc
     ``bins`` None/empty for human or scripted actions; ``q_value`` NaN when unknown.
     """
     ts = typestore or get_episode_typestore()
-    vals = np.asarray(values, dtype=np.float32).reshape(-1)
-    names = [str(n) for n in dimension_names]
-    if names and len(names) != vals.size:
-        raise ValueError(f"{len(names)} dimension names for {vals.size} action values")
-    b = np.zeros(0, np.uint16) if bins is None else np.asarray(bins).reshape(-1)
-    if b.size and b.size != vals.size:
-        raise ValueError(f"{b.size} bins for {vals.size} action values")
-    if b.size and (b.min() < 0 or b.max() > np.iinfo(np.uint16).max):
-        raise ValueError("bins out of uint16 range")
-    return ts.types[QACTION_TYPE](header=make_header(stamp_ns, frame_id, ts), instruction=str(instruction),
-                                  dimension_names=names, values=vals, bins=b.astype(np.uint16),
-                                  q_value=float(q_value), terminate=bool(terminate))
+    return ts.types[QACTION_TYPE](header=make_header(stamp_ns, frame_id, ts),
+                                  **qaction_fields(values, dimension_names, bins, q_value, terminate, instruction))
 
 
 def make_episode_result_msg(stamp_ns: int, episode_id: str = "", instruction: str = "", success: bool = False,

@@ -31,6 +31,8 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
+
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
@@ -42,6 +44,7 @@ from std_srvs.srv import SetBool
 from qt_msgs.msg import QAction
 
 from ..codec.stamps import arrival_seconds, on_our_clock, stamp_to_ns
+from ..codec.actions import qaction_fields
 from ..codec.images import ImageError, image_msg_to_rgb
 from ..runtime.instruction_gate import Instruction
 from ..runtime.latest_worker import LatestWorker
@@ -311,12 +314,9 @@ class PolicyNode(ManagedNode):
             msg.header.frame_id = action.image_stamp.frame_id
         else:
             msg.header.stamp = self.get_clock().now().to_msg()
-        msg.instruction = action.instruction
-        msg.dimension_names = list(action.names)
-        msg.values = [float(v) for v in action.values]
-        msg.bins = [int(b) for b in action.bins]
-        msg.q_value = float(action.q_value)
-        msg.terminate = action.terminate
+        for name, value in qaction_fields(action.values, action.names, action.bins, action.q_value,
+                                          action.terminate, action.instruction).items():
+            setattr(msg, name, value.tolist() if isinstance(value, np.ndarray) else value)
         self._action_pub.publish(msg)
         if self.config.dry_run or action.command is None:
             return
