@@ -9,12 +9,13 @@ on both gives the policy and the scene of one episode.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..paths import DEFAULT_EMBODIMENT
 from .collect import episode_rng, sample_mode, scripted_policies
-from .tasks import get_task
+from .tasks import TASKS, get_task
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,20 @@ class ScriptedTeleoperator:
         if self._policy is None:
             raise RuntimeError("no episode is running")
         return np.clip(np.asarray(self._policy.act(np.asarray(raw_obs, dtype=np.float64)), dtype=np.float32), -1.0, 1.0)
+
+
+@dataclass
+class ScriptedTeleopConfig:
+    """Parameters of the scripted_teleop node."""
+
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))  # sim task names, taken in turn
+    episodes_per_task: int = 2
+    expert_fraction: float = 0.5  # share of demonstrations; the rest are failure makers (sim/scripted.py)
+    seed: int = 1000  # first placement seed of each task: must equal the sim arm's `seed`
+    embodiment: str = DEFAULT_EMBODIMENT  # the command topics and scales
+    instruction_topic: str = "instruction"
+    raw_obs_topic: str = "sim/raw_obs"
+    success_topic: str = "success"
+    settle_s: float = 0.05  # simulator states that arrive sooner after the instruction are not acted on
+    pause_s: float = 1.0  # between an episode's end and the next instruction (the recorder finalizes)
+    wait_for: list[str] = field(default_factory=lambda: ["sim_arm"])  # start once these nodes are up
