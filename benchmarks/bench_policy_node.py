@@ -73,7 +73,7 @@ def main() -> int:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
-    from qt_policy.dev.launch import stop_processes
+    from qt_policy.graph.processes import stop_processes
     from qt_policy.nodes.qos import LATCHED
     from sensor_msgs.msg import Image
     from std_msgs.msg import String

@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src" / "qt_policy"))
 from qt_policy.data import bag_format as bf  # noqa: E402
-from qt_policy.data import bag_io  # noqa: E402
-from qt_policy.data.bag_io import EpisodeBagWriter  # noqa: E402
+from qt_policy.data import bag_writer  # noqa: E402
+from qt_policy.data.bag_writer import EpisodeBagWriter  # noqa: E402
 from qt_policy.data.bag_salvage import PartialBagScan  # noqa: E402
 
 STEP_S = 0.1
@@ -33,7 +33,7 @@ STEP_S = 0.1
 def run(size: tuple[int, int], flush: float | None, steps: int, out: Path, ts, kill: bool = True) -> dict:
     h, w = size
     clock = {"t": 0.0}
-    bag_io._monotonic = lambda: clock["t"]  # the episode's own time, so that 30 s take a second or two
+    bag_writer._monotonic = lambda: clock["t"]  # the episode's own time, so that 30 s take a second or two
     writer = EpisodeBagWriter(typestore=ts, flush_period_s=flush)
     writer.open(out, f"ep_{h}x{w}_{flush}")
     frames = [ts.serialize_cdr(bf.make_image_msg(np.full((h, w, 3), k, np.uint8), 0, typestore=ts), bf.IMAGE_TYPE)

@@ -25,7 +25,8 @@ CHILD = r'''
 import json, resource, sys, time
 import numpy as np
 from qt_policy.runtime.policy_config import PolicyNodeConfig
-from qt_policy.runtime.policy_runner import Action, PolicyRunner
+from qt_policy.runtime.decision import Action
+from qt_policy.runtime.policy_runner import PolicyRunner
 t_import = time.perf_counter()
 runner = PolicyRunner.from_config(PolicyNodeConfig(checkpoint=sys.argv[1], backend=sys.argv[2]))
 t_load = time.perf_counter()

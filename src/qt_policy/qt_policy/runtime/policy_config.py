@@ -1,7 +1,7 @@
 """Configuration of the policy node: one dataclass, shared by ROS parameters, YAML files and tests.
 
 `PolicyNodeConfig` is the single source of truth: the node declares one ROS parameter per field and
-reads them back into it, and config/policy.yaml loads without ROS (runtime/parameters.py).
+reads them back into it (nodes/parameters.py), and config/policy.yaml loads without ROS (runtime/parameters.py).
 """
 from __future__ import annotations
 
