@@ -168,3 +168,27 @@ def test_attempts_share_the_placement_and_draw_their_own_actions(arm):
     assert again.episode_id == "drawer-open-000005-a2-random" and first.episode_id == "drawer-open-000005-random"
     repeat = collect_episode(arm, "drawer-open", 5, "noisy", policy_kind="random", max_steps=6, attempt=2)
     np.testing.assert_array_equal(again.actions, repeat.actions)  # reproducible per attempt
+
+
+def test_the_slow_demonstrator_moves_at_a_fraction_of_the_expert_and_hesitates():
+    from qt_policy.sim.scripted import SlowExpert
+
+    class Expert:
+        def act(self, raw_obs):
+            return np.array([1.0, -1.0, 0.5, 0.7], np.float32)
+
+    slow = SlowExpert(Expert(), np.random.default_rng(0), speed=0.4, p_pause=0.05, pause=4)
+    acts = np.stack([slow.act(None) for _ in range(2000)])
+    paused = np.all(acts[:, :3] == 0.0, axis=1)
+    np.testing.assert_allclose(acts[~paused, :3], np.tile([0.4, -0.4, 0.2], ((~paused).sum(), 1)), rtol=1e-6)
+    assert np.all(acts[:, 3] == np.float32(0.7))  # the gripper as the expert sets it, paused or not
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[0, paused.astype(int), 0])))[::2]
+    assert set(runs[:-1]) <= {4, 8, 12}  # stops of `pause` steps (back to back when drawn again at once)
+    assert 0.12 < paused.mean() < 0.25  # ~ p x pause / (1 + p x (pause - 1)) = 0.17
+
+
+def test_slow_demonstrations_succeed_later_than_the_expert(arm):
+    fast = collect_episode(arm, "drawer-open", 0, "expert", policy_kind="expert", max_steps=400)
+    slow = collect_episode(arm, "drawer-open", 0, "expert", policy_kind="slow_expert", max_steps=400)
+    assert fast.success and slow.success and len(slow) >= 2 * len(fast)
+    assert slow.episode_id.endswith("slow_expert")

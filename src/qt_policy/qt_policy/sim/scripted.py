@@ -28,7 +28,12 @@ from .tasks import OPPOSITE_TASK, TASKS, SimTask
 warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
 
 FAILURE_KINDS = ("held_random", "wrong_task", "offset_goal", "random")
-POLICY_KINDS = ("expert",) + FAILURE_KINDS
+#: demonstrators: the fast scripted expert, and a slower, hesitating one (as a person teleoperating)
+DEMO_KINDS = ("expert", "slow_expert")
+#: issue 37's failures: the fast expert in pieces of 20 steps between held random actions (p 0.9): 0 of 24
+#: succeeded within 400 steps on its three tasks (2026-12-07, docs/experiments/beyond-demos.md)
+BENCHMARK_FAILURE_KINDS = ("interrupted_expert",)
+POLICY_KINDS = DEMO_KINDS + FAILURE_KINDS + BENCHMARK_FAILURE_KINDS
 
 # Mix of failure makers for "noisy" episodes, tuned on 40-60 seeds per task so that noisy episodes
 # succeed ~0-15 % per task, ~7 % on average (measured per kind: wrong_task ~3 %, held_random
@@ -112,8 +117,8 @@ class HeldRandom:
     kind = "held_random"
 
     def __init__(self, expert: CollectionPolicy, rng: np.random.Generator, action_dim: int,
-                 p_random: float = 0.8, hold: int = 10):
-        self.rng, self.action_dim = rng, int(action_dim)
+                 p_random: float = 0.8, hold: int = 10, kind: str = "held_random"):
+        self.rng, self.action_dim, self.kind = rng, int(action_dim), kind
         self.p_random = float(p_random)
         self.hold = int(hold)
         self._expert = expert
@@ -174,6 +179,33 @@ class OffsetGoalPolicy:
         return self._expert.act(obs)
 
 
+class SlowExpert:
+    """An expert as a person at a teleoperation device might be: slower (every dimension but the
+    gripper scaled by `speed`) and hesitating (with probability `p_pause` a step starts a stop of
+    `pause` steps: no motion, the gripper as the expert sets it). The expert still decides each step
+    from the scene, so it gets there, only later: demonstrations a policy can beat in speed
+    (issue 37's benchmark). Any arm: the gripper is the last dimension."""
+
+    kind = "slow_expert"
+
+    def __init__(self, expert: CollectionPolicy, rng: np.random.Generator, speed: float = 0.4,
+                 p_pause: float = 0.05, pause: int = 4):
+        self._expert, self.rng = expert, rng
+        self.speed, self.p_pause, self.pause = float(speed), float(p_pause), int(pause)
+        self._paused = 0
+
+    def act(self, raw_obs: np.ndarray) -> np.ndarray:
+        a = np.array(self._expert.act(raw_obs), dtype=np.float32, copy=True)
+        if self._paused == 0 and self.rng.random() < self.p_pause:
+            self._paused = self.pause
+        if self._paused > 0:
+            self._paused -= 1
+            a[:-1] = 0.0
+        else:
+            a[:-1] *= self.speed
+        return a
+
+
 class UniformRandom:
     """Uniform random actions in [-1, 1]^action_dim (any arm)."""
 
@@ -188,10 +220,13 @@ class UniformRandom:
 
 _POLICIES = {  # kind -> (task, rng) -> policy; the Sawyer's actions are 4-D
     "expert": ExpertPolicy,
+    "slow_expert": lambda task, rng: SlowExpert(ExpertPolicy(task, rng), rng),
     "held_random": lambda task, rng: HeldRandom(ExpertPolicy(task, rng), rng, 4),
     "wrong_task": WrongTaskPolicy,
     "offset_goal": OffsetGoalPolicy,
     "random": lambda task, rng: UniformRandom(rng, 4),
+    "interrupted_expert": lambda task, rng: HeldRandom(ExpertPolicy(task, rng), rng, 4, p_random=0.9, hold=20,
+                                                       kind="interrupted_expert"),
 }
 
 

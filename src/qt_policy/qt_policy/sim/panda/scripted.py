@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..scripted import (CollectionPolicy, HeldRandom, UniformRandom, build_policy, clip_unit, draw_policy_kind,
-                        horizontal_shift)
+from ..scripted import (CollectionPolicy, HeldRandom, SlowExpert, UniformRandom, build_policy, clip_unit,
+                        draw_policy_kind, horizontal_shift)
 from ..tasks import SimTask
 from .arm import ACTION_NAMES, HOME_ROTATION, raw_fields, rotation_vector
 
 FAILURE_KINDS = ("held_random", "wrong_task", "offset_goal", "random")
-POLICY_KINDS = ("expert",) + FAILURE_KINDS
+POLICY_KINDS = ("expert", "slow_expert") + FAILURE_KINDS
 EXPERT_NOISE = 0.1  # sigma of the Gaussian action noise on expert actions
 
 # Mix of failure makers for "noisy" episodes: with the rates above, noisy episodes succeed
@@ -285,6 +285,7 @@ class OffsetGoalPolicy:
 
 _POLICIES = {  # kind -> (task, rng) -> policy; the Panda's actions are 7-D
     "expert": ExpertPolicy,
+    "slow_expert": lambda task, rng: SlowExpert(ExpertPolicy(task, rng), rng),
     "held_random": lambda task, rng: HeldRandom(ExpertPolicy(task, rng), rng, _N),
     "wrong_task": WrongTaskPolicy,
     "offset_goal": OffsetGoalPolicy,
