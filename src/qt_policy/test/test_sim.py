@@ -192,3 +192,19 @@ def test_slow_demonstrations_succeed_later_than_the_expert(arm):
     slow = collect_episode(arm, "drawer-open", 0, "expert", policy_kind="slow_expert", max_steps=400)
     assert fast.success and slow.success and len(slow) >= 2 * len(fast)
     assert slow.episode_id.endswith("slow_expert")
+
+
+def test_the_beyond_demos_prechecks_say_which_requirement_fails():
+    from qt_policy.research.beyond_demos_precheck import verdict
+
+    def runs(slow_ok, slow_len, interrupted_ok):
+        return {"fast": {"success": [True] * 10, "length": [80] * 10},
+                "slow": {"success": slow_ok, "length": [slow_len] * 10},
+                "interrupted": {"success": interrupted_ok, "length": [200] * 10}}
+    good = verdict(runs([True] * 10, 200, [False] * 10))
+    assert good["all_hold"] and good["slow_over_fast_median_length"] == 2.5
+    assert verdict(runs([True] * 8 + [False] * 2, 200, [False] * 10))["checks"] == {
+        "demonstrations succeed >= 90%": False, "their median length >= 2x the fast expert's": True,
+        "interrupted episodes succeed <= 5%": True}
+    assert not verdict(runs([True] * 10, 150, [False] * 10))["checks"]["their median length >= 2x the fast expert's"]
+    assert not verdict(runs([True] * 10, 200, [True] + [False] * 9))["checks"]["interrupted episodes succeed <= 5%"]
