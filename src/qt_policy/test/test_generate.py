@@ -62,3 +62,23 @@ def test_a_second_run_skips_the_bags_already_written(tmp_path, capsys):
     assert main(args) == 0
     assert "1 episodes present, 0 to generate" in capsys.readouterr().out
     assert sorted(b.name for b in list_episode_bags(tmp_path)) == written
+
+
+def test_the_benchmark_mix_of_demonstrator_failure_maker_and_budget(tmp_path):
+    """issue 37's data: slow demonstrations, interrupted experts, a longer budget; recorded in
+    generation.json (a resume with other settings is refused), default folders untouched."""
+    from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
+    from qt_policy.tools.generate import main
+
+    args = ["--out", str(tmp_path), "--tasks", "drawer-open", "--episodes-per-task", "4", "--expert-fraction", "0.5",
+            "--workers", "1", "--no-progress", "--demo-kind", "slow_expert", "--failure-kind", "interrupted_expert",
+            "--max-steps", "30"]
+    assert main(args) == 0
+    episodes = [read_episode_bag(b) for b in list_episode_bags(tmp_path)]
+    kinds = {e.episode_id.rsplit("-", 1)[-1] for e in episodes}
+    assert kinds <= {"slow_expert", "interrupted_expert"} and len(episodes) == 4
+    assert all(len(e) <= 30 for e in episodes)
+    record = json.loads((tmp_path / "generation.json").read_text())
+    assert (record["demo_kind"], record["failure_kind"], record["max_steps"]) == ("slow_expert", "interrupted_expert", 30)
+    with pytest.raises(SystemExit, match="was generated with"):
+        main(args[:-2] + ["--max-steps", "40"])

@@ -41,11 +41,13 @@ def _work(job):
     from ..sim.collect import collect_episode
     from ..sim.tasks import get_task
 
-    out, task, seed, attempt, mode, image_size = job
+    out, task, seed, attempt, mode, image_size, demo_kind, failure_kind, max_steps = job
     suite = get_task(task).suite
     if suite not in _ARMS:
         _ARMS[suite] = make_arm(suite, image_size)
-    ep = collect_episode(_ARMS[suite], task, seed, mode, attempt=attempt)
+    # the kind for the mode when one is asked for; else drawn as every dataset so far drew it
+    kind = (demo_kind if demo_kind != "expert" else None) if mode == "expert" else failure_kind
+    ep = collect_episode(_ARMS[suite], task, seed, mode, attempt=attempt, policy_kind=kind, max_steps=max_steps)
     write_episode_bag(out, ep, name=bag_name(task, seed, attempt))  # episode_id keeps the policy kind
     return task, bool(ep.success), len(ep)
 
@@ -88,6 +90,7 @@ def check_settings(out: Path, settings: dict, has_bags: bool) -> None:
 
 
 def main(argv=None) -> int:
+    from ..sim.scripted import DEMO_KINDS, POLICY_KINDS
     from ..sim.tasks import TASKS, all_tasks
 
     p = argparse.ArgumentParser(prog="qt-generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,6 +101,14 @@ def main(argv=None) -> int:
     p.add_argument("--expert-fraction", type=float, default=0.2, help="share of near-expert episodes (default 0.2)")
     p.add_argument("--attempts-per-placement", type=int, default=1,
                    help="episodes per object placement; > 1 puts successes and failures at the same start states (default 1)")
+    p.add_argument("--demo-kind", default="expert", choices=list(DEMO_KINDS),
+                   help="who demonstrates: the fast scripted expert, or slow_expert (slower, hesitating, as a person "
+                        "teleoperating: issue 37's benchmark) (default expert)")
+    p.add_argument("--failure-kind", default=None, choices=[k for k in POLICY_KINDS if k not in DEMO_KINDS],
+                   help="one failure maker for every non-expert episode (interrupted_expert: issue 37's benchmark); "
+                        "default: drawn per episode from sim/scripted.py's weights")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="step budget of every episode (default: the task's; slow demonstrations need about 400)")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=max(1, (mp.cpu_count() or 1)))
     p.add_argument("--no-progress", action="store_true")
@@ -109,14 +120,18 @@ def main(argv=None) -> int:
     plans = {t: episode_plan(t, args.episodes_per_task, args.expert_fraction, args.attempts_per_placement) for t in args.tasks}
     args.out.mkdir(parents=True, exist_ok=True)
     done = {b.name for b in list_episode_bags(args.out)}
-    check_settings(args.out, {"expert_fraction": args.expert_fraction, "attempts_per_placement": args.attempts_per_placement,
-                              "image_size": args.image_size}, has_bags=bool(done))
+    settings = {"expert_fraction": args.expert_fraction, "attempts_per_placement": args.attempts_per_placement,
+                "image_size": args.image_size}
+    # recorded only when not the default, so folders made before these options resume as they are
+    settings.update({k: v for k, v in (("demo_kind", args.demo_kind), ("failure_kind", args.failure_kind),
+                                       ("max_steps", args.max_steps)) if v not in (None, "expert")})
+    check_settings(args.out, settings, has_bags=bool(done))
     stale = find_partial_bags(args.out)
     if stale:
         print(f"note: {len(stale)} unfinished .partial bags from an interrupted run are ignored (safe to delete)")
     # one attempt per placement is written as attempt 0 (the names every dataset so far has), so the
     # skip test must name bags the way _work writes them
-    jobs = [(args.out, t, s, attempt or 0, mode, args.image_size)
+    jobs = [(args.out, t, s, attempt or 0, mode, args.image_size, args.demo_kind, args.failure_kind, args.max_steps)
             for t in args.tasks for s, attempt, mode in plans[t] if bag_name(t, s, attempt or 0) not in done]
     print(f"{len(done)} episodes present, {len(jobs)} to generate with {args.workers} workers")
     stats: dict[str, list[int]] = {}
