@@ -97,3 +97,11 @@ def test_evaluate_through_ros_writes_the_harness_format(tmp_path, monkeypatch):
     assert res["path"] == "ros" and task["episodes"] == 1 and task["seeds"] == [2000000]
     assert task["successes"] == int(task["per_episode"][0]) and 0 < task["mean_length"] <= 130
     assert len(list((tmp_path / "ros" / "bags").iterdir())) == 1
+
+
+def test_a_step_budget_other_than_the_tasks():
+    """--max-steps: slow demonstrations need more steps than the task's budget (issue 37)."""
+    success, lengths, q_trace, _ = run_task([CountingArm(9), CountingArm(None)], ConstantPolicy(), TASK, [1, 2],
+                                            max_steps=12)
+    assert success == [True, False] and lengths == [9, 12] and len(q_trace[1]) == 12
+    assert run_task([CountingArm(9)], ConstantPolicy(), TASK, [1])[:2] == ([False], [6])  # the task's 6

@@ -47,7 +47,7 @@ class BatchPolicy:
 
 
 def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bool = False, on_step=None,
-             command_lag: float = 0.0, on_action=None):
+             command_lag: float = 0.0, on_action=None, max_steps: int | None = None):
     """Run len(seeds) episodes in lockstep; returns successes, lengths, Q traces and frames of episode 0.
 
     on_step(i, observation), if given, sees episode i's observation before each of its actions
@@ -65,11 +65,12 @@ def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bo
     policy.reset(n, task.instruction)
     done = [False] * n
     success = [False] * n
-    lengths = [task.max_steps] * n
+    limit = task.max_steps if max_steps is None else int(max_steps)  # the step budget (default: the task's)
+    lengths = [limit] * n
     q_trace: list[list[float]] = [[] for _ in range(n)]
     frames = [obs[0].image] if record_first else []
     previous: list = [None] * n  # the velocity dimensions of each episode's previous step
-    for t in range(task.max_steps):
+    for t in range(limit):
         active = [i for i in range(n) if not done[i]]
         if not active:
             break
@@ -111,7 +112,7 @@ def plot_q(q_trace: list[float], success: bool, title: str, path: Path):
 
 def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, seed_start: int, batch: int,
              video_dir: Path | None = None, q_dir: Path | None = None, progress: bool = True,
-             command_lag: float = 0.0, backend: str = "torch") -> dict:
+             command_lag: float = 0.0, backend: str = "torch", max_steps: int | None = None) -> dict:
     from tqdm import tqdm
 
     from ..core.text import shared_encoder
@@ -126,7 +127,7 @@ def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, see
     arms = [make_arm(suite_of(tasks), model.cfg.image_size or 64) for _ in range(batch)]
     results = {"checkpoint": ",".join(map(str, checkpoints)), "episodes_per_task": episodes, "seed_start": seed_start,
                "path": "harness" + (f" (command lag {command_lag:g})" if command_lag else ""), "backend": backend,
-               "tasks": {}}
+               "max_steps": max_steps, "tasks": {}}
     t0 = time.time()
     bar = tqdm(total=episodes * len(tasks), disable=not progress, desc="episodes", dynamic_ncols=True)
     try:
@@ -138,7 +139,7 @@ def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, see
                 first = start == 0
                 s, lengths, q_trace, frames = run_task(arms[:len(seeds)], policy, task, seeds,
                                                        record_first=first and video_dir is not None,
-                                                       command_lag=command_lag)
+                                                       command_lag=command_lag, max_steps=max_steps)
                 succ += s
                 lens += lengths
                 if first and q_dir is not None:
@@ -152,7 +153,7 @@ def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, see
             results["tasks"][name] = {"instruction": task.instruction, "successes": int(sum(succ)),
                                       "episodes": len(succ), "mean_length": float(np.mean(lens)),
                                       "seeds": [seed_start + k for k in range(episodes)],
-                                      "per_episode": [bool(x) for x in succ]}
+                                      "per_episode": [bool(x) for x in succ], "lengths": [int(x) for x in lens]}
     finally:
         bar.close()
         for arm in arms:

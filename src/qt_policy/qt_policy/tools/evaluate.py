@@ -45,6 +45,9 @@ def main(argv=None) -> int:
                         "separate processes (launch/sim_demo.launch.xml; panda_demo.launch.xml for the Panda), in real time at the control rate")
     p.add_argument("--ros-out", type=Path, default=Path("data/eval_ros"),
                    help="with --through-ros: folder for the episode bags and the nodes' log (default data/eval_ros)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="harness only: step budget of every episode (default: the task's); the JSON lists every "
+                        "episode's length")
     p.add_argument("--command-lag", type=float, default=0.0,
                    help="harness only: execute (1 - LAG) x the new dx, dy, dz + LAG x the previous step's, as a velocity "
                         "interface with decision latency LAG x period does (default 0: the decoded action)")
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
     else:
         res = evaluate(args.checkpoint, args.tasks, args.episodes, args.seed_start, args.batch, args.video,
                        args.q_plot, progress=not args.no_progress, command_lag=args.command_lag,
-                       backend=args.backend)
+                       backend=args.backend, max_steps=args.max_steps)
     for name, r in res["tasks"].items():
         print(f"{name:<22} {r['success_rate']:6.1%}  [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
               f"({r['successes']}/{r['episodes']}, mean length {r['mean_length']:.0f})")
