@@ -49,3 +49,16 @@ def test_wilson_interval_values():
     lo, hi = wilson_interval(5, 10)
     assert lo == pytest.approx(1 - hi) and lo == pytest.approx(0.2366, abs=1e-4)
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_success_within_k_counts_only_episodes_that_succeeded_in_time():
+    from qt_policy.evaluation.stats import success_within
+
+    results = {"tasks": {"a": {"per_episode": [True, True, False, True], "lengths": [50, 120, 400, 90]},
+                         "b": {"per_episode": [True, False], "lengths": [100, 30]}}}
+    at = success_within(results, 100)
+    assert (at["tasks"]["a"]["successes"], at["tasks"]["b"]["successes"]) == (2, 1)  # 120 is too late; 30 failed
+    assert at["mean"] == pytest.approx((0.5 + 0.5) / 2) and at["overall"]["successes"] == 3
+    assert results["success_at_k"]["k"] == 100
+    with pytest.raises(ValueError, match="lengths"):
+        success_within({"tasks": {"c": {"per_episode": [True]}}}, 10)

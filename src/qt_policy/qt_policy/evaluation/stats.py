@@ -26,3 +26,22 @@ def summarize(results: dict) -> dict:
     results["mean_success"] = float(np.mean([r["success_rate"] for r in results["tasks"].values()]))
     results["overall"] = {"successes": total, "episodes": n, "ci95": [lo, hi]}
     return results
+
+
+def success_within(results: dict, k: int) -> dict:
+    """success@K (issue 37): per task and overall, the share of episodes that succeeded within `k` steps
+    (needs the per-episode `lengths` the harness writes), with Wilson intervals; stored under
+    results["success_at_k"] and returned."""
+    per_task = {}
+    for name, r in results["tasks"].items():
+        if "lengths" not in r:
+            raise ValueError(f"task {name!r} has no per-episode lengths (a harness evaluation writes them)")
+        hits = sum(bool(ok) and n <= k for ok, n in zip(r["per_episode"], r["lengths"]))
+        per_task[name] = {"successes": hits, "episodes": len(r["lengths"]),
+                          "rate": hits / len(r["lengths"]) if r["lengths"] else 0.0,
+                          "ci95": list(wilson_interval(hits, len(r["lengths"])))}
+    total, n = sum(t["successes"] for t in per_task.values()), sum(t["episodes"] for t in per_task.values())
+    results["success_at_k"] = {"k": int(k), "tasks": per_task,
+                               "mean": float(np.mean([t["rate"] for t in per_task.values()])) if per_task else 0.0,
+                               "overall": {"successes": total, "episodes": n, "ci95": list(wilson_interval(total, n))}}
+    return results["success_at_k"]

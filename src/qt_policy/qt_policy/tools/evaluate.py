@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..evaluation import EVAL_SEED_START, evaluate, evaluate_through_ros
+from ..evaluation.stats import success_within
 from ..graph.episodes import add_policy_flags
 
 
@@ -48,6 +49,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-steps", type=int, default=None,
                    help="harness only: step budget of every episode (default: the task's); the JSON lists every "
                         "episode's length")
+    p.add_argument("--success-within", type=int, default=None, metavar="K",
+                   help="harness only: also success@K, the share of episodes that succeeded within K steps "
+                        "(issue 37's benchmark: K = 1.5x the fast expert's median length)")
     p.add_argument("--command-lag", type=float, default=0.0,
                    help="harness only: execute (1 - LAG) x the new dx, dy, dz + LAG x the previous step's, as a velocity "
                         "interface with decision latency LAG x period does (default 0: the decoded action)")
@@ -71,6 +75,9 @@ def main(argv=None) -> int:
     for name, r in res["tasks"].items():
         print(f"{name:<22} {r['success_rate']:6.1%}  [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
               f"({r['successes']}/{r['episodes']}, mean length {r['mean_length']:.0f})")
+    if args.success_within is not None and not args.through_ros:
+        at_k = success_within(res, args.success_within)
+        print(f"{'success@' + str(at_k['k']):<22} {at_k['mean']:6.1%}  (mean over tasks)")
     print(f"{'mean':<22} {res['mean_success']:6.1%}  overall CI [{res['overall']['ci95'][0]:.2f}, {res['overall']['ci95'][1]:.2f}]"
           f"  ({res['wall_time_s']:.0f} s)")
     if args.out:
