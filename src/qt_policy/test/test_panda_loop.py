@@ -62,7 +62,9 @@ def test_panda_teleoperate_record_train_deploy(tmp_path):
     # 3. the trained policy drives the Panda through TwistStamped (linear + angular) + gripper
     procs, results, twists = deploy_one_episode(tmp_path, {
         "sim_arm": sim,
-        "policy": ("qt_policy.nodes.policy_node", {"checkpoint": str(out / "checkpoint")}),
+        # the Panda renders two cameras beside three nodes on a small machine: a frame may come 0.5 s late
+        # (a CI run held one tick for it and recorded 10 of 12 steps); staleness holds are tested elsewhere
+        "policy": ("qt_policy.nodes.policy_node", {"checkpoint": str(out / "checkpoint"), "stale_timeout_s": 2.0}),
         "recorder": ("qt_policy.nodes.recorder_node", {**recorder_params, "output_dir": str(policy_bags)}),
     }, "open the door", startup_s=90.0, episode_s=60.0,
         ready=lambda node: node.count_subscribers("/wrist_camera/image_raw") >= 2)
