@@ -1,6 +1,5 @@
 """PolicyRunner without ROS: holds on missing/stale input, recovers, clips to limits, is deterministic."""
 import dataclasses
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +13,9 @@ from qt_policy.runtime.decision import Action, Hold
 from qt_policy.runtime.parameters import from_params_file
 from qt_policy.runtime.policy_config import PolicyNodeConfig
 from qt_policy.runtime.policy_runner import PolicyRunner
+from qt_test_helpers.runner import SMALL, frame, make_runner
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SMALL = dict(image_size=32, frames=2, conv_channels=[8, 16], tokens_per_frame=4, d_model=32,
-             num_layers=1, num_heads=2, text_dim=384)
-
-
-def fake_encoder(text: str) -> np.ndarray:
-    """Deterministic 384-d unit vector per text (no sentence-transformers needed)."""
-    rng = np.random.default_rng(zlib.crc32(text.encode()))
-    v = rng.standard_normal(384).astype(np.float32)
-    return v / np.linalg.norm(v)
 
 
 @pytest.fixture(scope='module')
@@ -33,15 +24,6 @@ def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp('ckpt') / 'small'
     save_checkpoint(path, QTransformer(ModelConfig(**SMALL)))
     return path
-
-
-def make_runner(checkpoint, **overrides):
-    cfg = PolicyNodeConfig(checkpoint=str(checkpoint), **overrides)
-    return PolicyRunner.from_config(cfg, encoder=fake_encoder)
-
-
-def frame(seed=0, shape=(48, 64, 3)):
-    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
 def test_holds_until_instruction_and_image(checkpoint):

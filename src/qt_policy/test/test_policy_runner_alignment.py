@@ -1,6 +1,5 @@
 """PolicyRunner and the data's alignment rule: the state of a decision is the one stamped with its frame; with two
 cameras each is checked for staleness and aligned to the first, and a two-camera model refuses a one-camera robot."""
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,28 +10,9 @@ from qt_policy.core.checkpoint import save_checkpoint
 from qt_policy.core.config import ModelConfig
 from qt_policy.core.model import QTransformer
 from qt_policy.runtime.decision import Action, Hold
-from qt_policy.runtime.policy_config import PolicyNodeConfig
-from qt_policy.runtime.policy_runner import PolicyRunner
+from qt_test_helpers.runner import SMALL, fake_encoder, frame, make_runner
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SMALL = dict(image_size=32, frames=2, conv_channels=[8, 16], tokens_per_frame=4, d_model=32,
-             num_layers=1, num_heads=2, text_dim=384)
-
-
-def fake_encoder(text: str) -> np.ndarray:
-    """Deterministic 384-d unit vector per text (no sentence-transformers needed)."""
-    rng = np.random.default_rng(zlib.crc32(text.encode()))
-    v = rng.standard_normal(384).astype(np.float32)
-    return v / np.linalg.norm(v)
-
-
-def make_runner(checkpoint, **overrides):
-    cfg = PolicyNodeConfig(checkpoint=str(checkpoint), **overrides)
-    return PolicyRunner.from_config(cfg, encoder=fake_encoder)
-
-
-def frame(seed=0, shape=(48, 64, 3)):
-    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
 def test_state_of_a_decision_is_the_one_stamped_with_its_frame(tmp_path):
