@@ -71,10 +71,9 @@ class PolicyStatus:
         return "warn", f"holding: {self.hold_reason}"
 
     def diagnostics(self, lifecycle: str) -> dict[str, str]:
-        """The key/values the node publishes on /diagnostics (besides what its runner and config say)."""
+        """The key/values the node publishes on /diagnostics (besides its lifecycle state, its runner and config)."""
         return {
             "state": self.state(lifecycle)[1],
-            "lifecycle": lifecycle,
             "decode_latency_p50_ms": f"{statistics.median(self.latencies_ms):.2f}" if self.latencies_ms else "nan",
             "achieved_rate_hz": f"{self.rate_hz():.2f}",
             "safety_limits_acted": " ".join(f"{k}={v}" for k, v in sorted(self.limits_acted.items())),

@@ -54,9 +54,9 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
     overrides applied: e.g. more steps); a finished run is returned as it is.
     """
     out = Path(out)
-    split_overrides(overrides)  # an unknown setting fails before anything starts
+    split = split_overrides(overrides)  # an unknown setting fails before anything starts
     ranks = distributed.join(threads)
-    plan = plan_run(Path(data), out, preset_name, overrides, success_only=success_only, embodiment=embodiment,
+    plan = plan_run(Path(data), out, preset_name, split, success_only=success_only, embodiment=embodiment,
                     resume=resume, progress=progress, ranks=ranks)
     torch.manual_seed(plan.train_cfg.seed)
     rng = np.random.default_rng([plan.train_cfg.seed, ranks.rank, plan.start_step])

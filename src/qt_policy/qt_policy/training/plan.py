@@ -43,13 +43,14 @@ def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict, dict]:
     return out
 
 
-def plan_run(data: Path, out: Path, preset_name: str, overrides: dict[str, Any], *, success_only: bool,
+def plan_run(data: Path, out: Path, preset_name: str, overrides: tuple[dict, dict, dict], *, success_only: bool,
              embodiment: Path | None, resume: bool, progress: bool, ranks: Ranks) -> RunPlan:
     """The run `fit` will train: resumed from `out` when asked and possible, else a fresh one on `data`
-    (rank 0 converts bags into the cache; every rank reads it)."""
+    (rank 0 converts bags into the cache; every rank reads it). `overrides`: split_overrides' (model, loss,
+    train) settings."""
     from ..data.cache import load_index
 
-    model_over, loss_over, train_over = split_overrides(overrides)
+    model_over, loss_over, train_over = overrides
     previous = resume_dir(out) if resume else None
     if previous is not None:
         saved = read_config(previous)
