@@ -2,7 +2,7 @@
 
 Layout (core/ imports nothing of the rest; only nodes/, dev/ and the through-ROS evaluation use ROS):
   core/        the method in plain PyTorch: model, losses, learner, greedy decoding, checkpoints
-  data/        episodes: rosbag2 bags, the training cache, LeRobot datasets, the observation pipeline
+  data/        episodes: rosbag2 bags, the training shards and their sampler, LeRobot datasets, the observation pipeline
   robot/       embodiment files, command maps, safety limits, teleop step windows (no ROS)
   sim/         the simulated arm (Meta-World), its tasks, scripted experts and its episode driver
   training/    fit(): a training run into a run folder

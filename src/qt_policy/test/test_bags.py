@@ -1,4 +1,4 @@
-"""Episode bags (rosbag2 / MCAP): round trip, third-party readers, partial bags, alignment, encodings, cache."""
+"""Episode bags (rosbag2 / MCAP): round trip, third-party readers, partial bags, alignment, encodings, shards."""
 import math
 
 import numpy as np
@@ -235,11 +235,12 @@ def test_rclpy_raw_bytes(tmp_path, ts):
     assert ep.action_names == ["a", "b"]
 
 
-def test_two_cameras_round_trip_through_bag_cache_and_sampler(tmp_path):
-    """A scene + wrist episode: each camera on its own topic, read back frame for frame, cached as
+def test_two_cameras_round_trip_through_bag_shards_and_sampler(tmp_path):
+    """A scene + wrist episode: each camera on its own topic, read back frame for frame, stored as
     (T, K, H, W, 3), sampled as (B, F, K, H, W, 3), and the model shaped for two cameras."""
     from qt_policy.core.config import LossConfig
-    from qt_policy.data.cache import convert_bags, load_index
+    from qt_policy.data.convert import convert_bags
+    from qt_policy.data.shard_format import load_manifest
     from qt_policy.data.dataset import TransitionSampler
     from qt_policy.training.data_shape import model_config_for
 
@@ -255,11 +256,11 @@ def test_two_cameras_round_trip_through_bag_cache_and_sampler(tmp_path):
     back = read_episode_bag(path)
     np.testing.assert_array_equal(back.images, ep.images)
 
-    index = convert_bags(tmp_path / "bags", tmp_path / "cache", image_size=8, progress=False)
-    assert index["episodes"][0]["cameras"] == 2
-    cfg = model_config_for(load_index(tmp_path / "cache"), {"frames": 2})
+    manifest = convert_bags(tmp_path / "bags", tmp_path / "shards", image_size=8, progress=False)
+    assert [layout["cameras"] for layout in manifest["layouts"].values()] == [2]
+    cfg = model_config_for(load_manifest(tmp_path / "shards"), {"frames": 2})
     assert (cfg.cameras, cfg.image_size) == (2, 8)
-    sampler = TransitionSampler(tmp_path / "cache", cfg, LossConfig(), lambda text: np.ones(cfg.text_dim, np.float32))
+    sampler = TransitionSampler(tmp_path / "shards", cfg, LossConfig(), lambda text: np.ones(cfg.text_dim, np.float32))
     obs = sampler.observation(np.array([0, 0]), np.array([0, 3]))
     assert tuple(obs.images.shape) == (2, 2, 2, 8, 8, 3)
     from qt_policy.data.observation import prepare_frame

@@ -1,6 +1,6 @@
 """LeRobotDataset v3.0: export of episode bags, checked by readers that are not ours (lerobot-doctor,
 and pyarrow + PyAV against the documented layout); import of a dataset LeRobot's own writer made;
-the round trip bag -> LeRobot -> training cache."""
+the round trip bag -> LeRobot -> training shards."""
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +12,9 @@ import pytest
 
 from qt_policy.data.bag_io import read_episode_bag
 from qt_policy.data.bag_writer import write_episode_bag
-from qt_policy.data.cache import convert_bags, load_index, open_episode_arrays
+from qt_policy.data.convert import convert_bags
+from qt_policy.data.shard_format import load_manifest
+from qt_policy.data.shard_reader import read_all
 from qt_policy.data.lerobot import (
     LeRobotFormatError,
     export_bags,
@@ -99,20 +101,24 @@ def test_export_is_incremental(tmp_path, bags, capsys):
     assert r.returncode == 0, r.stdout[-3000:]
 
 
-def test_round_trip_bag_lerobot_training_cache(tmp_path, bags):
+def test_round_trip_bag_lerobot_training_shards(tmp_path, bags):
     out = tmp_path / "lerobot"
     export_bags(bags, out, progress=False)
-    direct = convert_bags(bags, tmp_path / "cache_bags", progress=False)
-    via = convert_bags(out, tmp_path / "cache_lerobot", progress=False)
-    assert via["converted"] == 3 and convert_bags(out, tmp_path / "cache_lerobot", progress=False)["converted"] == 0
-    for a, b in zip(direct["episodes"], via["episodes"]):
-        arr_a = open_episode_arrays(tmp_path / "cache_bags", a)
-        arr_b = open_episode_arrays(tmp_path / "cache_lerobot", b)
+    size = 32  # the bags' frames are 64 x 48: training data is square, cropped and resized as the node does
+    direct = convert_bags(bags, tmp_path / "shards_bags", image_size=size, progress=False)
+    via = convert_bags(out, tmp_path / "shards_lerobot", image_size=size, progress=False)
+    assert via["converted"] == 3
+    assert convert_bags(out, tmp_path / "shards_lerobot", image_size=size, progress=False)["converted"] == 0
+    episodes_a, episodes_b = (read_all(tmp_path / name, load_manifest(tmp_path / name))
+                              for name in ("shards_bags", "shards_lerobot"))
+    assert len(episodes_a) == len(episodes_b) == direct["next_seq"] == 3
+    for a, b in zip(episodes_a, episodes_b):
         for name in ("actions", "rewards", "states"):
-            np.testing.assert_array_equal(np.asarray(arr_a[name]), np.asarray(arr_b[name]))
-        diff = np.abs(np.asarray(arr_a["images"]).astype(int) - np.asarray(arr_b["images"]))
+            np.testing.assert_array_equal(a[name], b[name])
+        diff = np.abs(a["images"].astype(int) - b["images"])
         assert diff.max() <= CODEC_MAX_ERROR and diff.mean() <= CODEC_MEAN_ERROR
-        assert (a["instruction"], a["success"], a["length"]) == (b["instruction"], b["success"], b["length"])
+        assert [a["meta"][k] for k in ("instruction", "success", "length")] == \
+            [b["meta"][k] for k in ("instruction", "success", "length")]
 
 
 def test_import_the_dataset_lerobots_own_writer_made(tmp_path):
@@ -131,11 +137,12 @@ def test_import_the_dataset_lerobots_own_writer_made(tmp_path):
         assert np.abs(ep.images[..., 0].astype(int) - (40 * e + 20)).max() <= 3
         assert np.abs(ep.images[..., 1].astype(int) - (10 * t[:, None, None]) % 250).max() <= 3
         assert np.abs(ep.images[..., 2].astype(int) - 200).max() <= 3
-    # and as training data, through the cache (a copy: the shared folder is read-only)
+    # and as training data, through the shards (a copy: the shared folder is read-only)
     data = tmp_path / "reference"
     shutil.copytree(REFERENCE, data)
-    index = convert_bags(data, tmp_path / "cache", progress=False)
-    assert index["converted"] == 3 and [e["length"] for e in load_index(tmp_path / "cache")["episodes"]] == [12, 15, 9]
+    manifest = convert_bags(data, tmp_path / "shards", progress=False)
+    assert manifest["converted"] == 3
+    assert [e["meta"]["length"] for e in read_all(tmp_path / "shards", load_manifest(tmp_path / "shards"))] == [12, 15, 9]
     from qt_policy.core.checkpoint import read_config
     from qt_policy.tools.train import main as train_main
 

@@ -3,7 +3,7 @@ bit for bit, the tensor training builds from the bag the recorder wrote of the s
 evaluation rollout prepares frames the same way.
 
 The frames go in as the node receives them (raw sensor_msgs/Image CDR, bgr8 with row padding);
-the recorder writes them; the cache converts them at the model's size; the TransitionSampler gives
+the recorder writes them; the converter writes them at the model's size into shards; the TransitionSampler gives
 the window of each step. The policy node gets the same messages as rclpy messages through its own
 frame entry point (decode, stamp, decide), and what its runner hands to the model is captured.
 """
@@ -21,7 +21,7 @@ from qt_policy.core.checkpoint import save_checkpoint
 from qt_policy.core.config import LossConfig, ModelConfig
 from qt_policy.core.model import QTransformer
 from qt_policy.data import bag_format as bf
-from qt_policy.data.cache import convert_bags
+from qt_policy.data.convert import convert_bags
 from qt_policy.data.dataset import TransitionSampler
 from qt_policy.core import text as text_module
 from qt_policy.data.observation import prepare_frame
@@ -95,9 +95,9 @@ def test_node_input_equals_training_input_bit_for_bit(tmp_path, monkeypatch, sha
         rclpy.try_shutdown(context=context)
     assert recorder.end(True, "service").num_steps == len(frames)
 
-    # training: bag -> cache at the model's size -> the sampler's window of each step
-    convert_bags(tmp_path / "bags", tmp_path / "cache", image_size=SIZE, progress=False)
-    sampler = TransitionSampler(tmp_path / "cache", cfg, LossConfig(), encoder)
+    # training: bag -> shards at the model's size -> the sampler's window of each step
+    convert_bags(tmp_path / "bags", tmp_path / "shards", image_size=SIZE, progress=False)
+    sampler = TransitionSampler(tmp_path / "shards", cfg, LossConfig(), encoder)
     for t in range(len(frames)):
         trained = sampler.observation(np.array([0]), np.array([t])).images[0]
         assert trained.dtype == seen[t].dtype and torch.equal(trained, seen[t]), f"step {t}"
@@ -106,5 +106,5 @@ def test_node_input_equals_training_input_bit_for_bit(tmp_path, monkeypatch, sha
     top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
     crop = frames[-1][top: top + side, left: left + side]
     np.testing.assert_array_equal(seen[-1][-1].numpy(), prepare_frame(crop, SIZE))
-    squashed = cv2.resize(frames[-1], (SIZE, SIZE), interpolation=cv2.INTER_AREA)  # what the cache did before
+    squashed = cv2.resize(frames[-1], (SIZE, SIZE), interpolation=cv2.INTER_AREA)  # what the training data held before
     assert not np.array_equal(seen[-1][-1].numpy(), squashed)

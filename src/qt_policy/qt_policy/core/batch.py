@@ -14,8 +14,13 @@ class Observation:
     images: torch.Tensor | None = None  # (B, F, H, W, 3) uint8
     state: torch.Tensor | None = None  # (B, state_dim)
 
-    def to(self, device) -> "Observation":
-        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self) if getattr(self, f.name) is not None})
+    def to(self, device, non_blocking: bool = False) -> "Observation":
+        return replace(self, **{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+                                for f in fields(self) if getattr(self, f.name) is not None})
+
+    def pin_memory(self) -> "Observation":
+        """Page-locked copies (torch's DataLoader calls this with pin_memory=True): faster copies to a GPU."""
+        return replace(self, **{f.name: getattr(self, f.name).pin_memory() for f in fields(self) if getattr(self, f.name) is not None})
 
 
 @dataclass
@@ -29,9 +34,11 @@ class TransitionBatch:
     next_obs: Observation  # s_{t+n} (any valid frame when discount is 0)
     mc_return: torch.Tensor  # (B,) return-to-go of the dataset episode from t
 
-    def to(self, device) -> "TransitionBatch":
-        return TransitionBatch(self.obs.to(device), self.action_bins.to(device), self.reward_sum.to(device),
-                               self.discount.to(device), self.next_obs.to(device), self.mc_return.to(device))
+    def to(self, device, non_blocking: bool = False) -> "TransitionBatch":
+        return TransitionBatch(*(getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)))
+
+    def pin_memory(self) -> "TransitionBatch":
+        return TransitionBatch(*(getattr(self, f.name).pin_memory() for f in fields(self)))
 
     def __len__(self) -> int:
         return self.action_bins.shape[0]

@@ -130,6 +130,14 @@ class TrainConfig:
     act_with: str = "averaged"
     # random shift of every training image by up to this many pixels (DrQ; 0 = none); acting never shifts
     augment_shift: int = 0
+    # memory (MB) for the episodes a training process holds, shared by its loader workers; data that fits is
+    # held whole and sampled exactly uniformly, larger data streams from the shards through a buffer this size
+    # (data/dataset.py). 2,048 holds the 700-episode Meta-World data (1.0 GB at 64x64)
+    buffer_mb: float = 2048.0
+    # processes assembling batches beside the training loop (torch DataLoader, pinned memory on CUDA); 0 = in
+    # the loop. On the 2-core CPU machine a batch is ~1% of a step: 0 is the measured best there (docs/scale.md)
+    loader_workers: int = 0
+    amp: bool = False  # bfloat16 autocast of the forward passes on CUDA (mixed precision); CPU runs refuse it
     log_every: int = 100  # steps between metrics.jsonl / tensorboard rows
     checkpoint_every: int = 2000  # steps between OUT/step_N/ snapshots (and checkpoint/ saves)
 
@@ -142,6 +150,8 @@ class TrainConfig:
             raise ValueError(f"augment_shift must be >= 0 pixels, got {self.augment_shift}")
         if self.act_with not in ("averaged", "online"):
             raise ValueError(f"act_with must be 'averaged' or 'online', got {self.act_with!r}")
+        if self.buffer_mb <= 0 or self.loader_workers < 0:
+            raise ValueError(f"buffer_mb must be > 0 and loader_workers >= 0, got {self.buffer_mb}, {self.loader_workers}")
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {list(ALGOS)}, got {self.algo!r}")
 

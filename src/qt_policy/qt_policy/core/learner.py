@@ -10,6 +10,7 @@ DistributedDataParallel (`Learner(..., wrap=DDP)`): DDP syncs gradients of what 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from typing import Callable
@@ -55,6 +56,8 @@ class Learner:
         if missing:  # e.g. support conservatism on a network built without the behaviour head
             raise ValueError(f"algo {train_cfg.algo!r} with this loss needs a network with {missing} "
                              "(ModelConfig(**core.algorithms.model_requirements(algo, loss_cfg)))")
+        if train_cfg.amp and next(model.parameters()).device.type != "cuda":
+            raise ValueError("amp (bfloat16 mixed precision) runs on CUDA only: drop --amp on a CPU")
         self.model, self.loss_cfg, self.train_cfg = model, loss_cfg, train_cfg
         # Polyak average of the weights: the target network of Q-T, and for both the averaged policy.
         self.target = copy.deepcopy(model).eval()
@@ -69,7 +72,9 @@ class Learner:
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         self.model.train()
         batch = augment_batch(batch, self.train_cfg.augment_shift, self.augment_generator)
-        loss, info = self.objective(batch)
+        amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.train_cfg.amp else contextlib.nullcontext()
+        with amp:  # bfloat16 matrix products on CUDA when asked; the optimizer keeps float32 weights
+            loss, info = self.objective(batch)
         info["lr"] = self.optimizer.param_groups[0]["lr"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,11 +1,17 @@
-"""Sample n-step transitions from the training cache without loading it into RAM.
+"""Sample n-step transitions from the shards with a bounded memory.
 
-Each episode's arrays are memory-mapped (`cache.open_episode_arrays`); a batch reads only the frames
-it needs. Returns-to-go and n-step bookkeeping are computed once per episode (a few floats a step).
+A sampler holds episodes in memory, up to `buffer_mb`. When the data it reads fits (the 700-episode
+Meta-World data at 64x64 is 1.0 GB), it holds all of it in conversion order and draws exactly as a
+uniform replay does: each step equally likely, a share of the batch from successful episodes. Larger
+data streams through the buffer: after every batch the oldest episodes leave and the next ones of the
+shards come in (each stays equally long, so every step keeps the same chance over a pass), and the
+buffer keeps the data's ratio of success steps to failure steps, drawing from the two streams.
+Returns-to-go and n-step bookkeeping are computed once per episode (a few floats a step).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -15,9 +21,11 @@ from ..core.batch import Observation, TransitionBatch
 from ..core.config import LossConfig, ModelConfig
 from ..core.discretizer import Discretizer
 from ..core.returns import n_step_returns, returns_to_go
-from .cache import ARRAY_NAMES, load_index, open_episode_arrays
-from .file_limit import ensure_open_files
 from .observation import frame_window
+from .shard_format import STREAMS, count_kept, kept_groups, load_manifest
+from .shard_reader import endless_episodes, read_shard, slot_shards, stream_shards
+
+DEFAULT_BUFFER_MB = 2048
 
 
 @dataclass
@@ -29,44 +37,100 @@ class _Episode:
     discount: np.ndarray
     next_index: np.ndarray
     mc: np.ndarray
+    meta: dict  # the episode's meta.json: id, instruction, task, success, seq, ...
 
+    @property
+    def seq(self) -> int:
+        return int(self.meta["seq"])
+
+    @property
+    def success(self) -> bool:
+        return bool(self.meta["success"])
+
+    @property
+    def steps(self) -> int:
+        return len(self.bins)
 
 
 class TransitionSampler:
-    def __init__(self, cache_dir, model_cfg: ModelConfig, loss_cfg: LossConfig,
-                 embed: Callable[[str], np.ndarray], episode_filter: Callable[[dict], bool] | None = None):
-        self.model_cfg = model_cfg
-        self.index = load_index(cache_dir)
-        entries = [e for e in self.index["episodes"] if episode_filter is None or episode_filter(e)]
-        if not entries:
-            raise ValueError(f"no episodes in {cache_dir} pass the filter")
-        self.entries = entries  # index entries of self.episodes, in the same order
-        disc = Discretizer(tuple(model_cfg.action_low), tuple(model_cfg.action_high), model_cfg.num_bins)
-        # every memory map holds a file descriptor: check the limit before opening the first one
-        ensure_open_files(len(entries) * len(ARRAY_NAMES), f"the training cache ({len(entries)} episodes)")
+    """Batches of transitions from a shard folder, for loader slot `slot` of `slots` (rank x worker)."""
+
+    def __init__(self, folder, model_cfg: ModelConfig, loss_cfg: LossConfig, embed: Callable[[str], np.ndarray],
+                 episode_filter: Callable[[dict], bool] | None = None, *, slot: int = 0, slots: int = 1,
+                 buffer_mb: float = DEFAULT_BUFFER_MB, stream_seed=0):
+        self.folder, self.model_cfg, self.loss_cfg, self.embed = Path(folder), model_cfg, loss_cfg, embed
+        self.keep = episode_filter
+        manifest = load_manifest(folder)
+        counts = count_kept(manifest, episode_filter)  # the whole kept data, whatever the slot
+        if not counts["episodes"]:
+            raise ValueError(f"no episodes in {folder} pass the filter")
+        self.num_episodes, self.num_steps, self.num_successes = counts["episodes"], counts["steps"], counts["successes"]
+        self.instructions = counts["instructions"]
+        self._disc = Discretizer(tuple(model_cfg.action_low), tuple(model_cfg.action_high), model_cfg.num_bins)
+        shards = {s: slot_shards(v, slot, slots) if v else [] for s, v in stream_shards(manifest, episode_filter).items()}
+        slot_groups = {s: kept_groups(manifest, episode_filter, shards[s]) for s in STREAMS}
+        slot_steps = {s: sum(g["steps"] for g in slot_groups[s]) for s in STREAMS}
+        self.capacity_steps = int(buffer_mb * 2**20 // self._bytes_per_step(manifest))
+        self.streaming = sum(slot_steps.values()) > self.capacity_steps
+        self._success_share = slot_steps[STREAMS[0]] / max(1, sum(slot_steps.values()))
+        rng = np.random.default_rng(stream_seed)
+        self._streams = {s: endless_episodes(self.folder, shards[s], self.keep, rng) for s in STREAMS if shards[s]}
         self.episodes: list[_Episode] = []
-        for e in entries:
-            arrays = open_episode_arrays(cache_dir, e)
-            actions = np.asarray(arrays["actions"])
-            if actions.shape[1] != model_cfg.action_dim:
-                raise ValueError(f"episode {e['id']} has {actions.shape[1]} action dimensions, the model {model_cfg.action_dim}")
-            rewards = np.asarray(arrays["rewards"])
-            sums, discount, nxt = n_step_returns(rewards, loss_cfg.gamma, loss_cfg.n_step)
-            self.episodes.append(_Episode(arrays, disc.to_bins(actions), embed(e["instruction"]).astype(np.float32),
-                                          sums, discount, nxt, returns_to_go(rewards, loss_cfg.gamma)))
-        lengths = np.array([len(ep.bins) for ep in self.episodes])
-        self.num_steps = int(lengths.sum())
-        self._step_weights = lengths / lengths.sum()
-        successful = np.array([bool(e["success"]) for e in entries])
-        self.num_successes = int(successful.sum())
-        success_lengths = np.where(successful, lengths, 0)
-        self._success_step_weights = success_lengths / max(1, success_lengths.sum())
+        if self.streaming:
+            self._refill()
+        else:  # everything this slot reads fits: hold it whole, in conversion order
+            for s in STREAMS:
+                for shard in shards[s]:
+                    self.episodes += [self._prepare(ep) for ep in read_shard(self.folder, shard["file"])
+                                      if self.keep is None or self.keep(ep["meta"])]
+            self.episodes.sort(key=lambda e: e.seq)
+        self._mean_steps = max(1.0, self.num_steps / self.num_episodes)
+        self._reweight()
 
     def __len__(self) -> int:
         return self.num_steps
 
+    def _bytes_per_step(self, manifest) -> int:
+        """What one held step costs: its frames (all cameras), action and bins, state, and bookkeeping."""
+        layouts = list(manifest["layouts"].values())
+        frame = max(int(np.prod(lay["image_shape"])) * int(lay["cameras"]) for lay in layouts)
+        d, s = self.model_cfg.action_dim, len(layouts[0]["state_names"])
+        return frame + 12 * d + 4 * s + 28
+
+    def _prepare(self, ep: dict) -> _Episode:
+        arrays = {k: v for k, v in ep.items() if k != "meta"}
+        actions = arrays["actions"]
+        if actions.shape[1] != self.model_cfg.action_dim:
+            raise ValueError(f"episode {ep['meta']['id']} has {actions.shape[1]} action dimensions, the model "
+                             f"{self.model_cfg.action_dim}")
+        rewards = arrays["rewards"]
+        sums, discount, nxt = n_step_returns(rewards, self.loss_cfg.gamma, self.loss_cfg.n_step)
+        return _Episode(arrays, self._disc.to_bins(actions), self.embed(ep["meta"]["instruction"]).astype(np.float32),
+                        sums, discount, nxt, returns_to_go(rewards, self.loss_cfg.gamma), ep["meta"])
+
+    def _refill(self) -> None:
+        """Top the buffer up to its capacity, keeping the data's share of success steps (and at least one
+        successful episode when the data has any: the success share of a batch draws from them)."""
+        held = sum(e.steps for e in self.episodes)
+        held_success = sum(e.steps for e in self.episodes if e.success)
+        while held < self.capacity_steps or (not held_success and STREAMS[0] in self._streams):
+            want = STREAMS[0] if held_success < self._success_share * (held + 1) else STREAMS[1]
+            stream = self._streams.get(want) or next(iter(self._streams.values()))
+            ep = self._prepare(next(stream))
+            self.episodes.append(ep)
+            held += ep.steps
+            held_success += ep.steps if ep.success else 0
+
+    def _reweight(self) -> None:
+        lengths = np.array([e.steps for e in self.episodes])
+        self._step_weights = lengths / lengths.sum()
+        successful = np.array([e.success for e in self.episodes])
+        self._held_successes = int(successful.sum())
+        success_lengths = np.where(successful, lengths, 0)
+        self._success_step_weights = success_lengths / max(1, success_lengths.sum())
+
     def observation(self, ep_ids: np.ndarray, steps: np.ndarray) -> Observation:
-        """What the model sees at step steps[k] of episode ep_ids[k] (frame history included)."""
+        """What the model sees at step steps[k] of held episode ep_ids[k] (frame history included)."""
         cfg = self.model_cfg
         text = torch.from_numpy(np.stack([self.episodes[i].text for i in ep_ids]))
         images = state = None
@@ -78,15 +142,24 @@ class TransitionSampler:
         return Observation(text, images, state)
 
     def sample(self, batch_size: int, rng: np.random.Generator, success_fraction: float = 0.0) -> TransitionBatch:
-        """A batch of transitions, uniform over all steps; with success_fraction f > 0 the first
+        """A batch of transitions, uniform over the held steps; with success_fraction f > 0 the first
         round(f * batch_size) come from successful episodes only (uniform over their steps) and the
-        rest from all episodes, so scarce successes are seen more often without dropping failures."""
+        rest from all episodes, so scarce successes are seen more often without dropping failures.
+        Streaming, the oldest held episodes then make room for the next ones."""
+        batch = self._draw(batch_size, rng, success_fraction)
+        if self.streaming:
+            del self.episodes[:max(1, round(batch_size / self._mean_steps))]  # ~ one draw per held step
+            self._refill()
+            self._reweight()
+        return batch
+
+    def _draw(self, batch_size: int, rng: np.random.Generator, success_fraction: float) -> TransitionBatch:
         if not 0.0 <= success_fraction <= 1.0:
             raise ValueError(f"success_fraction must lie in [0, 1], got {success_fraction}")
         from_successes = int(round(success_fraction * batch_size))
-        if self.num_successes == len(self.episodes):  # only successes (e.g. --success-only): one uniform draw
-            from_successes = 0                          # is the same distribution, and keeps the batches of f = 0
-        if from_successes and not self.num_successes:
+        if self._held_successes == len(self.episodes):  # only successes (e.g. --success-only): one uniform draw
+            from_successes = 0                           # is the same distribution, and keeps the batches of f = 0
+        if from_successes and not self._held_successes:
             raise ValueError("success_fraction > 0 needs at least one successful episode in the data")
         ep_ids = rng.choice(len(self.episodes), size=batch_size - from_successes, p=self._step_weights)
         if from_successes:

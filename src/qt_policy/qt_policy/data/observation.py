@@ -1,7 +1,7 @@
 """The one observation pipeline: camera message -> RGB (codec/images.py) -> model frame -> frame history.
 
 Used by every path that turns camera frames into model input, so training, evaluation and the robot
-can never disagree: the bag reader and the training cache (cache.convert_bags), the evaluation
+can never disagree: the bag reader and the training shards (convert.convert_bags), the evaluation
 rollouts (evaluation/rollout.py) and the policy node (runtime/policy_runner.py).
 
 * `prepare_frame`: RGB -> the model's square input by the rule `CROP_RULES[...]` named in the

@@ -37,7 +37,7 @@ class BatchPolicy:
         cfg = self.cfg
         frames, states = [], []
         for i in active:
-            if cfg.image_size:  # the one observation pipeline (the node and the training cache use it too)
+            if cfg.image_size:  # the one observation pipeline (the node and the training shards use it too)
                 cameras = observations[i].camera_images[:cfg.cameras]
                 frames.append(self.history[i].push(prepare_cameras(cameras, cfg.image_size, cfg.image_crop)))
             states.append(observations[i].state)

@@ -143,7 +143,7 @@ def write_table(results: dict, path: Path) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="qt-algorithms", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, required=True, help="folder of episode bags (or a training cache)")
+    p.add_argument("--data", type=Path, required=True, help="folder of episode bags (or a shard folder)")
     p.add_argument("--methods", nargs="+", default=TABLE, choices=list(METHODS), help="rows to fill (default: the table)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds per method")
     p.add_argument("--split", default="evaluation", choices=list(SPLITS),

@@ -2,7 +2,7 @@
 
     qt-diagnose --data data/bags results/baselines/qt/checkpoint results/baselines/bc_all/checkpoint
 
-Samples --samples transitions from the training cache (the same sampler as training) and prints,
+Samples --samples transitions from the training shards (the same sampler as training) and prints,
 per action dimension, how far the greedy bin lies from the dataset bin on successful and on failed
 episodes, and the Q of both (see `core.diagnostics`). For a BC checkpoint "Q" is the sigmoid of its
 logits, so only the distances compare across methods. Then the start values of every episode
@@ -22,7 +22,7 @@ import torch
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="qt-diagnose", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoints", nargs="+", type=Path)
-    p.add_argument("--data", type=Path, required=True, help="folder of episode bags, or a training cache")
+    p.add_argument("--data", type=Path, required=True, help="folder of episode bags, or a shard folder (qt-convert)")
     p.add_argument("--samples", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -34,8 +34,8 @@ def main(argv=None) -> int:
     from ..core.diagnostics import start_values, teacher_forced_agreement
     from ..core.text import shared_encoder
     from ..data.dataset import TransitionSampler
-    from ..data.cache import index_image_size, load_index
-    from ..training import cache_dir_for, resolve_cache
+    from ..data.shard_format import is_shard_folder, load_manifest, shards_dir_for
+    from ..training import model_config_for, resolve_shards
 
     torch.set_num_threads(args.threads)
     models = {str(c): load_model(c).eval() for c in args.checkpoints}
@@ -46,23 +46,23 @@ def main(argv=None) -> int:
             print(f"the checkpoints differ in {what} {values}: give each its own run", file=sys.stderr)
             return 2
     size = first.cfg.image_size
-    side = lambda c: index_image_size(load_index(c))  # noqa: E731
-    # a model trained with --image-size N reads the resized cache training made (no full-size conversion first)
-    resized_exists = not (args.data / "index.json").is_file() and cache_dir_for(args.data, size).is_dir()
-    cache = resolve_cache(args.data, size if resized_exists else None, progress=False)
-    if side(cache) != size:
-        cache = resolve_cache(args.data, size, progress=False)
-        if side(cache) != size:
-            print(f"{cache} holds {side(cache)}-pixel images, the model takes {size}", file=sys.stderr)
+    side = lambda c: model_config_for(load_manifest(c), {}).image_size  # noqa: E731
+    # a model trained with --image-size N reads the resized shards training made (no full-size conversion first)
+    resized_exists = not is_shard_folder(args.data) and is_shard_folder(shards_dir_for(args.data, size))
+    shards = resolve_shards(args.data, size if resized_exists else None, progress=False)
+    if side(shards) != size:
+        shards = resolve_shards(args.data, size, progress=False)
+        if side(shards) != size:
+            print(f"{shards} holds {side(shards)}-pixel images, the model takes {size}", file=sys.stderr)
             return 2
-    sampler = TransitionSampler(cache, first.cfg, LossConfig(), shared_encoder())
+    sampler = TransitionSampler(shards, first.cfg, LossConfig(), shared_encoder())
     batch = sampler.sample(args.samples, np.random.default_rng(args.seed))
     successful = batch.mc_return > 0  # rewards are 1 at the first success only: MC > 0 iff the episode succeeded
     episodes = np.arange(len(sampler.episodes))
     starts = sampler.observation(episodes, np.zeros_like(episodes))
     first_bins = torch.from_numpy(np.stack([ep.bins[0] for ep in sampler.episodes]))
-    episode_success = torch.tensor([bool(e["success"]) for e in sampler.entries])
-    episode_task = [e.get("task") or e["instruction"] for e in sampler.entries]
+    episode_success = torch.tensor([ep.success for ep in sampler.episodes])
+    episode_task = [ep.meta.get("task") or ep.meta["instruction"] for ep in sampler.episodes]
     select = lambda obs, keep: Observation(**{f: None if getattr(obs, f) is None else getattr(obs, f)[keep]  # noqa: E731
                                               for f in ("text", "images", "state")})
     fmt = lambda xs: " ".join(f"{x:5.2f}" for x in xs)  # noqa: E731

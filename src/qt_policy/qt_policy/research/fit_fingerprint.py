@@ -38,6 +38,7 @@ def fingerprint(root: Path) -> dict[str, str]:
             config = json.loads(f.read_text())
             config.pop("wall_time_s", None)
             config.get("data", {}).pop("cache", None)
+            config.get("data", {}).pop("shards", None)
             out[name] = digest(config)
     return out
 
@@ -45,7 +46,7 @@ def fingerprint(root: Path) -> dict[str, str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="fit_fingerprint", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, required=True, help="episode bags or a training cache")
+    p.add_argument("--data", type=Path, required=True, help="episode bags or a shard folder")
     p.add_argument("--out", type=Path, required=True, help="scratch folder for the runs (emptied first)")
     args = p.parse_args(argv)
     from ..training import fit

@@ -187,7 +187,7 @@ class PolicyRunner:
     def add_image(self, rgb: np.ndarray, now: float, stamp: Any = None, stamp_s: float | None = None,
                   camera: int = 0) -> None:
         """Keep the newest frame of `camera` (the embodiment's order), prepared for the model
-        (data.observation.prepare_frame, the rule the training cache used). `now`: when it arrived;
+        (data.observation.prepare_frame, the rule the training shards were written with). `now`: when it arrived;
         `stamp_s`: when it was taken, on the same clock (the stale check then uses the older of the two)."""
         if not self.needs_camera:
             return

@@ -3,9 +3,12 @@
     qt-train --data data/bags --out runs/qt                      # the recommended recipe (the defaults)
     qt-train --data data/bags --out runs/bc --algo bc --success-only
     qt-train --data data/bags --out runs/paper --preset paper     # the paper's loss and replay
-    torchrun --nproc-per-node 2 -m qt_policy.tools.train --data ... --out ...   # data-parallel (gloo on CPU)
+    qt-convert data/bags data/bags/_shards --workers 8                  # then, data-parallel (gloo on CPU,
+    torchrun --nproc-per-node 2 -m qt_policy.tools.train --data data/bags --out runs/ddp  # NCCL on GPUs)
 
---data is a folder of episode bags (converted into the training cache on first use) or a cache.
+--data is a folder of episode bags (converted into tar shards, BAGS/_shards, on first use), a LeRobot
+v3.0 dataset, or a shard folder. Several machines: the same torchrun command on each with
+`--nnodes N --rdzv-backend c10d --rdzv-endpoint HOST:PORT --rdzv-id RUN` (README).
 Every config field is a flag (below); a --preset sets several, and explicit flags win over it.
 Act with OUT/checkpoint/ (the averaged weights unless --act-with online); OUT/checkpoint_online/
 holds the online weights and the training state (--resume continues from it), OUT/step_N/ the

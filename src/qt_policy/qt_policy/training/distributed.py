@@ -1,5 +1,8 @@
-"""Data-parallel set-up for a training run under torchrun (WORLD_SIZE > 1, gloo on CPU): every rank
-draws its own batches, the gradients are averaged (DDP), and at the end the ranks' weights are compared."""
+"""Data-parallel set-up for a training run under torchrun (WORLD_SIZE > 1): NCCL between GPUs (each rank
+on its node's GPU LOCAL_RANK), gloo between CPU processes. Every rank reads its own shards and draws its
+own batches, the gradients are averaged (DDP), and at the end the ranks' weights are compared. Several
+machines: the same torchrun command on each (`--nnodes N --node-rank i --rdzv-backend c10d
+--rdzv-endpoint HOST:PORT`, README)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +16,7 @@ import torch
 class Ranks:
     world: int  # processes training together (1: no data parallelism)
     rank: int  # this process
+    device: str = "cpu"  # where this rank trains: cuda:LOCAL_RANK under torchrun on GPUs
     dist: Any = None  # torch.distributed while a process group is up
 
     @property
@@ -21,34 +25,36 @@ class Ranks:
         return self.rank == 0
 
 
-def join(threads: int | None) -> Ranks:
-    """This process's rank (torchrun's WORLD_SIZE / RANK), its process group, and its torch threads
-    (default: the cores shared among the ranks)."""
-    ranks = Ranks(world=int(os.environ.get("WORLD_SIZE", "1")), rank=int(os.environ.get("RANK", "0")))
-    if ranks.world > 1:
+def join(threads: int | None, device: str = "cpu") -> Ranks:
+    """This process's rank (torchrun's WORLD_SIZE / RANK / LOCAL_RANK), its device, its process group
+    (NCCL on CUDA, gloo on CPU) and its torch threads (default: the cores shared among the node's ranks)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.device(device).type == "cuda"
+    if cuda and world > 1 and torch.device(device).index is None:
+        device = f"cuda:{local_rank}"  # one GPU per rank on its node
+    if cuda and torch.device(device).index is not None:
+        torch.cuda.set_device(torch.device(device))
+    ranks = Ranks(world=world, rank=int(os.environ.get("RANK", "0")), device=device)
+    if world > 1:
         import torch.distributed as dist
         if not dist.is_initialized():
-            dist.init_process_group("gloo")
+            dist.init_process_group("nccl" if cuda else "gloo")
         ranks.dist = dist
-    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // ranks.world))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // local_world))
     return ranks
 
 
 def wrapper(ranks: Ranks) -> Callable | None:
-    """How the learner wraps the network: DDP when several ranks train, else not at all."""
+    """How the learner wraps the network: DDP when several ranks train (on this rank's GPU), else not at all."""
     if ranks.dist is None:
         return None
     from torch.nn.parallel import DistributedDataParallel as DDP
+    if torch.device(ranks.device).type == "cuda":
+        index = torch.device(ranks.device).index
+        return lambda m: DDP(m, device_ids=[index], output_device=index)
     return lambda m: DDP(m)
-
-
-def broadcast_path(ranks: Ranks, path):
-    """Rank 0's value of `path` on every rank (the training cache only rank 0 converts)."""
-    if ranks.dist is None:
-        return path
-    holder = [str(path) if path else None]
-    ranks.dist.broadcast_object_list(holder, src=0)
-    return holder[0]
 
 
 def leave(ranks: Ranks, model, log: Callable[[str], None]) -> bool:
@@ -56,10 +62,10 @@ def leave(ranks: Ranks, model, log: Callable[[str], None]) -> bool:
     identical weights prove the gradients were averaged). Without data parallelism: True."""
     if ranks.dist is None:
         return True
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])  # on the rank's device (NCCL: GPU)
     ref = flat.clone()
     ranks.dist.broadcast(ref, src=0)
-    mismatch = torch.tensor([float(not torch.equal(flat, ref))])
+    mismatch = torch.tensor([float(not torch.equal(flat, ref))], device=flat.device)
     ranks.dist.all_reduce(mismatch)
     in_sync = mismatch.item() == 0
     if ranks.is_main:

@@ -1,7 +1,7 @@
-"""Train Q-Transformer (or a baseline) from episode bags or a training cache into a run folder.
+"""Train Q-Transformer (or a baseline) from episode bags or their shards into a run folder.
 
-`fit` reads as the run goes: plan it (plan.py: configs, cache, resume), build the sampler and the
-learner, loop, save (run_folder.py), and under torchrun join and leave the process group
+`fit` reads as the run goes: plan it (plan.py: configs, shards, resume), the batches (data/loader.py)
+and the learner, loop, save (run_folder.py), and under torchrun join and leave the process group
 (distributed.py: every rank draws its own batches, the gradients are averaged, at the end the ranks'
 weights are compared).
 """
@@ -24,6 +24,7 @@ from ..core.learner import Learner
 from ..core.model import QTransformer, count_parameters
 from . import distributed
 from .plan import RunPlan, plan_run, split_overrides
+from ..data.loader import training_batches
 from .run_folder import CHECKPOINT, ONLINE, Curves, save_weights
 
 __all__ = ["FitResult", "fit", "split_overrides"]
@@ -55,23 +56,27 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
     """
     out = Path(out)
     split = split_overrides(overrides)  # an unknown setting fails before anything starts
-    ranks = distributed.join(threads)
+    ranks = distributed.join(threads, device)
+    device = ranks.device
     plan = plan_run(Path(data), out, preset_name, split, success_only=success_only, embodiment=embodiment,
                     resume=resume, progress=progress, ranks=ranks)
     torch.manual_seed(plan.train_cfg.seed)
     rng = np.random.default_rng([plan.train_cfg.seed, ranks.rank, plan.start_step])
     keep = _episode_filter(plan.success_only, tasks)
-    sampler, plan = _sampler(plan, keep, out, log)
+    counts, plan = _data(plan, keep, out, log)
+    batches = training_batches(plan.shards, plan.model_cfg, plan.loss_cfg, plan.train_cfg, _texts(counts), keep,
+                               rank=ranks.rank, world=ranks.world, rng=rng, start_step=plan.start_step,
+                               pin_memory=torch.device(device).type == "cuda")
     model, learner = _learner(plan, device, ranks)
-    metadata = _metadata(plan, sampler, keep, tasks, ranks)
+    metadata = _metadata(plan, counts, tasks, ranks)
     prior_wall = float(plan.saved.get("wall_time_s", 0.0)) if plan.start_step else 0.0
     train_cfg = plan.train_cfg
 
     curves = None
     if ranks.is_main:
         curves = Curves(out)
-        log(f"{train_cfg.algo} ({plan.preset_name}): {count_parameters(model):,} parameters; {len(sampler.episodes)} "
-            f"episodes, {sampler.num_steps} steps, {sampler.num_successes} successes; steps {plan.start_step}->"
+        log(f"{train_cfg.algo} ({plan.preset_name}): {count_parameters(model):,} parameters; {counts['episodes']} "
+            f"episodes, {counts['steps']} steps, {counts['successes']} successes; steps {plan.start_step}->"
             f"{train_cfg.steps}; world {ranks.world}")
     t0 = time.time()
     from tqdm import tqdm
@@ -79,7 +84,7 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
                disable=not ranks.is_main or not progress, dynamic_ncols=True)
     try:
         for step in bar:
-            batch = sampler.sample(train_cfg.batch_size, rng, train_cfg.success_batch_fraction).to(device)
+            batch = next(batches).to(device, non_blocking=True)
             info = learner.update(batch)
             done = step + 1
             if ranks.is_main and (done % train_cfg.log_every == 0 or done == train_cfg.steps):
@@ -96,7 +101,7 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
         log(f"done: {train_cfg.steps} steps in {time.time() - t0:.0f} s; act with {out / CHECKPOINT}")
     in_sync = distributed.leave(ranks, model, log)
     return FitResult(checkpoint=out / CHECKPOINT, online=out / ONLINE, steps=train_cfg.steps, wall_time_s=wall,
-                     episodes=len(sampler.episodes), in_sync=in_sync)
+                     episodes=counts["episodes"], in_sync=in_sync)
 
 
 def _episode_filter(success_only: bool, tasks: list[str] | None) -> Callable[[dict], bool]:
@@ -105,23 +110,33 @@ def _episode_filter(success_only: bool, tasks: list[str] | None) -> Callable[[di
     return lambda e: (not success_only or e["success"]) and (task_set is None or e.get("task") in task_set)
 
 
-def _sampler(plan: RunPlan, keep, out: Path, log):
-    """The transition sampler over the kept episodes; a resume must find the episodes it trained on.
-    Data without a success draws batches uniformly (said in the log and the checkpoint)."""
-    from ..core.text import shared_encoder
-    from ..data.dataset import TransitionSampler
+def _data(plan: RunPlan, keep, out: Path, log):
+    """What the run trains on (episodes, steps, successes, instructions of the kept episodes); a resume
+    must find the episodes it trained on. Data without a success draws batches uniformly (said in the
+    log and the checkpoint)."""
+    from ..data.shard_format import count_kept, load_manifest
 
-    sampler = TransitionSampler(plan.cache, plan.model_cfg, plan.loss_cfg, shared_encoder(), episode_filter=keep)
-    if plan.previous is not None and len(sampler.episodes) != plan.saved["data"]["episodes"]:
-        raise ValueError(f"{out} trained on {plan.saved['data']['episodes']} episodes of {plan.cache}, which now "
-                         f"holds {len(sampler.episodes)}: a resume continues the same run on the same data; train "
+    counts = count_kept(load_manifest(plan.shards), keep)
+    if not counts["episodes"]:
+        raise ValueError(f"no episodes in {plan.shards} pass the filter (--success-only / --tasks)")
+    if plan.previous is not None and counts["episodes"] != plan.saved["data"]["episodes"]:
+        raise ValueError(f"{out} trained on {plan.saved['data']['episodes']} episodes of {plan.shards}, which now "
+                         f"holds {counts['episodes']}: a resume continues the same run on the same data; train "
                          "the new data into another --out")
-    if plan.train_cfg.success_batch_fraction and not sampler.num_successes:
+    if plan.train_cfg.success_batch_fraction and not counts["successes"]:
         # a robot's first data may hold no success yet: train on what there is, and say so (the checkpoint too)
         log(f"warning: no successful episode in the data: batches are drawn uniformly "
             f"(success_batch_fraction {plan.train_cfg.success_batch_fraction} -> 0)")
         plan = dataclasses.replace(plan, train_cfg=dataclasses.replace(plan.train_cfg, success_batch_fraction=0.0))
-    return sampler, plan
+    return counts, plan
+
+
+def _texts(counts: dict) -> dict:
+    """The instructions' embeddings, computed once here (loader workers get them, not the encoder)."""
+    from ..core.text import shared_encoder
+
+    encoder = shared_encoder()
+    return {text: encoder(text) for text in counts["instructions"]}
 
 
 def _learner(plan: RunPlan, device: str, ranks: distributed.Ranks):
@@ -141,16 +156,13 @@ def _learner(plan: RunPlan, device: str, ranks: distributed.Ranks):
     return model, learner
 
 
-def _metadata(plan: RunPlan, sampler, keep, tasks, ranks: distributed.Ranks) -> Callable[[int, float], dict]:
+def _metadata(plan: RunPlan, counts: dict, tasks, ranks: distributed.Ranks) -> Callable[[int, float], dict]:
     """(step, wall time) -> what a checkpoint of the run says about it."""
-    from ..data.cache import load_index
-
-    instructions = sorted({e["instruction"] for e in load_index(plan.cache)["episodes"] if keep(e)})
     return lambda step, wall: {
             "loss": to_dict(plan.loss_cfg), "train": to_dict(plan.train_cfg), "preset": plan.preset_name,
             "step": step, "wall_time_s": wall,
-            "data": {"cache": str(plan.cache), "episodes": len(sampler.episodes), "steps": sampler.num_steps,
-                     "successes": sampler.num_successes, "success_only": bool(plan.success_only),
+            "data": {"shards": str(plan.shards), "episodes": counts["episodes"], "steps": counts["steps"],
+                     "successes": counts["successes"], "success_only": bool(plan.success_only),
                      "tasks": sorted(set(tasks)) if tasks else None},
-            "instructions": instructions, "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
+            "instructions": counts["instructions"], "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
             "world_size": ranks.world, **({"embodiment": plan.embodiment} if plan.embodiment else {})}

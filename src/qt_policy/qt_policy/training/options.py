@@ -12,7 +12,7 @@ from ..core.config_flags import add_dataclass_arguments, dataclass_overrides
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qt-train", description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, type=Path, help="folder of episode bags, or a training cache (has index.json)")
+    p.add_argument("--data", required=True, type=Path, help="folder of episode bags (converted into BAGS/_shards on first use; under torchrun run qt-convert first), a LeRobot v3.0 dataset, or a shard folder (has manifest.json)")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--preset", default="recommended", choices=sorted(PRESETS),
                    help="recommended: the defaults, the best measured recipe; paper: mean-squared value loss, uniform "

@@ -12,8 +12,8 @@ from ..core.algorithms import model_requirements
 from ..core.checkpoint import read_config
 from ..core.config import (LossConfig, ModelConfig, TrainConfig, from_dict, preset, upgrade_loss_dict,
                            upgrade_train_dict)
-from .data_shape import data_embodiment, model_config_for, resolve_cache
-from .distributed import Ranks, broadcast_path
+from .data_shape import data_embodiment, model_config_for, resolve_shards, saved_shards
+from .distributed import Ranks
 from .run_folder import check_same_data, resume_dir
 
 
@@ -22,7 +22,7 @@ class RunPlan:
     model_cfg: ModelConfig
     loss_cfg: LossConfig
     train_cfg: TrainConfig
-    cache: Path  # the training cache the sampler reads
+    shards: Path  # the shard folder the batches come from
     preset_name: str
     success_only: bool
     embodiment: dict | None  # the robot the data was recorded on (stored in the checkpoint)
@@ -46,32 +46,31 @@ def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict, dict]:
 def plan_run(data: Path, out: Path, preset_name: str, overrides: tuple[dict, dict, dict], *, success_only: bool,
              embodiment: Path | None, resume: bool, progress: bool, ranks: Ranks) -> RunPlan:
     """The run `fit` will train: resumed from `out` when asked and possible, else a fresh one on `data`
-    (rank 0 converts bags into the cache; every rank reads it). `overrides`: split_overrides' (model, loss,
-    train) settings."""
-    from ..data.cache import load_index
+    (a single process converts new bags into the shards first; under torchrun conversion is its own
+    step, qt-convert, before the run). `overrides`: split_overrides' (model, loss, train) settings."""
+    from ..data.shard_format import load_manifest
 
     model_over, loss_over, train_over = overrides
     previous = resume_dir(out) if resume else None
     if previous is not None:
         saved = read_config(previous)
         model_cfg = from_dict(ModelConfig, saved["model"])
-        cache = Path(saved["data"]["cache"])
-        check_same_data(Path(data), cache)
+        shards = saved_shards(Path(data), saved, model_cfg.image_size, convert=ranks.world == 1, progress=progress)
+        check_same_data(Path(data), shards)
         return RunPlan(model_cfg=model_cfg,
                        loss_cfg=from_dict(LossConfig, upgrade_loss_dict(saved["loss"], model_cfg.num_bins)),
                        train_cfg=from_dict(TrainConfig, {**upgrade_train_dict(saved["train"]), **train_over}),
-                       cache=cache, preset_name=saved.get("preset", preset_name),
+                       shards=shards, preset_name=saved.get("preset", preset_name),
                        success_only=success_only or bool(saved["data"].get("success_only")),
                        embodiment=saved.get("embodiment"), start_step=int(saved["step"]), previous=previous,
                        saved=saved)
-    cache = resolve_cache(Path(data), model_over.get("image_size"), progress) if ranks.is_main else None
-    cache = Path(broadcast_path(ranks, cache))  # image_size: the frames resized at conversion
-    index = load_index(cache)
-    emb = data_embodiment(index, embodiment)
+    shards = resolve_shards(Path(data), model_over.get("image_size"), progress, convert=ranks.world == 1)
+    manifest = load_manifest(shards)  # image_size: the frames were resized at conversion
+    emb = data_embodiment(manifest, embodiment)
     loss_cfg = from_dict(LossConfig, {**preset(preset_name, "loss"), **loss_over})
     train_cfg = from_dict(TrainConfig, {**preset(preset_name, "train"), **train_over})
     needs = model_requirements(train_cfg.algo, loss_cfg)  # heads, tokens the algorithm trains
-    model_cfg = model_config_for(index, {**preset(preset_name, "model"), **model_over, **needs}, emb)
-    return RunPlan(model_cfg=model_cfg, loss_cfg=loss_cfg, train_cfg=train_cfg, cache=cache,
+    model_cfg = model_config_for(manifest, {**preset(preset_name, "model"), **model_over, **needs}, emb)
+    return RunPlan(model_cfg=model_cfg, loss_cfg=loss_cfg, train_cfg=train_cfg, shards=shards,
                    preset_name=preset_name, success_only=success_only,
                    embodiment=emb.to_dict() if emb is not None else None)

@@ -25,12 +25,12 @@ def resume_dir(out: Path) -> Path | None:
     return None
 
 
-def check_same_data(data: Path, saved_cache: Path) -> None:
-    """A resume reads the run's own cache: refuse `data` that is another folder (it would be ignored)."""
-    saved_cache = saved_cache.resolve()
-    if data.resolve() not in (saved_cache, saved_cache.parent):
-        raise ValueError(f"--data {data} is not the data this run trained on ({saved_cache}, the cache of "
-                         f"{saved_cache.parent}); resume with that data, or train into another --out")
+def check_same_data(data: Path, saved_shards: Path) -> None:
+    """A resume reads the run's own shards: refuse `data` that is another folder (it would be ignored)."""
+    saved_shards = saved_shards.resolve()
+    if data.resolve() not in (saved_shards, saved_shards.parent):
+        raise ValueError(f"--data {data} is not the data this run trained on ({saved_shards}, the shards of "
+                         f"{saved_shards.parent}); resume with that data, or train into another --out")
 
 
 def save_weights(out: Path, model, learner, train_cfg, meta: dict, done: int) -> None:
