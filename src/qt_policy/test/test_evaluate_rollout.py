@@ -105,3 +105,18 @@ def test_a_step_budget_other_than_the_tasks():
                                             max_steps=12)
     assert success == [True, False] and lengths == [9, 12] and len(q_trace[1]) == 12
     assert run_task([CountingArm(9)], ConstantPolicy(), TASK, [1])[:2] == ([False], [6])  # the task's 6
+
+
+def test_tasks_spread_over_processes_give_the_serial_result(tmp_path):
+    from qt_policy.evaluation.rollout import evaluate
+    from qt_test_helpers.models import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path / "ckpt")
+    tasks = ["drawer-close", "button-press-topdown"]
+    kw = dict(episodes=2, seed_start=1_000_000, batch=2, progress=False, max_steps=15)
+    serial = evaluate(ckpt, tasks, **kw)
+    spread = evaluate(ckpt, tasks, workers=2, **kw)
+    assert list(spread["tasks"]) == tasks and spread["workers"] == 2
+    for t in tasks:
+        assert spread["tasks"][t] == serial["tasks"][t]  # successes, lengths, per-episode outcomes, intervals
+    assert spread["mean_success"] == serial["mean_success"] and spread["overall"] == serial["overall"]

@@ -40,7 +40,7 @@ def run_with_limit(limit, *args):
                           timeout=600, env=dict(os.environ))
 
 
-@pytest.mark.parametrize("buffer_mb", ["2048", "0.002"], ids=["held-whole", "streaming"])
+@pytest.mark.parametrize("buffer_mb", ["1536", "0.002"], ids=["held-whole", "streaming"])
 def test_300_shards_train_under_ulimit_256(shards, tmp_path, buffer_mb):
     assert len(list(shards.rglob("*.tar"))) == EPISODES
     out = run_with_limit(LIMIT, "-m", "qt_policy.tools.train", "--data", shards, "--out", tmp_path / "run",

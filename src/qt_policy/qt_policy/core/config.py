@@ -132,8 +132,9 @@ class TrainConfig:
     augment_shift: int = 0
     # memory (MB) for the episodes a training process holds, shared by its loader workers; data that fits is
     # held whole and sampled exactly uniformly, larger data streams from the shards through a buffer this size
-    # (data/dataset.py). 2,048 holds the 700-episode Meta-World data (1.0 GB at 64x64)
-    buffer_mb: float = 2048.0
+    # (data/dataset.py). 1,536 holds the 700-episode Meta-World data (1.0 GB at 64x64) and keeps a run under
+    # 3 GB of memory whatever the data's size (docs/scale.md)
+    buffer_mb: float = 1536.0
     # processes assembling batches beside the training loop (torch DataLoader, pinned memory on CUDA); 0 = in
     # the loop. On the 2-core CPU machine a batch is ~1% of a step: 0 is the measured best there (docs/scale.md)
     loader_workers: int = 0

@@ -25,7 +25,7 @@ from .observation import frame_window
 from .shard_format import STREAMS, count_kept, kept_groups, load_manifest
 from .shard_reader import endless_episodes, read_shard, slot_shards, stream_shards
 
-DEFAULT_BUFFER_MB = 2048
+DEFAULT_BUFFER_MB = 1536
 
 
 @dataclass
@@ -76,14 +76,13 @@ class TransitionSampler:
         rng = np.random.default_rng(stream_seed)
         self._streams = {s: endless_episodes(self.folder, shards[s], self.keep, rng) for s in STREAMS if shards[s]}
         self.episodes: list[_Episode] = []
+        self._lengths, self._successful = np.zeros(0, np.int64), np.zeros(0, bool)  # of self.episodes, in order
         if self.streaming:
             self._refill()
         else:  # everything this slot reads fits: hold it whole, in conversion order
-            for s in STREAMS:
-                for shard in shards[s]:
-                    self.episodes += [self._prepare(ep) for ep in read_shard(self.folder, shard["file"])
-                                      if self.keep is None or self.keep(ep["meta"])]
-            self.episodes.sort(key=lambda e: e.seq)
+            held = [self._prepare(ep) for s in STREAMS for shard in shards[s]
+                    for ep in read_shard(self.folder, shard["file"]) if self.keep is None or self.keep(ep["meta"])]
+            self._hold(sorted(held, key=lambda e: e.seq))
         self._mean_steps = max(1.0, self.num_steps / self.num_episodes)
         self._reweight()
 
@@ -105,26 +104,36 @@ class TransitionSampler:
                              f"{self.model_cfg.action_dim}")
         rewards = arrays["rewards"]
         sums, discount, nxt = n_step_returns(rewards, self.loss_cfg.gamma, self.loss_cfg.n_step)
-        return _Episode(arrays, self._disc.to_bins(actions), self.embed(ep["meta"]["instruction"]).astype(np.float32),
+        return _Episode(arrays, self._disc.to_bins(actions), np.asarray(self.embed(ep["meta"]["instruction"]), np.float32),
                         sums, discount, nxt, returns_to_go(rewards, self.loss_cfg.gamma), ep["meta"])
 
     def _refill(self) -> None:
         """Top the buffer up to its capacity, keeping the data's share of success steps (and at least one
         successful episode when the data has any: the success share of a batch draws from them)."""
-        held = sum(e.steps for e in self.episodes)
-        held_success = sum(e.steps for e in self.episodes if e.success)
+        held = int(self._lengths.sum())
+        held_success = int(self._lengths[self._successful].sum())
+        new = []
         while held < self.capacity_steps or (not held_success and STREAMS[0] in self._streams):
             want = STREAMS[0] if held_success < self._success_share * (held + 1) else STREAMS[1]
             stream = self._streams.get(want) or next(iter(self._streams.values()))
             ep = self._prepare(next(stream))
-            self.episodes.append(ep)
+            new.append(ep)
             held += ep.steps
             held_success += ep.steps if ep.success else 0
+        self._hold(new)
+
+    def _hold(self, new: list[_Episode]) -> None:
+        self.episodes += new
+        self._lengths = np.concatenate([self._lengths, np.array([e.steps for e in new], np.int64)])
+        self._successful = np.concatenate([self._successful, np.array([e.success for e in new], bool)])
+
+    def _drop_oldest(self, k: int) -> None:
+        del self.episodes[:k]
+        self._lengths, self._successful = self._lengths[k:], self._successful[k:]
 
     def _reweight(self) -> None:
-        lengths = np.array([e.steps for e in self.episodes])
+        lengths, successful = self._lengths, self._successful
         self._step_weights = lengths / lengths.sum()
-        successful = np.array([e.success for e in self.episodes])
         self._held_successes = int(successful.sum())
         success_lengths = np.where(successful, lengths, 0)
         self._success_step_weights = success_lengths / max(1, success_lengths.sum())
@@ -148,7 +157,7 @@ class TransitionSampler:
         Streaming, the oldest held episodes then make room for the next ones."""
         batch = self._draw(batch_size, rng, success_fraction)
         if self.streaming:
-            del self.episodes[:max(1, round(batch_size / self._mean_steps))]  # ~ one draw per held step
+            self._drop_oldest(max(1, round(batch_size / self._mean_steps)))  # ~ one draw per held step
             self._refill()
             self._reweight()
         return batch

@@ -7,6 +7,7 @@ conversion leaves no half shard under a real name. It reports per shard what the
 from __future__ import annotations
 
 import os
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,11 @@ class ShardSet:
         path = self.out_dir / (name + ".tmp")
         path.parent.mkdir(parents=True, exist_ok=True)
         f = open(path, "wb")
-        shard = {"file": f, "writer": wds.TarWriter(f), "path": path, "name": name,
+        writer = wds.TarWriter(f, mtime=0)  # fixed times: the same episodes make the same bytes
+        # plain ustar headers: webdataset 1.0.2 picks USTAR_FORMAT but opens the tar with Python's default
+        # (pax: two headers per member, which doubled the reading time of a shard)
+        writer.tarstream.format = tarfile.USTAR_FORMAT
+        shard = {"file": f, "writer": writer, "path": path, "name": name,
                  "summary": {"file": name, "success": stream == STREAMS[0], "episodes": 0, "steps": 0,
                              "ids": [], "groups": {}}}
         self._open[stream] = shard

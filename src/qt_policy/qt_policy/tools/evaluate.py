@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed-start", type=int, default=EVAL_SEED_START)
     p.add_argument("--batch", type=int, default=10, help="episodes run in lockstep and decoded as one batch")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes, one task at a time each, one torch thread each (the same results; default 1)")
     p.add_argument("--out", type=Path, help="write results as JSON here")
     p.add_argument("--video", type=Path, help="save a GIF of the first episode of each task in this folder")
     p.add_argument("--q-plot", type=Path, help="save a plot of the greedy Q over the first episode of each task here")
@@ -71,7 +73,7 @@ def main(argv=None) -> int:
     else:
         res = evaluate(args.checkpoint, args.tasks, args.episodes, args.seed_start, args.batch, args.video,
                        args.q_plot, progress=not args.no_progress, command_lag=args.command_lag,
-                       backend=args.backend, max_steps=args.max_steps)
+                       backend=args.backend, max_steps=args.max_steps, workers=args.workers)
     for name, r in res["tasks"].items():
         print(f"{name:<22} {r['success_rate']:6.1%}  [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
               f"({r['successes']}/{r['episodes']}, mean length {r['mean_length']:.0f})")
