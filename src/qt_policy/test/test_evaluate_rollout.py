@@ -108,14 +108,15 @@ def test_a_step_budget_other_than_the_tasks():
 
 
 def test_tasks_spread_over_processes_give_the_serial_result(tmp_path):
+    from qt_policy.evaluation.parallel import evaluate_in_processes
     from qt_policy.evaluation.rollout import evaluate
     from qt_test_helpers.models import tiny_checkpoint
 
     ckpt = tiny_checkpoint(tmp_path / "ckpt")
     tasks = ["drawer-close", "button-press-topdown"]
-    kw = dict(episodes=2, seed_start=1_000_000, batch=2, progress=False, max_steps=15)
-    serial = evaluate(ckpt, tasks, **kw)
-    spread = evaluate(ckpt, tasks, workers=2, **kw)
+    kw = dict(checkpoint=ckpt, episodes=2, seed_start=1_000_000, batch=2, max_steps=15)
+    serial = evaluate(tasks=tasks, progress=False, **kw)
+    spread = evaluate_in_processes(kw, tasks, workers=2, progress=False)
     assert list(spread["tasks"]) == tasks and spread["workers"] == 2
     for t in tasks:
         assert spread["tasks"][t] == serial["tasks"][t]  # successes, lengths, per-episode outcomes, intervals

@@ -61,7 +61,7 @@ class ShardSet:
         counts[1] += len(ep)
         summary["episodes"] += 1
         summary["steps"] += len(ep)
-        if shard["file"].tell() >= self.shard_bytes:
+        if shard["writer"].tarstream.offset >= self.shard_bytes:  # bytes written (the stream buffers 10 KB)
             self._finish(stream)
 
     def close(self) -> list[dict[str, Any]]:

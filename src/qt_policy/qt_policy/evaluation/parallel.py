@@ -20,16 +20,20 @@ def _one_task(kwargs: dict) -> dict:
     return evaluate(**kwargs)
 
 
-def evaluate_in_processes(kwargs: dict, tasks: list[str], workers: int, progress: bool) -> dict:
+def evaluate_in_processes(kwargs: dict, tasks: list[str], workers: int, progress: bool = True) -> dict:
     """`rollout.evaluate(**kwargs)` for each task in its own process (at most `workers` at once), merged in
-    the order of `tasks`."""
+    the order of `tasks`; one process or one task: evaluate() itself."""
     from tqdm import tqdm
+
+    from .rollout import evaluate
+    if workers <= 1 or len(tasks) <= 1:
+        return evaluate(**kwargs, tasks=tasks, progress=progress)
 
     t0 = time.time()
     per_task = {}
     with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=mp.get_context("spawn"),
                              initializer=_one_thread) as pool:
-        futures = {pool.submit(_one_task, {**kwargs, "tasks": [t], "progress": False, "workers": 1}): t for t in tasks}
+        futures = {pool.submit(_one_task, {**kwargs, "tasks": [t], "progress": False}): t for t in tasks}
         with tqdm(total=len(tasks), desc="tasks", unit="task", disable=not progress) as bar:
             for future in as_completed(futures):
                 per_task[futures[future]] = future.result()

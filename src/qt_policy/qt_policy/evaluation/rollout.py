@@ -112,14 +112,9 @@ def plot_q(q_trace: list[float], success: bool, title: str, path: Path):
 
 def evaluate(checkpoint: Path | list[Path], tasks: list[str], episodes: int, seed_start: int, batch: int,
              video_dir: Path | None = None, q_dir: Path | None = None, progress: bool = True,
-             command_lag: float = 0.0, backend: str = "torch", max_steps: int | None = None, workers: int = 1) -> dict:
-    """Every task's `episodes` from seed `seed_start` on, `batch` arms in lockstep; with workers > 1 the
-    tasks are spread over that many processes (evaluation/parallel.py), with the same result."""
-    if workers > 1 and len(tasks) > 1:
-        from .parallel import evaluate_in_processes
-        kwargs = dict(checkpoint=checkpoint, episodes=episodes, seed_start=seed_start, batch=batch,
-                      video_dir=video_dir, q_dir=q_dir, command_lag=command_lag, backend=backend, max_steps=max_steps)
-        return evaluate_in_processes(kwargs, tasks, workers, progress)
+             command_lag: float = 0.0, backend: str = "torch", max_steps: int | None = None) -> dict:
+    """Every task's `episodes` from seed `seed_start` on, `batch` arms in lockstep (several processes:
+    evaluation/parallel.py)."""
     from tqdm import tqdm
 
     from ..core.text import shared_encoder

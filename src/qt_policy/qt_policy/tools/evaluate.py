@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from ..evaluation import EVAL_SEED_START, evaluate, evaluate_through_ros
+from ..evaluation import EVAL_SEED_START, evaluate_through_ros
+from ..evaluation.parallel import evaluate_in_processes
 from ..evaluation.stats import success_within
 from ..graph.episodes import add_policy_flags
 
@@ -71,9 +72,10 @@ def main(argv=None) -> int:
         res = evaluate_through_ros(args.checkpoint[0], args.tasks, args.episodes, args.seed_start, args.ros_out,
                                    commands=args.commands, backend=args.backend)
     else:
-        res = evaluate(args.checkpoint, args.tasks, args.episodes, args.seed_start, args.batch, args.video,
-                       args.q_plot, progress=not args.no_progress, command_lag=args.command_lag,
-                       backend=args.backend, max_steps=args.max_steps, workers=args.workers)
+        kwargs = dict(checkpoint=args.checkpoint, episodes=args.episodes, seed_start=args.seed_start,
+                      batch=args.batch, video_dir=args.video, q_dir=args.q_plot, command_lag=args.command_lag,
+                      backend=args.backend, max_steps=args.max_steps)
+        res = evaluate_in_processes(kwargs, args.tasks, args.workers, progress=not args.no_progress)
     for name, r in res["tasks"].items():
         print(f"{name:<22} {r['success_rate']:6.1%}  [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
               f"({r['successes']}/{r['episodes']}, mean length {r['mean_length']:.0f})")
