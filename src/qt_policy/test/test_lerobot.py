@@ -140,7 +140,7 @@ def test_import_the_dataset_lerobots_own_writer_made(tmp_path):
     # and as training data, through the shards (a copy: the shared folder is read-only)
     data = tmp_path / "reference"
     shutil.copytree(REFERENCE, data)
-    manifest = convert_bags(data, tmp_path / "shards", progress=False)
+    manifest = convert_bags(data, tmp_path / "shards", image_size=32, progress=False)  # two cameras of two sizes
     assert manifest["converted"] == 3
     assert [e["meta"]["length"] for e in read_all(tmp_path / "shards", load_manifest(tmp_path / "shards"))] == [12, 15, 9]
     from qt_policy.core.checkpoint import read_config
@@ -149,9 +149,10 @@ def test_import_the_dataset_lerobots_own_writer_made(tmp_path):
     tiny = ["--steps", "2", "--batch-size", "4", "--frames", "2", "--conv-channels", "8", "16", "--tokens-per-frame",
             "4", "--d-model", "32", "--num-layers", "1", "--num-heads", "2", "--num-bins", "16", "--no-progress",
             "--threads", "1", "--checkpoint-every", "100"]
-    assert train_main(["--data", str(data), "--out", str(tmp_path / "run"), *tiny]) == 0  # tools.train --data <lerobot>
-    cfg = read_config(tmp_path / "run" / "checkpoint")
+    assert train_main(["--data", str(data), "--out", str(tmp_path / "run"), "--image-size", "32", *tiny]) == 0
+    cfg = read_config(tmp_path / "run" / "checkpoint")  # tools.train --data <lerobot>
     assert cfg["data"]["episodes"] == 3 and cfg["data"]["successes"] == 2 and cfg["model"]["state_dim"] == 4
+    assert cfg["model"]["cameras"] == 2 and cfg["model"]["image_size"] == 32
 
 
 def test_other_versions_are_a_clear_error(tmp_path):

@@ -53,7 +53,7 @@ def _convert_locked(source: Path, out_dir: Path, size, workers: int, progress: b
     _remove_orphans(out_dir, manifest)
     known = known_ids(manifest)
     if is_lerobot_dataset(source) or (source / "index.json").is_file():
-        episodes = _lerobot(source, known) if is_lerobot_dataset(source) else _legacy_cache(source, known)
+        episodes = _lerobot(source, known, size) if is_lerobot_dataset(source) else _legacy_cache(source, known)
         return _convert_serial(episodes, out_dir, manifest, size, progress, shard_bytes)
     todo = [(str(bag), fp) for bag in list_episode_bags(source) if (fp := bag_fingerprint(bag)) not in known]
     if find_unfinished(source):
@@ -164,9 +164,10 @@ def _source_id(source: str) -> str:
     return hashlib.sha1(source.encode()).hexdigest()
 
 
-def _lerobot(root: Path, known: set[str]) -> Iterator[tuple[str, EpisodeData]]:
+def _lerobot(root: Path, known: set[str], size) -> Iterator[tuple[str, EpisodeData]]:
+    """A LeRobot dataset's episodes, every camera, identified by the dataset's own ids (lerobot_import.py)."""
     from .lerobot import read_lerobot_episodes
-    for source, ep in read_lerobot_episodes(root, skip=_KnownSources(known)):
+    for source, ep in read_lerobot_episodes(root, skip=_KnownSources(known), image_size=size):
         yield _source_id(source), ep
 
 
