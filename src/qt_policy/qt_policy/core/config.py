@@ -136,7 +136,8 @@ class TrainConfig:
     # 3 GB of memory whatever the data's size (docs/scale.md)
     buffer_mb: float = 1536.0
     # processes assembling batches beside the training loop (torch DataLoader, pinned memory on CUDA); 0 = in
-    # the loop. On the 2-core CPU machine a batch is ~1% of a step: 0 is the measured best there (docs/scale.md)
+    # the loop, drawing the very batches every committed run drew. 1 worker trained ~18% faster on the 2-core
+    # CPU machine (noisy, docs/scale.md) but draws other batches; on a GPU use several
     loader_workers: int = 0
     amp: bool = False  # bfloat16 autocast of the forward passes on CUDA (mixed precision); CPU runs refuse it
     log_every: int = 100  # steps between metrics.jsonl / tensorboard rows
