@@ -59,3 +59,17 @@ def test_a_claim_is_exclusive_while_its_process_lives(tmp_path):
     assert other.returncode == 3  # this process holds it
     path.write_text("999999999")  # a claim left by a process that is gone
     assert claim(path) and path.read_text() == str(os.getpid())
+
+
+def test_speed_of_a_result_counts_successes_within_k_and_their_median_steps():
+    from qt_policy.evaluation.stats import success_within
+    from qt_policy.research.algorithms import speed_of
+
+    res = {"max_steps": 400, "tasks": {
+        "a": {"lengths": [100, 150, 400, 90], "per_episode": [True, True, False, True]},
+        "b": {"lengths": [200, 120], "per_episode": [True, False]}}}
+    speed = speed_of(res, 130, success_within)
+    # a: 100 and 90 succeed within 130 (2 of 4); b: none of 2 -> the mean over tasks is 0.25
+    assert speed["success_at_k"] == pytest.approx(0.25) and speed["k"] == 130
+    assert speed["median_steps"] == 125.0  # successes 100, 150, 90, 200
+    assert speed["lengths"]["b"] == [200, 120] and speed["max_steps"] == 400

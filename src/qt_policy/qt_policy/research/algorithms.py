@@ -67,6 +67,15 @@ def sampler_name(train_cfg: dict, success_only: bool) -> str:
     return "all, uniform" if f == 0 else f"all, {f:g} from successes"
 
 
+def speed_of(res: dict, k: int, success_within) -> dict:
+    """success@K (issue 37), the median steps of the successful episodes and every episode's length."""
+    lengths = [n for r in res["tasks"].values() for n, ok in zip(r["lengths"], r["per_episode"]) if ok]
+    return {"k": k, "success_at_k": success_within(res, k)["mean"], "max_steps": res.get("max_steps"),
+            "median_steps": float(np.median(lengths)) if lengths else None,
+            "lengths": {t: r["lengths"] for t, r in res["tasks"].items()},
+            "per_episode": {t: r["per_episode"] for t, r in res["tasks"].items()}}
+
+
 def claim(path: Path) -> bool:
     """Take the (method, seed) pair for this process; a claim whose process is gone is taken over."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,11 +164,19 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads per run (two processes on 2 cores: 1)")
     p.add_argument("--device", default="cpu", help="torch device of the training, e.g. cuda (evaluation runs on the CPU)")
     p.add_argument("--batch", type=int, default=10, help="simulated arms stepped together in evaluation")
+    p.add_argument("--tasks", nargs="+", default=None, help="tasks to evaluate on (default: every Meta-World task)")
+    p.add_argument("--max-steps", type=int, default=None, help="evaluation step budget (default: each task's)")
+    p.add_argument("--success-within", type=int, default=None, metavar="K",
+                   help="also report success within K steps and the median steps to success (issue 37)")
+    p.add_argument("--buffer-mb", type=float, default=None,
+                   help="the sampler's memory of every run (default: TrainConfig's); data that fits is held whole")
+    p.add_argument("--workers", type=int, default=1, help="evaluation processes, one task each (the same results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
 
     from ..core.checkpoint import read_config
-    from ..evaluation import evaluate
+    from ..evaluation.parallel import evaluate_in_processes
+    from ..evaluation.stats import success_within
     from ..sim.tasks import TASKS
     from ..training import fit
 
@@ -179,19 +196,25 @@ def main(argv=None) -> int:
                 continue
             try:
                 preset, settings, success_only = run_settings(method, args.steps)
+                if args.buffer_mb is not None:
+                    settings["buffer_mb"] = args.buffer_mb
                 print(f"== {method} seed {seed}: training ({preset}, {settings})", flush=True)
                 fit(args.data, run, preset_name=preset, success_only=success_only, resume=True, seed=seed,
                     device=args.device, threads=args.threads, progress=not args.no_progress, **settings)
                 cfg = read_config(run / "checkpoint")
                 print(f"== {method} seed {seed}: evaluating", flush=True)
-                res = evaluate(run / "checkpoint", list(TASKS), split["episodes"], split["seed_start"], args.batch,
-                               progress=not args.no_progress)
+                res = evaluate_in_processes(
+                    dict(checkpoint=run / "checkpoint", episodes=split["episodes"], seed_start=split["seed_start"],
+                         batch=args.batch, max_steps=args.max_steps), args.tasks or list(TASKS), args.workers,
+                    progress=not args.no_progress)
                 row = {"algo": cfg["train"]["algo"], "preset": preset, "sampler": sampler_name(cfg["train"], success_only),
                        "steps": cfg["step"], "settings": settings, "mean_success": res["mean_success"],
                        "overall": res["overall"], "tasks": {t: r["success_rate"] for t, r in res["tasks"].items()},
                        "train_wall_time_s": cfg["wall_time_s"], "eval_wall_time_s": res["wall_time_s"],
                        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
                        "date": datetime.date.today().isoformat()}
+                if args.success_within is not None:
+                    row.update(speed_of(res, args.success_within, success_within))
                 results = merge_seed(results_file, method, seed, row, header, command)
                 write_table(results, results_file.with_suffix(".md"))
                 run_copy = args.out / "runs" / args.split / f"{method}_s{seed}"  # the curves, kept with the result

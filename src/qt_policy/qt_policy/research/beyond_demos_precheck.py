@@ -22,7 +22,9 @@ import numpy as np
 KINDS = {"fast": ("expert", "expert"), "slow": ("expert", "slow_expert"), "interrupted": ("noisy", "interrupted_expert")}
 
 
-def measure(tasks: list[str], seeds: int, max_steps: int, progress: bool = True) -> dict:
+def measure(tasks: list[str], seeds: int, max_steps: int, progress: bool = True, seed_start: int = 0,
+            kinds: tuple[str, ...] = tuple(KINDS)) -> dict:
+    """Per kind: success, length and task of every episode at placement seeds seed_start.. (N per task)."""
     from tqdm import tqdm
 
     from ..sim.arms import make_arm
@@ -30,8 +32,8 @@ def measure(tasks: list[str], seeds: int, max_steps: int, progress: bool = True)
     from ..sim.tasks import get_task
 
     arm = make_arm(get_task(tasks[0]).suite, 64)
-    out: dict = {name: {"success": [], "length": [], "task": []} for name in KINDS}
-    jobs = [(t, s, name) for t in tasks for s in range(seeds) for name in KINDS]
+    out: dict = {name: {"success": [], "length": [], "task": []} for name in kinds}
+    jobs = [(t, s, name) for t in tasks for s in range(seed_start, seed_start + seeds) for name in kinds]
     for task, seed, name in tqdm(jobs, disable=not progress, desc="episodes", dynamic_ncols=True):
         mode, kind = KINDS[name]
         ep = collect_episode(arm, task, seed, mode, policy_kind=kind, max_steps=max_steps)
