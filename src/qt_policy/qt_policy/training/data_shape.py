@@ -25,6 +25,7 @@ def resolve_shards(data: Path, image_size: int | None, progress: bool = True, co
             size = f" --image-size {image_size}" if image_size else ""
             raise ValueError(f"{shards} does not exist: under torchrun, convert the data first, in one process: "
                              f"`qt-convert {data} {shards}{size} --workers N`, then start the ranks")
+        _mention_unconverted(data, shards)
         return shards
     _mention_old_caches(data)
     convert_bags(data, shards, image_size=image_size, workers=os.cpu_count() or 1, progress=progress)
@@ -47,6 +48,18 @@ def _cache_side(cache: Path) -> int | None:
         return json.loads((cache / "index.json").read_text()).get("image_size")
     except (OSError, ValueError):
         return None
+
+
+def _mention_unconverted(data: Path, shards: Path) -> None:
+    """Under torchrun the run trains on the shards as they are: say when the folder holds more bags."""
+    from ..data.bag_io import list_episode_bags
+    from ..data.shard_format import load_manifest, summarize_manifest
+
+    s = summarize_manifest(load_manifest(shards))
+    extra = len(list_episode_bags(data)) - s["episodes"] - s["skipped"]
+    if extra > 0:
+        warnings.warn(f"{data} holds {extra} bag(s) not in {shards}: this run trains without them "
+                      f"(`qt-convert {data} {shards}` adds them)", stacklevel=3)
 
 
 def _mention_old_caches(data: Path) -> None:

@@ -94,6 +94,7 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
                 save_weights(out, model, learner, train_cfg, metadata(done, prior_wall + time.time() - t0), done)
     finally:
         bar.close()
+        batches.close()  # ends the loader workers, if any
         if curves is not None:
             curves.close()
     wall = prior_wall + time.time() - t0
