@@ -323,3 +323,35 @@ def test_hold_input_stops_within_a_tick_and_is_latched(system):
     harness.node.destroy_publisher(pub)
 
 
+
+
+def test_an_operator_takes_over_within_a_tick_and_hands_back(system):
+    """TwistStamped from an operator (a 20 Hz joystick teleop): the robot's twist topic carries theirs, under
+    the node's action envelope (one command stream: the node is the mux); when they stop, the policy drives."""
+    from geometry_msgs.msg import TwistStamped
+
+    harness, launched, config, log_path = system
+    harness.mode = 'good'
+    wait_for(lambda: harness.snapshot(harness.actions, since=time.monotonic() - 0.5), 10.0, launched, log_path,
+          'actions before the takeover')
+    pub = harness.node.create_publisher(TwistStamped, f'{harness.ns}/{config.operator_twist_topic}', 10)
+    wait_for(lambda: pub.get_subscription_count() >= 1, 10.0, launched, log_path, 'the operator subscription')
+    sent = time.monotonic()
+    while time.monotonic() < sent + 1.5:
+        msg = TwistStamped()
+        msg.twist.linear.x = 0.05  # 0.5 action units; the node's envelope allows 0.3
+        pub.publish(msg)
+        time.sleep(0.05)
+    released = time.monotonic()
+    during = [m for t, m in harness.snapshot(harness.twists, since=sent + 2.0 / CONTROL_RATE_HZ) if t < released]
+    assert len(during) >= 8, f'{len(during)} twists while the operator drove'
+    assert all(m.twist.linear.x == pytest.approx(0.03) and m.twist.linear.y == 0.0 and m.twist.linear.z == 0.0
+               for m in during), [(m.twist.linear.x, m.twist.linear.y) for m in during]
+    actions = [m for t, m in harness.snapshot(harness.actions, since=sent + 2.0 / CONTROL_RATE_HZ) if t < released]
+    assert actions and all(list(m.values[:3]) == pytest.approx([0.3, 0.0, 0.0]) for m in actions)
+    back = config.takeover_release_s + 2.0 / CONTROL_RATE_HZ
+    wait_for(lambda: any(nonzero(m) and (m.twist.linear.y != 0.0 or m.twist.linear.x != pytest.approx(0.03))
+                         for _, m in harness.snapshot(harness.twists, since=released + back)), 5.0, launched,
+             log_path, 'the policy to drive again')
+    harness.node.destroy_publisher(pub)
+    assert 'operator drives' in tail(log_path) and 'the policy drives again' in tail(log_path)

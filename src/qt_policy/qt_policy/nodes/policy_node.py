@@ -55,6 +55,7 @@ from ..runtime.policy_status import PolicyStatus
 from .command_messages import CommandPublishers
 from .managed_node import ManagedNode, run
 from .instruction_input import subscribe_both_durabilities, subscribe_instructions
+from .operator_input import subscribe_operator
 
 MALFORMED_LOG_PERIOD_S = 10.0
 # How long a decision waits for the state taken with its frame (it usually arrives ~1 ms after the frame;
@@ -117,6 +118,8 @@ class PolicyNode(ManagedNode):
         if self.runner.safety.has_box:
             self.entities.append(self.create_subscription(PoseStamped, emb.workspace.pose_topic, self._on_pose,
                                                            qos_profile_sensor_data))
+        self.entities += subscribe_operator(self, cfg, self.runner, self._now)
+        self._source = 'policy'
         self.lifecycle = 'inactive'
         self.get_logger().info(
             f'configured: {cfg.checkpoint} for embodiment {emb.name!r} ({model_cfg.action_dim} dims '
@@ -308,6 +311,9 @@ class PolicyNode(ManagedNode):
                     self.runner.hold_released()
 
     def _publish_action(self, action: Action):
+        if action.source != self._source:  # the operator took over, or handed back
+            self.get_logger().info('operator drives' if action.source == 'operator' else 'the policy drives again')
+            self._source = action.source
         msg = QAction()
         if action.image_stamp is not None:
             msg.header.stamp = action.image_stamp.stamp

@@ -24,6 +24,7 @@ class Action:
     names: tuple[str, ...]
     command: RobotCommand | None = None
     limited: tuple[str, ...] = ()  # safety limits that changed this step's command (robot/safety.py)
+    source: str = "policy"  # who decided what the robot was sent: "policy", or "operator" (runtime/takeover.py)
 
     @property
     def terminate(self) -> bool:

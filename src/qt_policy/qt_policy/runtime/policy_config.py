@@ -30,6 +30,13 @@ class PolicyNodeConfig:
     enable_topic: str = "enable"  # std_msgs/Bool hold input (reliable + transient-local); also service ~/enable
     start_enabled: bool = True  # false: hold until enabled (a latched enable=False also holds a restarted node)
     q_floor: float = 0.0  # hold while the greedy Q (the model's success estimate) is below this; 0 = off
+    # an operator takes over (the node is the mux: runtime/takeover.py): commands on these topics, of the
+    # robot's own kinds (the embodiment's twist / gripper / joint dimensions), drive the robot instead of the
+    # policy until none came for takeover_release_s (0 = no takeover); the hold input and the limits apply
+    takeover_release_s: float = 0.5
+    operator_twist_topic: str = "operator/twist"  # geometry_msgs/TwistStamped
+    operator_gripper_topic: str = "operator/gripper"  # std_msgs/Float64
+    operator_joint_topic: str = "operator/joints"  # trajectory_msgs/JointTrajectory (its first point)
     action_low: list[float] = field(default_factory=list)  # narrower envelope than the embodiment's; [] = none
     action_high: list[float] = field(default_factory=list)
     dry_run: bool = False  # publish QAction only, never twist/gripper commands
@@ -47,6 +54,8 @@ class PolicyNodeConfig:
                 raise ValueError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
         if self.torch_threads < 0:
             raise ValueError(f"parameter 'torch_threads' must be >= 0, got {self.torch_threads}")
+        if self.takeover_release_s < 0:
+            raise ValueError(f"parameter 'takeover_release_s' must be >= 0 (0 = off), got {self.takeover_release_s}")
         if not 0.0 <= self.q_floor < 1.0:
             raise ValueError(f"parameter 'q_floor' must lie in [0, 1), got {self.q_floor}")
         if len(self.action_low) != len(self.action_high):

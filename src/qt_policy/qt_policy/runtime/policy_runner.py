@@ -1,27 +1,22 @@
 """The policy node's logic without ROS: observations in, an action or a reason to hold out.
 
-`PolicyRunner` keeps the latest instruction embedding, camera frame and robot state with the time
-each arrived, and decides with the Q-Transformer or returns `Hold(reason)`: nothing is ever decoded
-from missing or stale input, so a robot that loses its camera stops. Times are plain float seconds
-from one clock chosen by the caller (the node uses its ROS clock), which makes the logic testable
-with fake times.
+`PolicyRunner` keeps the latest instruction embedding, camera frame and robot state with the time each
+arrived, and decides with the Q-Transformer or returns `Hold(reason)`: nothing is ever decoded from
+missing or stale input, so a robot that loses its camera stops. Times are plain float seconds from one
+clock chosen by the caller (the node uses its ROS clock), which makes the logic testable with fake times.
 
-Decisions are tied to frames, as in the data (action t from observation t): each decision uses a
-frame no earlier decision used, and the frame history holds the frames of consecutive decisions.
-`on_frame(now)` says whether a frame that just arrived is the one for the next control step (at
-most `control_rate_hz` decisions a second; a 30 Hz camera gives every third frame, a 10 Hz one
-every frame), so the node decides as soon as that frame is there instead of on a free-running timer.
-After a new instruction, frames that arrived within `instruction_settle_s` are not used: they may
-still show the scene before it (a simulator resets on the instruction); nor are frames whose header
-stamp is older than when the instruction was sent (`sent_s`): the recorder does not record actions
-decided from them, so a robot must not execute them. The robot state of a decision
-is the one the data's alignment rule gives (data/bag_format.py): the latest state stamped at or
-before the frame; `wait_for_state` waits (briefly) until the state stream has passed the frame's
-stamp, since a state taken with the frame often arrives just after it. A robot with several cameras
-(the embodiment's order; the model takes one token set per camera): the first camera's frames drive
-the decisions, and each other camera contributes its frame by the same rule as the state (the latest
-stamped at or before the first camera's frame, waited for briefly), each checked for staleness.
-The timing model is in README ("Timing").
+Decisions are tied to frames, as in the data (action t from observation t): each decision uses a frame
+no earlier decision used, and the frame history holds the frames of consecutive decisions.
+`on_frame(now)` says whether a frame that just arrived is the one for the next control step (at most
+`control_rate_hz` decisions a second; a 30 Hz camera gives every third frame, a 10 Hz one every frame).
+After a new instruction, frames that arrived within `instruction_settle_s` are not used (they may still
+show the scene before it), nor frames stamped before the instruction was sent (`sent_s`): the recorder
+does not record actions decided from them. The robot state of a decision is the one the data's alignment
+rule gives (data/bag_format.py): the latest state stamped at or before the frame; `wait_for_state` waits
+briefly until the state stream has passed the frame's stamp. Several cameras (the embodiment's order):
+the first camera's frames drive the decisions, each other camera contributes its frame by the state's
+rule, each checked for staleness. An operator's commands (`operator_command`, runtime/takeover.py) take
+the policy's place while they keep coming, under the same limits. The timing model: README ("Timing").
 """
 from __future__ import annotations
 
@@ -32,6 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..core.discretizer import Discretizer
 from ..core.text import normalize_instruction
 from ..codec.stamps import header_seconds
 from ..data.alignment import latest_at_or_before
@@ -44,6 +40,7 @@ from ..paths import resolve_data_path
 from .decision import Action, Hold
 from .policy_config import PolicyNodeConfig
 from .policy_setup import Encoder, embodiment_for, instruction_encoder
+from .takeover import Takeover
 
 #: longest instruction encoded; the text encoder reads 256 word pieces at most, so longer text only costs time
 MAX_INSTRUCTION_CHARS = 4096
@@ -65,6 +62,7 @@ class PolicyRunner:
         instruction_settle_s: float = 0.05,
         q_floor: float = 0.0,
         enabled: bool = True,
+        takeover_release_s: float = 0.0,
     ):
         from ..inference.backends import as_policy
 
@@ -88,6 +86,9 @@ class PolicyRunner:
             raise ValueError(f"action_low {self.low.tolist()} exceeds action_high {self.high.tolist()}")
         self.commands = CommandMap(embodiment)
         self.safety = SafetyFilter(embodiment)
+        self.takeover = Takeover(self.commands, takeover_release_s)  # an operator's commands win (the mux)
+        self._bins = Discretizer(tuple(self.low), tuple(self.high), cfg.num_bins)  # an operator's action as bins
+        self._last_sent: np.ndarray | None = None  # the action values the robot was last sent
         self.stale_timeout_s = float(stale_timeout_s)
         self.q_floor = float(q_floor)
         self.enabled = bool(enabled)
@@ -143,7 +144,8 @@ class PolicyRunner:
         embodiment = embodiment_for(path, config.embodiment, policy.cfg)
         return cls(policy, encoder, embodiment, action_low=config.action_low, action_high=config.action_high,
                    stale_timeout_s=config.stale_timeout_s, instruction_settle_s=config.instruction_settle_s,
-                   q_floor=config.q_floor, enabled=config.start_enabled)
+                   q_floor=config.q_floor, enabled=config.start_enabled,
+                   takeover_release_s=config.takeover_release_s)
 
     # ----- inputs --------------------------------------------------------------------------------
 
@@ -371,7 +373,11 @@ class PolicyRunner:
             latency_ms = (time.perf_counter() - t0) * 1000.0
             self._schedule.taken(self._latest_time)  # the schedule follows the frames' arrival
             self.last_q = q
-            if q < self.q_floor:
+            source = "operator" if self.takeover.active(now) else "policy"
+            if source == "operator":  # the operator drives: same limits, the policy's Q kept for the record
+                values = np.clip(self.takeover.action(self._last_sent), self.low, self.high)
+                bins = self._bins.to_bins(values[None])[0].astype(np.int64)
+            elif q < self.q_floor:
                 self.safety.reset()
                 return Hold("q_floor", f"greedy Q {q:.3f} below q_floor {self.q_floor:g}")
             command, limited = self.safety.apply(self.commands.to_commands(values), self._pose)
@@ -379,8 +385,14 @@ class PolicyRunner:
                 values = np.clip(self.commands.to_action(command), self.low, self.high)
             grouped = self.commands.group(command)
             self.terminated = grouped.terminate
+            self._last_sent = values
             return Action(values, bins, q, latency_ms, self._latest_stamp, self.instruction, self.names,
-                          grouped, tuple(limited))
+                          grouped, tuple(limited), source)
+
+    def operator_command(self, dims, values, now: float) -> None:
+        """An operator's command message (codec/commands.command_values): it drives from the next tick."""
+        with self._lock:
+            self.takeover.command(dims, values, now)
 
     def hold_released(self) -> None:
         """The robot was held (zero twist sent): velocity limits ramp from zero again."""
