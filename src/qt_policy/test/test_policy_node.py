@@ -349,6 +349,7 @@ def test_an_operator_takes_over_within_a_tick_and_hands_back(system):
                for m in during), [(m.twist.linear.x, m.twist.linear.y) for m in during]
     actions = [m for t, m in harness.snapshot(harness.actions, since=sent + 2.0 / CONTROL_RATE_HZ) if t < released]
     assert actions and all(list(m.values[:3]) == pytest.approx([0.3, 0.0, 0.0]) for m in actions)
+    assert all(m.source == 'operator' and m.intervention for m in actions)  # the data says who drove
     back = config.takeover_release_s + 2.0 / CONTROL_RATE_HZ
     wait_for(lambda: any(nonzero(m) and (m.twist.linear.y != 0.0 or m.twist.linear.x != pytest.approx(0.03))
                          for _, m in harness.snapshot(harness.twists, since=released + back)), 5.0, launched,

@@ -51,10 +51,13 @@ def test_decisions_shown_are_the_greedy_ones(tmp_path):
 
 
 def test_view_cli_on_a_bag_uses_the_recorded_bins(tmp_path, capsys):
-    bag = write_episode_bag(tmp_path / "bags", smooth_episode(1, 6, False))
+    import dataclasses
+    ep = dataclasses.replace(smooth_episode(1, 6, False), interventions=np.array([0, 0, 1, 1, 0, 0], bool))
+    bag = write_episode_bag(tmp_path / "bags", ep)
     assert view.main([str(bag), "--out", str(tmp_path / "b.rrd"), "--png", str(tmp_path / "b.png")]) == 0
     assert "6 steps" in capsys.readouterr().out
     assert rerun_cli("rrd", "verify", str(tmp_path / "b.rrd")).returncode == 0
+    assert "/intervention" in rerun_cli("rrd", "print", str(tmp_path / "b.rrd")).stdout  # who drove, per step
     ep, bins, q = replay.load_episode(bag)
     assert len(ep) == 6 and bins is None and np.isnan(q).all()  # scripted actions carry no bins and no Q
 

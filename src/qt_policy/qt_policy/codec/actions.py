@@ -9,8 +9,12 @@ from typing import Sequence
 import numpy as np
 
 
+SOURCES = ("policy", "operator", "teleop")  # who decided a step's action (QAction.source)
+
+
 def qaction_fields(values, dimension_names: Sequence[str] = (), bins=None, q_value: float = math.nan,
-                   terminate: bool = False, instruction: str = "") -> dict:
+                   terminate: bool = False, instruction: str = "", source: str = "policy",
+                   intervention: bool = False) -> dict:
     """The QAction fields but the header (ValueError for names or bins that do not match the values)."""
     vals = np.asarray(values, dtype=np.float32).reshape(-1)
     names = [str(n) for n in dimension_names]
@@ -21,5 +25,7 @@ def qaction_fields(values, dimension_names: Sequence[str] = (), bins=None, q_val
         raise ValueError(f"{b.size} bins for {vals.size} action values")
     if b.size and (b.min() < 0 or b.max() > np.iinfo(np.uint16).max):
         raise ValueError("bins out of uint16 range")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     return dict(instruction=str(instruction), dimension_names=names, values=vals, bins=b.astype(np.uint16),
-                q_value=float(q_value), terminate=bool(terminate))
+                q_value=float(q_value), terminate=bool(terminate), source=source, intervention=bool(intervention))

@@ -152,6 +152,16 @@ def _ros2_store():
     raise RuntimeError("rosbags has no ROS 2 typestore")  # pragma: no cover
 
 
+#: qt_msgs as bags recorded before 2026-12-07 hold them (QAction without source/intervention, EpisodeResult
+#: without operator_share): `deserialize` reads those with these definitions when today's do not fit
+LEGACY_DEFINITIONS = {
+    QACTION_TYPE: "std_msgs/Header header\nstring instruction\nstring[] dimension_names\nfloat32[] values\n"
+                  "uint16[] bins\nfloat32 q_value\nbool terminate\n",
+    EPISODE_RESULT_TYPE: "std_msgs/Header header\nstring episode_id\nstring instruction\nbool success\n"
+                         "float32 reward\nuint32 num_steps\nstring end_reason\nstring bag_path\nstring detail\n",
+}
+
+
 @functools.lru_cache(maxsize=8)
 def _typestore_for(msg_dir: str):
     from rosbags.typesys import get_types_from_msg
@@ -161,8 +171,25 @@ def _typestore_for(msg_dir: str):
     for msg_file in sorted(Path(msg_dir).glob("*.msg")):
         name = f"{QT_MSGS_PACKAGE}/msg/{msg_file.stem}"
         types.update(get_types_from_msg(msg_file.read_text(encoding="utf-8"), name))
+    for name, text in LEGACY_DEFINITIONS.items():
+        types.update(get_types_from_msg(text, name + "V1"))
     store.register(types)
     return store
+
+
+def deserialize(typestore, raw: bytes, msgtype: str):
+    """A recorded message by today's definition, or by the one it was recorded with (LEGACY_DEFINITIONS)."""
+    try:
+        return typestore.deserialize_cdr(raw, msgtype)
+    except Exception:  # noqa: BLE001 - rosbags' SerdeError or a short buffer: try the earlier layout
+        if msgtype not in LEGACY_DEFINITIONS:
+            raise
+        return typestore.deserialize_cdr(raw, msgtype + "V1")
+
+
+def qaction_source(msg) -> str:
+    """Who drove a recorded step: the QAction's `source`, "policy" for one recorded before it existed."""
+    return getattr(msg, "source", "") or "policy"
 
 
 def get_episode_typestore(msg_dir: str | os.PathLike | None = None):
@@ -241,19 +268,22 @@ def make_joint_state_msg(values: np.ndarray, names: Sequence[str], stamp_ns: int
 
 def make_qaction_msg(values: np.ndarray, stamp_ns: int, dimension_names: Sequence[str] = (),
                      bins: np.ndarray | Sequence[int] | None = None, q_value: float = math.nan,
-                     terminate: bool = False, instruction: str = "", frame_id: str = "", typestore=None):
+                     terminate: bool = False, instruction: str = "", frame_id: str = "", typestore=None,
+                     source: str = "policy", intervention: bool = False):
     """qt_msgs/QAction; ``stamp_ns`` = stamp of the camera frame the action was computed from.
 
     ``bins`` None/empty for human or scripted actions; ``q_value`` NaN when unknown.
     """
     ts = typestore or get_episode_typestore()
     return ts.types[QACTION_TYPE](header=make_header(stamp_ns, frame_id, ts),
-                                  **qaction_fields(values, dimension_names, bins, q_value, terminate, instruction))
+                                  **qaction_fields(values, dimension_names, bins, q_value, terminate, instruction,
+                                                   source, intervention))
 
 
 def make_episode_result_msg(stamp_ns: int, episode_id: str = "", instruction: str = "", success: bool = False,
                             reward: float | None = None, num_steps: int = 0, end_reason: str = "",
-                            bag_path: str = "", frame_id: str = "", detail: str = "", typestore=None):
+                            bag_path: str = "", frame_id: str = "", detail: str = "", typestore=None,
+                            operator_share: float = 0.0):
     """qt_msgs/EpisodeResult; reward defaults to 1.0 on success else 0.0."""
     ts = typestore or get_episode_typestore()
     if reward is None:
@@ -261,4 +291,5 @@ def make_episode_result_msg(stamp_ns: int, episode_id: str = "", instruction: st
     return ts.types[EPISODE_RESULT_TYPE](header=make_header(stamp_ns, frame_id, ts), episode_id=str(episode_id),
                                          instruction=str(instruction), success=bool(success),
                                          reward=float(reward), num_steps=int(num_steps),
-                                         end_reason=str(end_reason), bag_path=str(bag_path), detail=str(detail))
+                                         end_reason=str(end_reason), bag_path=str(bag_path), detail=str(detail),
+                                         operator_share=float(operator_share))

@@ -91,7 +91,7 @@ def read_episode_bag(path: str | os.PathLike, typestore=None, image_size: int | 
             raise IncompleteEpisodeBagError(
                 f"{path} has no {bf.RESULT_TOPIC} message: the episode was never finalized")
         for conn, _log_time, raw in reader.messages(connections=conns):
-            msg = reader.deserialize(raw, conn.msgtype)
+            msg = bf.deserialize(ts, raw, conn.msgtype)  # also a bag recorded with earlier qt_msgs
             topic = conn.topic
             if topic == bf.ACTION_TOPIC:
                 actions.append(msg)
@@ -180,7 +180,8 @@ def read_episode_bag(path: str | os.PathLike, typestore=None, image_size: int | 
         instruction=instruction, images=images, actions=acts, success=bool(result.success),
         action_names=action_names, states=states, state_names=state_names,
         episode_id=result.episode_id, end_reason=result.end_reason, task=str(custom.get(bf.CUSTOM_TASK_KEY, "")),
-        embodiment=embodiment.to_dict() if embodiment is not None else None)
+        embodiment=embodiment.to_dict() if embodiment is not None else None,
+        interventions=np.array([bool(getattr(a, "intervention", False)) for a in actions]))
 
 
 def _bag_embodiment(custom: dict, path: Path):

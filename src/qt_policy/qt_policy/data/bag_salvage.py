@@ -176,7 +176,7 @@ def salvage_partial(directory: str | Path, name: str, mark: UnfinishedMark | Non
         for topic, msgtype, log_time, data in scan.messages():
             last_log = max(last_log, log_time)
             if topic == bf.RESULT_TOPIC:  # finalize was cut short after writing it: keep its label
-                success = bool(writer.typestore.deserialize_cdr(data, msgtype).success)
+                success = bool(bf.deserialize(writer.typestore, data, msgtype).success)
                 continue
             if topic == bf.INSTRUCTION_TOPIC and not instruction:
                 instruction = str(writer.typestore.deserialize_cdr(data, msgtype).data)

@@ -266,7 +266,7 @@ class EpisodeBagWriter:
     def finalize(self, success: bool, episode_id: str = "", instruction: str | None = None,
                  reward: float | None = None, num_steps: int | None = None, end_reason: str = "",
                  stamp_ns: int | None = None, log_time_ns: int | None = None, task: str | None = None,
-                 detail: str = "") -> Path:
+                 detail: str = "", operator_share: float = 0.0) -> Path:
         """Write /episode_result, close, fsync and rename ``<name>.partial`` -> ``<name>``.
 
         Defaults: ``instruction`` = last /instruction written, ``num_steps`` = number of /qt/action
@@ -289,7 +289,8 @@ class EpisodeBagWriter:
                 instruction=self._instruction if instruction is None else instruction,
                 success=success, reward=reward,
                 num_steps=self._counts.get(bf.ACTION_TOPIC, 0) if num_steps is None else num_steps,
-                end_reason=end_reason, bag_path=str(final.resolve()), detail=detail, typestore=self.typestore)
+                end_reason=end_reason, bag_path=str(final.resolve()), detail=detail, typestore=self.typestore,
+                operator_share=operator_share)
             data = self.typestore.serialize_cdr(msg, bf.EPISODE_RESULT_TYPE)
             self._write(bf.RESULT_TOPIC, bf.EPISODE_RESULT_TYPE, data, log_time_ns)
             self._close_writer()
@@ -359,9 +360,7 @@ def write_episode_bag(directory: str | os.PathLike, episode: EpisodeData, start_
     start = time.time_ns() if start_time_ns is None else int(start_time_ns)
     name = name or episode.episode_id or f"episode_{uuid.uuid4().hex[:12]}"
     ts = typestore if typestore is not None else bf.get_episode_typestore()
-    num_steps = len(episode)
-    action_names = list(episode.action_names)
-    state_names = list(episode.state_names)
+    num_steps, action_names, state_names = len(episode), list(episode.action_names), list(episode.state_names)
     custom = {bf.CUSTOM_TASK_KEY: episode.task} if episode.task else {}
     if episode.embodiment:  # as the recorder stores it: training and the node then know the robot
         import json
@@ -384,14 +383,17 @@ def write_episode_bag(directory: str | os.PathLike, episode: EpisodeData, start_
                 writer.write(bf.STATE_TOPIC, bf.JOINT_STATE_TYPE,
                              bf.make_joint_state_msg(episode.states[t], state_names, stamp, typestore=ts),
                              stamp + dt_ns // 4)
+            person = episode.interventions is not None and bool(episode.interventions[t])
             writer.write(bf.ACTION_TOPIC, bf.QACTION_TYPE,
-                         bf.make_qaction_msg(episode.actions[t], stamp, action_names,
-                                             instruction=episode.instruction, typestore=ts),
+                         bf.make_qaction_msg(episode.actions[t], stamp, action_names, instruction=episode.instruction,
+                                             typestore=ts, source="operator" if person else "policy",
+                                             intervention=person),
                          stamp + dt_ns // 2)
         end = start + num_steps * dt_ns
         return writer.finalize(success=episode.success, episode_id=episode.episode_id,
                                instruction=episode.instruction, num_steps=num_steps,
-                               end_reason=episode.end_reason, stamp_ns=end, log_time_ns=end)
+                               end_reason=episode.end_reason, stamp_ns=end, log_time_ns=end,
+                               operator_share=episode.operator_share)
     except BaseException:
         writer.abort()
         raise

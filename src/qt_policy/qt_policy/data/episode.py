@@ -32,6 +32,8 @@ class EpisodeData:
     end_reason: str = ""
     task: str = ""  # free-form metadata, e.g. the simulator task name
     embodiment: dict | None = None  # the robot's embodiment (robot/embodiment.py) when the recorder knew it
+    # (T,) bool: the steps a person drove by taking over from the policy (QAction.intervention); None = none
+    interventions: np.ndarray | None = None
 
     def __post_init__(self):
         t = len(self.actions)
@@ -43,6 +45,8 @@ class EpisodeData:
             raise ValueError(f"{len(self.images)} images for {t} actions")
         if self.states is not None and len(self.states) != t:
             raise ValueError(f"{len(self.states)} states for {t} actions")
+        if self.interventions is not None and len(self.interventions) != t:
+            raise ValueError(f"{len(self.interventions)} intervention flags for {t} actions")
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -56,6 +60,11 @@ class EpisodeData:
         if not 0 <= k < self.num_cameras:
             raise IndexError(f"camera {k} of an episode with {self.num_cameras}")
         return self.images[:, k] if self.images.ndim == 5 else self.images
+
+    @property
+    def operator_share(self) -> float:
+        """The share of the steps a person drove by taking over (EpisodeResult.operator_share)."""
+        return float(np.mean(self.interventions)) if self.interventions is not None and len(self) else 0.0
 
     @property
     def rewards(self) -> np.ndarray:

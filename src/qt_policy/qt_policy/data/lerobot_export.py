@@ -41,6 +41,8 @@ def _features(ep: EpisodeData, fps: int, gamma: float) -> dict[str, Any]:
     feats["next.reward"] = {"dtype": "float32", "shape": [1], "names": None}
     feats["next.done"] = {"dtype": "bool", "shape": [1], "names": None}
     feats["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
+    # a person drove this step, taking over from the policy (LeRobot's human-in-the-loop recording names it so)
+    feats["intervention"] = {"dtype": "bool", "shape": [1], "names": None}
     feats["return_to_go"] = {"dtype": "float32", "shape": [1], "names": None,
                              "info": {"gamma": gamma, "definition": "sum_k gamma^k next.reward[t+k] (Monte Carlo)"}}
     for name in INDEX_FEATURES:
@@ -97,6 +99,7 @@ def export_bags(bag_dir: str | os.PathLike, out_dir: str | os.PathLike, fps: int
         cols = {
             "action": ep.actions.astype(np.float32), "next.reward": rewards,
             "next.done": np.arange(T) == T - 1, "next.success": (np.arange(T) == T - 1) & bool(ep.success),
+            "intervention": np.zeros(T, bool) if ep.interventions is None else np.asarray(ep.interventions, bool),
             "return_to_go": return_to_go(rewards, gamma), "timestamp": (np.arange(T) / fps).astype(np.float32),
             "frame_index": np.arange(T, dtype=np.int64), "episode_index": np.full(T, e, np.int64),
             "index": np.arange(n_frames, n_frames + T, dtype=np.int64),

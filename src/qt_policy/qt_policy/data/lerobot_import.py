@@ -60,6 +60,8 @@ def read_lerobot_episodes(root: str | os.PathLike, camera: str | None = None, sk
             if source in skip:
                 continue
             states = d["observation.state"][sel][order].astype(np.float32) if state_feat else None
+            flags = d.get("intervention")  # LeRobot's human-in-the-loop flag, when the dataset has it
+            interventions = np.asarray(flags[sel]).reshape(-1)[order].astype(bool) if flags is not None else None
             success_col = d.get("next.success")
             reward_col = d.get("next.reward")
             if success_col is not None:
@@ -75,7 +77,7 @@ def read_lerobot_episodes(root: str | os.PathLike, camera: str | None = None, sk
                 images=views[0] if len(views) == 1 else np.stack(views, axis=1), actions=actions, success=success,
                 action_names=action_names, states=states, state_names=state_names,
                 episode_id=f"lerobot_{row['episode_index']:06d}", end_reason="lerobot",
-                task=str(info.get("robot_type", ""))))
+                task=str(info.get("robot_type", "")), interventions=interventions))
 
 
 def _camera_keys(root: Path, feats: dict, camera: str | None, image_size: int | None) -> list[str]:

@@ -9,8 +9,9 @@ Layout of a shard folder (``BAGS/_shards`` at the bags' image size, ``BAGS/_shar
 
 One tar member group per episode (WebDataset's convention: members sharing a key form one sample):
 ``<seq>.images.npy`` (T, H, W, 3) or (T, K, H, W, 3) uint8, ``<seq>.actions.npy`` (T, d) float32,
-``<seq>.rewards.npy`` (T,) float32, ``<seq>.states.npy`` (T, S) float32 when recorded, and
-``<seq>.meta.json`` (id, instruction, task, success, end_reason, length, layout, seq, fingerprint).
+``<seq>.rewards.npy`` (T,) float32, ``<seq>.states.npy`` (T, S) float32 when recorded,
+``<seq>.interventions.npy`` (T,) bool when a person drove some steps, and ``<seq>.meta.json`` (id,
+instruction, task, success, end_reason, length, layout, seq, fingerprint, operator_steps).
 
 Why tar shards (WebDataset): few large files that stream sequentially from a local disk, a shared
 filesystem or object storage, split by node and by loader worker; the open files and memory maps of a

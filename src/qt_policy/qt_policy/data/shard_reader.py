@@ -16,7 +16,7 @@ import numpy as np
 
 from .shard_format import STREAMS, group_view
 
-ARRAYS = ("images", "actions", "rewards", "states")
+ARRAYS = ("images", "actions", "rewards", "states", "interventions")
 
 
 def read_shard(folder: Path, shard_file: str) -> Iterator[dict[str, Any]]:

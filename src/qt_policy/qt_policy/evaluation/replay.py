@@ -24,10 +24,11 @@ def load_episode(source: Path, episode: int = 0):
 
     ep = read_episode_bag(source)
     bins, q = [], []
-    with AnyReader([source], default_typestore=bf.get_episode_typestore()) as reader:
+    ts = bf.get_episode_typestore()
+    with AnyReader([source], default_typestore=ts) as reader:
         conns = [c for c in reader.connections if c.topic == bf.ACTION_TOPIC]
         for conn, _, raw in reader.messages(connections=conns):
-            msg = reader.deserialize(raw, conn.msgtype)
+            msg = bf.deserialize(ts, raw, conn.msgtype)
             bins.append(list(msg.bins))
             q.append(float(msg.q_value))
     has_bins = all(len(b) == ep.actions.shape[1] for b in bins) and bins

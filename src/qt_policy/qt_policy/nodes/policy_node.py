@@ -320,8 +320,8 @@ class PolicyNode(ManagedNode):
             msg.header.frame_id = action.image_stamp.frame_id
         else:
             msg.header.stamp = self.get_clock().now().to_msg()
-        for name, value in qaction_fields(action.values, action.names, action.bins, action.q_value,
-                                          action.terminate, action.instruction).items():
+        for name, value in qaction_fields(action.values, action.names, action.bins, action.q_value, action.terminate,
+                                          action.instruction, action.source, action.source == 'operator').items():
             setattr(msg, name, value.tolist() if isinstance(value, np.ndarray) else value)
         self._action_pub.publish(msg)
         if self.config.dry_run or action.command is None:

@@ -182,6 +182,7 @@ class RecorderNode(ManagedNode):
         msg.end_reason = end.end_reason
         msg.bag_path = end.bag_path
         msg.detail = end.detail
+        msg.operator_share = float(end.operator_share)
         self._result_pub.publish(msg)
         line = (f'episode {end.episode_id or "(none)"} {end.instruction!r}: success={end.success} '
                 f'steps={end.num_steps} reason={end.end_reason} ({end.duration_s:.1f} s) '

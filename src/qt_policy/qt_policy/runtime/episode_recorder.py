@@ -18,10 +18,9 @@ Rules (each one ends the open episode with ``finalize``, so the bag is complete 
   service (``service``); ``check``: ``timeout`` after ``episode_timeout_s`` and the free-disk check
   (runtime/disk_space.py: refused below ``min_free_disk_mb``, a running episode ends as ``disk_full``);
   ``shutdown``: a failure ``shutdown`` -- what was recorded is complete data and is never thrown away.
-
+  EpisodeResult says which share of the steps a person drove (QAction ``intervention``).
 Faults (a write error, a full disk, a kill) leave the bag unfinished; it becomes an ordinary bag as
-soon as there is room: runtime/unfinished_bags.py.
-"""
+soon as there is room: runtime/unfinished_bags.py."""
 from __future__ import annotations
 
 import math
@@ -68,13 +67,11 @@ class EpisodeRecorder:
             raise ValueError("teleoperation recording needs the robot's embodiment (its command topics)")
         self.teleop = TeleopSteps(embodiment) if teleop else None
         self.image_format, self.jpeg_quality = image_format, int(jpeg_quality)
-        self.write_failures = 0
-        self.refused = 0
-        self._dropped_actions = 0
+        self.write_failures = self.refused = 0
+        self._dropped_actions = self._operator_steps = 0
         self._lock = threading.RLock()
         self._writer: EpisodeBagWriter | None = None
-        self._episode_id = ""
-        self._instruction = ""
+        self._episode_id = self._instruction = ""
         self._started_at = 0.0
         self._start_log_ns = 0
         self._last_disk_check = -math.inf
@@ -183,7 +180,7 @@ class EpisodeRecorder:
                 return StartOutcome(False, ended=ended, message=message, refused=self._refuse(text, message))
             self._writer, self._episode_id, self._instruction = writer, name, text
             self._started_at, self._start_log_ns = float(now), start_ns
-            self._dropped_actions = 0
+            self._dropped_actions = self._operator_steps = 0
             if self.teleop is not None:
                 self.teleop.start()
             for heard in replay:  # as if this recorder had heard the instruction at start_ns
@@ -246,12 +243,14 @@ class EpisodeRecorder:
         terminate = False
         if topic == bf.ACTION_TOPIC:
             try:
-                terminate = bool(self.typestore.deserialize_cdr(raw, msgtype).terminate)
+                action = bf.deserialize(self.typestore, raw, msgtype)  # a policy node of an earlier release too
+                terminate = bool(action.terminate)
             except Exception as exc:  # noqa: BLE001
                 raise RecordError(f"malformed {msgtype} on {topic} ({len(raw)} bytes): {exc}") from None
             if before_start:
                 self._dropped_actions += 1
                 return None
+            self._operator_steps += bool(getattr(action, "intervention", False))
         elif before_start:  # a frame or state of the scene before this episode
             return None
         step = None
@@ -367,7 +366,8 @@ class EpisodeRecorder:
         self.episodes_finished += 1
         return EpisodeEnd(episode_id=self._episode_id, instruction=self._instruction, success=success,
                           reward=1.0 if success else 0.0, num_steps=steps, end_reason=reason, bag_path=bag_path,
-                          stamp_ns=stamp_ns, duration_s=max(0.0, (stamp_ns - self._start_log_ns) / 1e9), detail=detail)
+                          stamp_ns=stamp_ns, duration_s=max(0.0, (stamp_ns - self._start_log_ns) / 1e9), detail=detail,
+                          operator_share=self._operator_steps / max(1, steps))
 
     def _end(self, success: bool, reason: str, detail: str, log_time_ns: int | None = None) -> EpisodeEnd:
         writer = self._writer
@@ -390,7 +390,7 @@ class EpisodeRecorder:
         try:
             final = writer.finalize(success=success, episode_id=self._episode_id, instruction=self._instruction,
                                     reward=1.0 if success else 0.0, num_steps=num_steps, end_reason=reason, stamp_ns=stamp_ns,
-                                    detail=detail)
+                                    detail=detail, operator_share=self._operator_steps / max(1, num_steps))
         except Exception as exc:  # noqa: BLE001 - keep what was written, report, go on
             return self._fail(exc, success, f"while finalizing ({reason})", detail)
         self._writer = None

@@ -20,7 +20,8 @@ def compress_frame(raw: bytes, fmt: str, quality: int, typestore) -> bytes:
 
 def teleop_qaction(step, names, instruction: str, terminate: bool, typestore) -> bytes:
     """A teleoperated step as qt_msgs/QAction (CDR): stamp = its frame's stamp (the bag format's
-    alignment), no bins and Q NaN (no policy chose it)."""
+    alignment), no bins and Q NaN (no policy chose it), source "teleop"."""
     msg = bf.make_qaction_msg(np.asarray(step.values, dtype=np.float32), int(step.frame), dimension_names=names,
-                              q_value=math.nan, terminate=terminate, instruction=instruction, typestore=typestore)
+                              q_value=math.nan, terminate=terminate, instruction=instruction, typestore=typestore,
+                              source="teleop")
     return bytes(typestore.serialize_cdr(msg, bf.QACTION_TYPE))

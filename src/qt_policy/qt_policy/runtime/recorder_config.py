@@ -106,6 +106,7 @@ class EpisodeEnd:
     stamp_ns: int  # end time (log time of the /episode_result message)
     duration_s: float
     detail: str = ""  # why, in words (service reason, 'low disk', an error, what a salvage recovered)
+    operator_share: float = 0.0  # the share of the steps a person drove by taking over (QAction intervention)
 
     @classmethod
     def of_salvage(cls, name: str, got, now_ns: int) -> "EpisodeEnd":

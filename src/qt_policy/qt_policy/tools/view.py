@@ -9,6 +9,7 @@ The source is an episode bag or a LeRobotDataset v3.0 folder (with --episode). T
 * `action/<dim>`: the executed action values; `bins/<dim>` and `q/greedy`: what the policy chose and its
   estimated success, as the bag recorded them (QAction) or, with --checkpoint, as that model decides
   on the same frames;
+* `intervention`: 1 on the steps a person drove, taking over from the policy;
 * with --checkpoint, `q_map/<dim>`: Q over every bin of that dimension, given the bins chosen before it
   (an image per step: where the policy was sure, where it hesitated) and `q_map/all`: all dimensions.
 --png writes the same data as one picture (frames, greedy Q over time, the Q map of one dimension).
@@ -62,6 +63,8 @@ def write_rrd(path: Path, ep, bins, q, q_maps) -> None:
         if q_maps is not None:
             rec.log("q_map/all", rr.Image((255 * q_maps[t]).astype(np.uint8)))
         rec.log("reward", rr.Scalars(float(ep.rewards[t])))
+        if ep.interventions is not None:  # 1 where a person drove (took over from the policy)
+            rec.log("intervention", rr.Scalars(float(ep.interventions[t])))
     rec.flush()
 
 
