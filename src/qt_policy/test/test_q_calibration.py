@@ -32,3 +32,12 @@ def test_isotonic_calibration_repairs_a_distorted_but_monotone_q():
     raw, fixed = reliability(q[1::2], y[1::2], w[1::2]), reliability(calibrate(q[1::2]), y[1::2], w[1::2])
     assert raw["ece"] > 0.1 and fixed["ece"] < 0.02 and fixed["brier"] < raw["brier"]
     assert np.all(np.diff(calibrate(np.linspace(0, 1, 50))) >= 0)  # the map keeps the order of Q
+
+
+def test_auroc_is_one_for_a_perfect_separation_and_a_half_for_none():
+    from qt_policy.research.q_calibration import auroc
+
+    y = np.array([1, 1, 0, 0], float)
+    assert auroc(np.array([0.9, 0.8, 0.2, 0.1]), y) == 1.0
+    assert auroc(np.array([0.5, 0.5, 0.5, 0.5]), y) == 0.5
+    assert auroc(np.array([0.1, 0.2, 0.8, 0.9]), y) == 0.0 and auroc(np.ones(2), np.ones(2)) is None

@@ -8,7 +8,8 @@ the greedy Q of every step and the episode's outcome, and asks of Q at each step
 succeed?". The episodes are split in two halves (even and odd placement seeds): a monotone map from Q
 to the success frequency (isotonic regression, scipy) is fitted on one half and measured on the other:
 expected calibration error (10 equal-width bins, steps weighted so each episode counts once), Brier
-score, raw and calibrated, and a reliability plot. A help signal (the node's `help_needed`) needs the
+score, raw and calibrated, a reliability plot, and AUROC (does Q separate the episodes that succeed
+from the others at all? calibration cannot add that). A help signal (the node's `help_needed`) needs the
 calibrated number: a threshold on raw Q means something else for every model.
 """
 from __future__ import annotations
@@ -56,6 +57,16 @@ def reliability(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict:
                      "weight": float(wb)})
         ece += wb / w.sum() * abs(pred - freq)
     return {"ece": float(ece), "brier": float(np.average((p - y) ** 2, weights=w)), "bins": rows}
+
+
+def auroc(q: np.ndarray, y: np.ndarray) -> float | None:
+    """How well Q separates the steps of episodes that succeeded from the others (0.5: not at all)."""
+    from scipy.stats import mannwhitneyu
+
+    pos, neg = q[y > 0.5], q[y <= 0.5]
+    if not len(pos) or not len(neg):
+        return None
+    return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
 
 
 def rollouts(checkpoint: Path, tasks: list[str], episodes: int, seed_start: int, max_steps, progress: bool):
@@ -114,6 +125,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-steps", type=int, default=None, help="step budget (default: each task's)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", type=Path, required=True, help="folder for calibration.json and reliability.png")
+    p.add_argument("--reuse", type=Path, default=None, help="a calibration.json whose rollouts to use again")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     import torch
@@ -121,7 +133,10 @@ def main(argv=None) -> int:
     from ..sim.arms import tasks_for_checkpoint
     torch.set_num_threads(args.threads)
     tasks = args.tasks or tasks_for_checkpoint(args.checkpoint)
-    eps = rollouts(args.checkpoint, tasks, args.episodes, args.seed_start, args.max_steps, not args.no_progress)
+    if args.reuse is not None:  # the rollouts of an earlier run: only the statistics again
+        eps = json.loads(args.reuse.read_text())["episodes"]
+    else:
+        eps = rollouts(args.checkpoint, tasks, args.episodes, args.seed_start, args.max_steps, not args.no_progress)
     fit_half = [e for e in eps if e["seed"] % 2 == 0]
     test_half = [e for e in eps if e["seed"] % 2 == 1]
     calibrate = fit_calibration(*step_table(fit_half))
@@ -132,9 +147,9 @@ def main(argv=None) -> int:
     result = {"checkpoint": str(args.checkpoint), "tasks": tasks, "episodes_per_task": args.episodes,
               "seed_start": args.seed_start, "success_rate": float(np.mean([e["success"] for e in eps])),
               "fit_episodes": len(fit_half), "test_episodes": len(test_half),
-              "every_step": {"raw": raw, "calibrated": calibrated},
+              "every_step": {"raw": raw, "calibrated": calibrated, "auroc": auroc(q, y)},
               "first_step": {"raw": reliability(q0, y0, np.ones_like(q0)),
-                             "calibrated": reliability(calibrate(q0), y0, np.ones_like(q0))},
+                             "calibrated": reliability(calibrate(q0), y0, np.ones_like(q0)), "auroc": auroc(q0, y0)},
               "episodes": eps}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "calibration.json").write_text(json.dumps(result, indent=1))
@@ -142,8 +157,9 @@ def main(argv=None) -> int:
          f"{args.checkpoint.name}: {len(test_half)} held-out episodes, every step")
     for where in ("every_step", "first_step"):
         r = result[where]
+        separates = "n/a" if r["auroc"] is None else f"{r['auroc']:.3f}"
         print(f"{where:<11} raw ECE {r['raw']['ece']:.3f} Brier {r['raw']['brier']:.3f}   calibrated ECE "
-              f"{r['calibrated']['ece']:.3f} Brier {r['calibrated']['brier']:.3f}")
+              f"{r['calibrated']['ece']:.3f} Brier {r['calibrated']['brier']:.3f}   AUROC {separates}")
     return 0
 
 
