@@ -47,7 +47,7 @@ def system(tmp_path_factory):
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp / 'model', QTransformer(ModelConfig(**SMALL)))
     params = yaml.safe_load((REPO_ROOT / 'config' / 'policy.yaml').read_text())
-    params['/**']['ros__parameters'].update(action_low=LOW, action_high=HIGH)
+    params['/**']['ros__parameters'].update(action_low=LOW, action_high=HIGH, help_threshold=0.999, help_ticks=2)
     params_file = tmp / 'policy.yaml'
     params_file.write_text(yaml.safe_dump(params))
     config = from_params_file(params_file, "qt_policy", PolicyNodeConfig)
@@ -356,3 +356,22 @@ def test_an_operator_takes_over_within_a_tick_and_hands_back(system):
              log_path, 'the policy to drive again')
     harness.node.destroy_publisher(pub)
     assert 'operator drives' in tail(log_path) and 'the policy drives again' in tail(log_path)
+
+
+def test_a_low_success_estimate_asks_for_help_on_a_latched_topic(system):
+    """help_threshold 0.999 (above any Q of the random model), 2 ticks: help_needed becomes True, and a node
+    that subscribes late still gets it (latched)."""
+    from std_msgs.msg import Bool
+
+    harness, launched, config, log_path = system
+    harness.mode = 'good'
+    wait_for(lambda: harness.snapshot(harness.actions, since=time.monotonic() - 0.5), 10.0, launched, log_path,
+          'actions')
+    got = []
+    latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    sub = harness.node.create_subscription(Bool, f'{harness.ns}/{config.help_topic}', lambda m: got.append(m.data),
+                                           latched)
+    wait_for(lambda: got and got[-1] is True, 10.0, launched, log_path, 'help_needed True')
+    harness.node.destroy_subscription(sub)
+    assert 'asking for help' in tail(log_path)

@@ -51,11 +51,13 @@ from ..runtime.latest_worker import LatestWorker
 from ..runtime.policy_config import PolicyNodeConfig
 from ..runtime.decision import Action
 from ..runtime.policy_runner import PolicyRunner
+from ..runtime.help_signal import HelpSignal, load_calibration
 from ..runtime.policy_status import PolicyStatus
 from .command_messages import CommandPublishers
 from .managed_node import ManagedNode, run
 from .instruction_input import subscribe_both_durabilities, subscribe_instructions
 from .operator_input import subscribe_operator
+from .qos import LATCHED
 
 MALFORMED_LOG_PERIOD_S = 10.0
 # How long a decision waits for the state taken with its frame (it usually arrives ~1 ms after the frame;
@@ -120,6 +122,10 @@ class PolicyNode(ManagedNode):
                                                            qos_profile_sensor_data))
         self.entities += subscribe_operator(self, cfg, self.runner, self._now)
         self._source = 'policy'
+        self._help = HelpSignal(cfg.help_threshold, cfg.help_ticks,
+                                load_calibration(cfg.help_calibration) if cfg.help_calibration else None)
+        self._help_pub = self.create_lifecycle_publisher(Bool, cfg.help_topic, LATCHED)
+        self.entities.append(self._help_pub)
         self.lifecycle = 'inactive'
         self.get_logger().info(
             f'configured: {cfg.checkpoint} for embodiment {emb.name!r} ({model_cfg.action_dim} dims '
@@ -195,6 +201,7 @@ class PolicyNode(ManagedNode):
         except Exception as exc:  # noqa: BLE001 - a bad instruction must not kill the node
             self.get_logger().error(f'cannot encode instruction {text[:200]!r}: {exc}')
             return
+        self._ask_for_help(self._help.reset())  # a new episode
         shown = runner.instruction if len(runner.instruction) <= 200 else runner.instruction[:200] + '...'
         self.get_logger().info(f'instruction: {shown!r}' if runner.instruction else 'instruction cleared: holding')
 
@@ -314,6 +321,7 @@ class PolicyNode(ManagedNode):
         if action.source != self._source:  # the operator took over, or handed back
             self.get_logger().info('operator drives' if action.source == 'operator' else 'the policy drives again')
             self._source = action.source
+        self._ask_for_help(self._help.update(action.q_value) if action.source == 'policy' else self._help.reset())
         msg = QAction()
         if action.image_stamp is not None:
             msg.header.stamp = action.image_stamp.stamp
@@ -330,6 +338,15 @@ class PolicyNode(ManagedNode):
         if action.terminate:
             self.get_logger().info('the policy chose terminate: stopping until the next instruction')
             self._publish_stop()
+
+    def _ask_for_help(self, needed: bool | None):
+        """Publish the help signal when it changes (runtime/help_signal.py)."""
+        if needed is None:
+            return
+        self._help_pub.publish(Bool(data=needed))
+        self.get_logger().warning(f'asking for help: success estimate {self._help.estimate:.2f} below '
+                                  f'{self._help.threshold:g} for {self._help.ticks} decisions' if needed
+                                  else 'help no longer needed')
 
     def _publish_command(self, command):
         self._commands.publish(command, self.get_clock().now().to_msg())

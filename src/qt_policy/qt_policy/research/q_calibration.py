@@ -153,6 +153,8 @@ def main(argv=None) -> int:
               "episodes": eps}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "calibration.json").write_text(json.dumps(result, indent=1))
+    grid = np.linspace(0.0, 1.0, 101)  # the map itself, for the node's help signal (help_calibration)
+    (args.out / "calibration_map.json").write_text(json.dumps({"q": grid.tolist(), "p": calibrate(grid).tolist()}))
     plot(raw, calibrated, args.out / "reliability.png",
          f"{args.checkpoint.name}: {len(test_half)} held-out episodes, every step")
     for where in ("every_step", "first_step"):

@@ -37,6 +37,12 @@ class PolicyNodeConfig:
     operator_twist_topic: str = "operator/twist"  # geometry_msgs/TwistStamped
     operator_gripper_topic: str = "operator/gripper"  # std_msgs/Float64
     operator_joint_topic: str = "operator/joints"  # trajectory_msgs/JointTrajectory (its first point)
+    # ask for help (runtime/help_signal.py): std_msgs/Bool on help_topic, raised after help_ticks decisions in a
+    # row whose success estimate (greedy Q, through help_calibration when given) is below help_threshold
+    help_threshold: float = 0.0  # 0 = off (the shipped model's Q does not predict failures: results/q_calibration)
+    help_ticks: int = 3
+    help_topic: str = "help_needed"
+    help_calibration: str = ""  # calibration_map.json of research/q_calibration.py; '' = the raw greedy Q
     action_low: list[float] = field(default_factory=list)  # narrower envelope than the embodiment's; [] = none
     action_high: list[float] = field(default_factory=list)
     dry_run: bool = False  # publish QAction only, never twist/gripper commands
@@ -54,6 +60,9 @@ class PolicyNodeConfig:
                 raise ValueError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
         if self.torch_threads < 0:
             raise ValueError(f"parameter 'torch_threads' must be >= 0, got {self.torch_threads}")
+        if not 0.0 <= self.help_threshold < 1.0 or self.help_ticks < 1:
+            raise ValueError(f"parameter 'help_threshold' must lie in [0, 1) and 'help_ticks' be >= 1, got "
+                             f"{self.help_threshold}, {self.help_ticks}")
         if self.takeover_release_s < 0:
             raise ValueError(f"parameter 'takeover_release_s' must be >= 0 (0 = off), got {self.takeover_release_s}")
         if not 0.0 <= self.q_floor < 1.0:
