@@ -110,3 +110,44 @@ def test_interventions_reach_the_shards_and_the_lerobot_export(tmp_path):
     back = {ep.episode_id: ep for _, ep in read_lerobot_episodes(tmp_path / "lerobot")}
     assert back["lerobot_000000"].interventions.tolist() == [bool(f) for f in flags]
     assert not back["lerobot_000001"].interventions.any()
+
+
+def test_hg_dagger_draws_the_successes_and_only_the_steps_a_person_drove_in_failures(tmp_path):
+    from qt_policy.core.config import LossConfig
+    from qt_policy.data.convert import convert_bags
+    from qt_policy.data.dataset import TransitionSampler
+    from qt_policy.data.shard_format import load_manifest
+    from qt_policy.training import model_config_for
+    from qt_policy.training.fit import _episode_filter
+
+    episodes = [make_episode(T=5, episode_id="won", seed=1),  # every step trains
+                with_interventions(make_episode(T=6, success=False, episode_id="saved", seed=2), [0, 0, 1, 1, 0, 0]),
+                make_episode(T=7, success=False, episode_id="lost", seed=3)]  # no person: nothing trains
+    for i, ep in enumerate(episodes):
+        write_episode_bag(tmp_path / "bags", ep, start_time_ns=10**18 + i * 10**10)
+    convert_bags(tmp_path / "bags", tmp_path / "shards", progress=False)
+    cfg = model_config_for(load_manifest(tmp_path / "shards"), {"num_bins": 16})
+    keep = _episode_filter(False, None, "interventions")
+    sampler = TransitionSampler(tmp_path / "shards", cfg, LossConfig(), lambda t: np.zeros(384, np.float32), keep,
+                                failure_steps="interventions")
+    assert sampler.num_episodes == 2 and sampler.num_steps == 5 + 2
+    assert sorted(e.meta["id"] for e in sampler.episodes) == ["saved", "won"]  # "lost" has nothing to train
+    drawn = {(e.meta["id"], e.draw_step(np.random.default_rng(s))) for e in sampler.episodes for s in range(200)}
+    assert drawn == {("won", t) for t in range(5)} | {("saved", 2), ("saved", 3)}
+    batch = sampler.sample(400, np.random.default_rng(0), 0.0)
+    assert (batch.mc_return > 0).float().mean().item() == pytest.approx(5 / 7, abs=0.07)  # uniform over the 7
+
+
+def test_hg_dagger_trains_from_the_command_line(tmp_path):
+    from qt_policy.core.checkpoint import read_config
+    from qt_policy.tools.train import main as train_main
+
+    write_episode_bag(tmp_path / "bags", make_episode(T=5, episode_id="won", seed=1), start_time_ns=10**18)
+    write_episode_bag(tmp_path / "bags", with_interventions(make_episode(T=6, success=False, episode_id="saved",
+                                                                         seed=2), [0, 1, 1, 0, 0, 0]), start_time_ns=2 * 10**18)
+    tiny = ["--conv-channels", "4", "8", "--tokens-per-frame", "2", "--d-model", "16", "--num-layers", "1",
+            "--num-heads", "2", "--num-bins", "16", "--batch-size", "8", "--no-progress", "--threads", "1"]
+    assert train_main(["--data", str(tmp_path / "bags"), "--out", str(tmp_path / "run"), "--algo", "bc",
+                       "--failure-steps", "interventions", "--success-batch-fraction", "0", "--steps", "2", *tiny]) == 0
+    cfg = read_config(tmp_path / "run" / "checkpoint")
+    assert cfg["train"]["failure_steps"] == "interventions" and cfg["data"]["steps"] == 5 + 2

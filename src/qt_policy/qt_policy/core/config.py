@@ -125,6 +125,9 @@ class TrainConfig:
     # share of each batch drawn from successful episodes only (the rest from all episodes);
     # 0 samples uniformly over all steps, as the paper's replay does (docs/experiments/mixed-data.md)
     success_batch_fraction: float = 0.9
+    # which steps of a failed episode train: "all", or "interventions" (only those a person drove, taking over
+    # from the policy: with --algo bc the HG-DAgger baseline, successful episodes whole plus the corrections)
+    failure_steps: str = "all"
     # the weights OUT/checkpoint/ holds, the ones to act with: "averaged" (the Polyak average, rate
     # target_tau; steadier greedy choices) or "online" (the last gradient step's, as the paper acts)
     act_with: str = "averaged"
@@ -150,6 +153,8 @@ class TrainConfig:
             raise ValueError(f"success_batch_fraction must lie in [0, 1], got {self.success_batch_fraction}")
         if self.augment_shift < 0:
             raise ValueError(f"augment_shift must be >= 0 pixels, got {self.augment_shift}")
+        if self.failure_steps not in ("all", "interventions"):
+            raise ValueError(f"failure_steps must be 'all' or 'interventions', got {self.failure_steps!r}")
         if self.act_with not in ("averaged", "online"):
             raise ValueError(f"act_with must be 'averaged' or 'online', got {self.act_with!r}")
         if self.buffer_mb <= 0 or self.loader_workers < 0:

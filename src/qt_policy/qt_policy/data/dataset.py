@@ -38,6 +38,7 @@ class _Episode:
     next_index: np.ndarray
     mc: np.ndarray
     meta: dict  # the episode's meta.json: id, instruction, task, success, seq, ...
+    trainable: np.ndarray | None = None  # the steps a batch may draw (None: all; failure_steps "interventions")
 
     @property
     def seq(self) -> int:
@@ -51,17 +52,25 @@ class _Episode:
     def steps(self) -> int:
         return len(self.bins)
 
+    @property
+    def weight(self) -> int:
+        """Steps a batch may draw from it."""
+        return self.steps if self.trainable is None else len(self.trainable)
+
+    def draw_step(self, rng: np.random.Generator) -> int:
+        return int(rng.integers(self.steps)) if self.trainable is None else int(self.trainable[rng.integers(self.weight)])
+
 
 class TransitionSampler:
     """Batches of transitions from a shard folder, for loader slot `slot` of `slots` (rank x worker)."""
 
     def __init__(self, folder, model_cfg: ModelConfig, loss_cfg: LossConfig, embed: Callable[[str], np.ndarray],
                  episode_filter: Callable[[dict], bool] | None = None, *, slot: int = 0, slots: int = 1,
-                 buffer_mb: float = DEFAULT_BUFFER_MB, stream_seed=0):
+                 buffer_mb: float = DEFAULT_BUFFER_MB, stream_seed=0, failure_steps: str = "all"):
         self.folder, self.model_cfg, self.loss_cfg, self.embed = Path(folder), model_cfg, loss_cfg, embed
-        self.keep = episode_filter
+        self.keep, self.failure_steps = episode_filter, failure_steps
         manifest = load_manifest(folder)
-        counts = count_kept(manifest, episode_filter)  # the whole kept data, whatever the slot
+        counts = count_kept(manifest, episode_filter, failure_steps)  # the whole kept data, whatever the slot
         if not counts["episodes"]:
             raise ValueError(f"no episodes in {folder} pass the filter")
         self.num_episodes, self.num_steps, self.num_successes = counts["episodes"], counts["steps"], counts["successes"]
@@ -76,7 +85,8 @@ class TransitionSampler:
         rng = np.random.default_rng(stream_seed)
         self._streams = {s: endless_episodes(self.folder, shards[s], self.keep, rng) for s in STREAMS if shards[s]}
         self.episodes: list[_Episode] = []
-        self._lengths, self._successful = np.zeros(0, np.int64), np.zeros(0, bool)  # of self.episodes, in order
+        # of self.episodes, in order: steps held, steps a batch may draw, success
+        self._lengths, self._weights, self._successful = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)
         if self.streaming:
             self._refill()
         else:  # everything this slot reads fits: hold it whole, in conversion order
@@ -104,8 +114,11 @@ class TransitionSampler:
                              f"{self.model_cfg.action_dim}")
         rewards = arrays["rewards"]
         sums, discount, nxt = n_step_returns(rewards, self.loss_cfg.gamma, self.loss_cfg.n_step)
+        trainable = None
+        if self.failure_steps == "interventions" and not ep["meta"]["success"]:  # only what a person drove
+            trainable = np.flatnonzero(arrays.get("interventions", np.zeros(len(actions), bool)))
         return _Episode(arrays, self._disc.to_bins(actions), np.asarray(self.embed(ep["meta"]["instruction"]), np.float32),
-                        sums, discount, nxt, returns_to_go(rewards, self.loss_cfg.gamma), ep["meta"])
+                        sums, discount, nxt, returns_to_go(rewards, self.loss_cfg.gamma), ep["meta"], trainable)
 
     def _refill(self) -> None:
         """Top the buffer up to its capacity, keeping the data's share of success steps (and at least one
@@ -125,14 +138,15 @@ class TransitionSampler:
     def _hold(self, new: list[_Episode]) -> None:
         self.episodes += new
         self._lengths = np.concatenate([self._lengths, np.array([e.steps for e in new], np.int64)])
+        self._weights = np.concatenate([self._weights, np.array([e.weight for e in new], np.int64)])
         self._successful = np.concatenate([self._successful, np.array([e.success for e in new], bool)])
 
     def _drop_oldest(self, k: int) -> None:
         del self.episodes[:k]
-        self._lengths, self._successful = self._lengths[k:], self._successful[k:]
+        self._lengths, self._weights, self._successful = self._lengths[k:], self._weights[k:], self._successful[k:]
 
     def _reweight(self) -> None:
-        lengths, successful = self._lengths, self._successful
+        lengths, successful = self._weights, self._successful
         self._step_weights = lengths / lengths.sum()
         self._held_successes = int(successful.sum())
         success_lengths = np.where(successful, lengths, 0)
@@ -173,7 +187,7 @@ class TransitionSampler:
         ep_ids = rng.choice(len(self.episodes), size=batch_size - from_successes, p=self._step_weights)
         if from_successes:
             ep_ids = np.concatenate([rng.choice(len(self.episodes), size=from_successes, p=self._success_step_weights), ep_ids])
-        steps = np.array([rng.integers(len(self.episodes[i].bins)) for i in ep_ids])
+        steps = np.array([self.episodes[i].draw_step(rng) for i in ep_ids])
         eps = [self.episodes[i] for i in ep_ids]
         nxt = np.array([ep.next_index[t] for ep, t in zip(eps, steps)])
         f = lambda name: torch.tensor(np.array([getattr(ep, name)[t] for ep, t in zip(eps, steps)]))  # noqa: E731

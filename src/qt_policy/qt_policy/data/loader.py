@@ -37,7 +37,8 @@ class ShardBatches(torch.utils.data.IterableDataset):
         seed = [cfg.seed, self.rank, self.start_step, worker]
         sampler = TransitionSampler(self.folder, self.model_cfg, self.loss_cfg, self.texts.__getitem__, self.keep,
                                     slot=self.rank * workers + worker, slots=self.world * workers,
-                                    buffer_mb=cfg.buffer_mb / workers, stream_seed=seed + [1])
+                                    buffer_mb=cfg.buffer_mb / workers, stream_seed=seed + [1],
+                                    failure_steps=cfg.failure_steps)
         rng = np.random.default_rng(seed)
         while True:
             yield sampler.sample(cfg.batch_size, rng, cfg.success_batch_fraction)
@@ -49,8 +50,8 @@ def training_batches(folder: Path, model_cfg: ModelConfig, loss_cfg: LossConfig,
     """The run's batches: `rng` draws them in this process (0 loader workers), else the workers do."""
     if train_cfg.loader_workers == 0:
         sampler = TransitionSampler(folder, model_cfg, loss_cfg, texts.__getitem__, keep, slot=rank, slots=world,
-                                    buffer_mb=train_cfg.buffer_mb,
-                                    stream_seed=[train_cfg.seed, rank, start_step, 1])
+                                    buffer_mb=train_cfg.buffer_mb, stream_seed=[train_cfg.seed, rank, start_step, 1],
+                                    failure_steps=train_cfg.failure_steps)
         while True:
             yield sampler.sample(train_cfg.batch_size, rng, train_cfg.success_batch_fraction)
     loader = torch.utils.data.DataLoader(

@@ -81,7 +81,7 @@ def save_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 def group_view(manifest: dict[str, Any], group: dict[str, Any]) -> dict[str, Any]:
     """A group as the episode filters see an episode: ``task``, ``instruction``, ``success``."""
     return {"task": group["task"], "instruction": manifest["instructions"][group["instruction"]],
-            "success": group["success"], "layout": group["layout"]}
+            "success": group["success"], "layout": group["layout"], "operator_steps": group.get("operator_steps", 0)}
 
 
 def kept_groups(manifest: dict[str, Any], keep: Callable[[dict], bool] | None,
@@ -96,10 +96,13 @@ def kept_groups(manifest: dict[str, Any], keep: Callable[[dict], bool] | None,
     return out
 
 
-def count_kept(manifest: dict[str, Any], keep: Callable[[dict], bool] | None) -> dict[str, Any]:
-    """Episodes, steps, successful episodes and instructions a run with filter `keep` trains on."""
+def count_kept(manifest: dict[str, Any], keep: Callable[[dict], bool] | None,
+               failure_steps: str = "all") -> dict[str, Any]:
+    """Episodes, steps, successful episodes and instructions a run with filter `keep` trains on (steps: of failed
+    episodes only those a person drove, with failure_steps "interventions")."""
     groups = kept_groups(manifest, keep)
-    return {"episodes": sum(g["episodes"] for g in groups), "steps": int(sum(g["steps"] for g in groups)),
+    steps = sum(g["steps"] if g["success"] or failure_steps == "all" else g["operator_steps"] for g in groups)
+    return {"episodes": sum(g["episodes"] for g in groups), "steps": int(steps),
             "successes": sum(g["episodes"] for g in groups if g["success"]),
             "instructions": sorted({g["instruction"] for g in groups})}
 

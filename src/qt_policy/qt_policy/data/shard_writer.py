@@ -57,10 +57,12 @@ class ShardSet:
         shard["writer"].write(sample)
         summary = shard["summary"]
         summary["ids"].append(fingerprint)
-        group = (ep.task, ep.instruction, bool(ep.success), key)
-        counts = summary["groups"].setdefault(group, [0, 0])
+        person = int(np.sum(ep.interventions)) if ep.interventions is not None else 0  # steps a person drove
+        group = (ep.task, ep.instruction, bool(ep.success), key, person > 0)
+        counts = summary["groups"].setdefault(group, [0, 0, 0])
         counts[0] += 1
         counts[1] += len(ep)
+        counts[2] += person
         summary["episodes"] += 1
         summary["steps"] += len(ep)
         if shard["writer"].tarstream.offset >= self.shard_bytes:  # bytes written (the stream buffers 10 KB)
@@ -106,6 +108,6 @@ class ShardSet:
         os.replace(shard["path"], final)
         summary = shard["summary"]
         summary["bytes"] = final.stat().st_size
-        summary["groups"] = [{"task": t, "instruction": i, "success": s, "layout": k, "episodes": n, "steps": m}
-                             for (t, i, s, k), (n, m) in summary["groups"].items()]
+        summary["groups"] = [{"task": t, "instruction": i, "success": s, "layout": k, "episodes": n, "steps": m,
+                              "operator_steps": o} for (t, i, s, k, _), (n, m, o) in summary["groups"].items()]
         self.closed.append(summary)

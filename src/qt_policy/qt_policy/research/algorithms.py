@@ -41,6 +41,9 @@ METHODS: dict[str, dict] = {
     "bc_all_qt_sampler": {"preset": "recommended", "settings": {"algo": "bc"}},
     "bc_success": {"preset": "recommended", "settings": {"algo": "bc", "success_only": True}},
     "rt1_bc": {"preset": "recommended", "settings": {"algo": "rt1_bc", "success_only": True}},
+    # HG-DAgger (issue 40): BC on the successful episodes and on the steps a person drove in the others, uniform
+    "hg_dagger": {"preset": "recommended", "settings": {"algo": "bc", "failure_steps": "interventions",
+                                                        "success_batch_fraction": 0.0}},
 }
 
 #: the table's methods, in the paper's order, then the imitation rows
@@ -64,7 +67,8 @@ def sampler_name(train_cfg: dict, success_only: bool) -> str:
     if success_only:
         return "successes only, uniform"
     f = train_cfg["success_batch_fraction"]
-    return "all, uniform" if f == 0 else f"all, {f:g} from successes"
+    kept = "successes + a person's steps" if train_cfg.get("failure_steps") == "interventions" else "all"
+    return f"{kept}, uniform" if f == 0 else f"{kept}, {f:g} from successes"
 
 
 def speed_of(res: dict, k: int, success_within) -> dict:

@@ -62,7 +62,7 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
                     resume=resume, progress=progress, ranks=ranks)
     torch.manual_seed(plan.train_cfg.seed)
     rng = np.random.default_rng([plan.train_cfg.seed, ranks.rank, plan.start_step])
-    keep = _episode_filter(plan.success_only, tasks)
+    keep = _episode_filter(plan.success_only, tasks, plan.train_cfg.failure_steps)
     counts, plan = _data(plan, keep, out, log)
     batches = training_batches(plan.shards, plan.model_cfg, plan.loss_cfg, plan.train_cfg, _texts(counts), keep,
                                rank=ranks.rank, world=ranks.world, rng=rng, start_step=plan.start_step,
@@ -105,10 +105,13 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
                      episodes=counts["episodes"], in_sync=in_sync)
 
 
-def _episode_filter(success_only: bool, tasks: list[str] | None) -> Callable[[dict], bool]:
-    """Which cached episodes the run trains on (by their index entries)."""
+def _episode_filter(success_only: bool, tasks: list[str] | None, failure_steps: str = "all") -> Callable[[dict], bool]:
+    """Which episodes the run trains on (by their meta, or a manifest group's): with failure_steps
+    "interventions" a failed episode only when a person drove some of its steps."""
     task_set = set(tasks) if tasks else None
-    return lambda e: (not success_only or e["success"]) and (task_set is None or e.get("task") in task_set)
+    corrected = failure_steps == "interventions"
+    return lambda e: ((e["success"] or (not success_only and (not corrected or e.get("operator_steps", 0) > 0)))
+                      and (task_set is None or e.get("task") in task_set))
 
 
 def _data(plan: RunPlan, keep, out: Path, log):
@@ -117,7 +120,7 @@ def _data(plan: RunPlan, keep, out: Path, log):
     log and the checkpoint)."""
     from ..data.shard_format import count_kept, load_manifest
 
-    counts = count_kept(load_manifest(plan.shards), keep)
+    counts = count_kept(load_manifest(plan.shards), keep, plan.train_cfg.failure_steps)
     if not counts["episodes"]:
         raise ValueError(f"no episodes in {plan.shards} pass the filter (--success-only / --tasks)")
     if plan.previous is not None and counts["episodes"] != plan.saved["data"]["episodes"]:
