@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 TINY = dict(tasks=["drawer-open"], seed_demos=1, rounds=1, episodes_per_round=2, eval_episodes=2, steps=2)
 
@@ -109,6 +110,26 @@ def test_filtered_bc_trains_on_the_successes_only(tmp_path):
     assert summary["rounds"][1]["trained_on"]["successes"] == 1 + collected["successes"]
     config = json.loads((out / "round_1" / "train" / "checkpoint" / "config.json").read_text())
     assert config["train"]["algo"] == "bc" and config["data"]["success_only"] is True
+
+
+def test_with_takeovers_the_round_records_the_persons_steps_and_hg_dagger_trains_on_them(tmp_path):
+    from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
+    from qt_policy.flywheel import flywheel_summary
+
+    out = tmp_path / "hg"
+    cfg = {**TINY, "method": "hg_dagger", "takeover_after": 10}
+    _in_child(RUN.format(cfg=cfg) + f"Flywheel(Path({str(out)!r}), cfg, progress=False).run()\n")
+    collected = json.loads((out / "round_1" / "collect.json").read_text())
+    episodes = [read_episode_bag(b) for b in list_episode_bags(out / "bags") if b.name.startswith("r1-")]
+    person = sum(int(e.interventions.sum()) for e in episodes)
+    assert person > 0 and collected["operator_share"] == pytest.approx(person / sum(len(e) for e in episodes))
+    assert all(not e.interventions[:10].any() for e in episodes)  # the policy drove the first 10 steps
+    config = json.loads((out / "round_1" / "train" / "checkpoint" / "config.json").read_text())
+    assert config["train"]["failure_steps"] == "interventions" and config["train"]["algo"] == "bc"
+    successes = sum(len(e) for e in episodes if e.success)  # successes whole, failures only the person's steps
+    failures = sum(int(e.interventions.sum()) for e in episodes if not e.success)
+    seed = flywheel_summary(out)["rounds"][0]["trained_on"]["transitions"]
+    assert flywheel_summary(out)["rounds"][1]["trained_on"]["transitions"] == seed + successes + failures
 
 
 def test_the_cli_and_the_report(tmp_path):

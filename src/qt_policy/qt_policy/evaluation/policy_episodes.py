@@ -3,6 +3,8 @@ would write had the same episodes run through the ROS graph (results/ros_loop: t
 step for step), collected in-process, in lockstep, as the evaluation harness runs them."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..data.episode import EpisodeData
@@ -10,12 +12,14 @@ from ..sim.collect import sim_episode
 from .rollout import BatchPolicy, run_task
 
 
-def collect_policy_episodes(arms, policy: BatchPolicy, task, seeds: list[int], episode_id=None) -> list[EpisodeData]:
+def collect_policy_episodes(arms, policy: BatchPolicy, task, seeds: list[int], episode_id=None,
+                            takeover=None) -> list[EpisodeData]:
     """len(seeds) greedy episodes of `task` (placement seeds[i] on arms[i]); each ends at its first
     success (reward 1 on that step) or at the task's step limit, as a generated or recorded one does.
 
     images[t]/states[t] are the observation the action was decided on; actions are as executed.
-    episode_id(seed) names each episode (default f"{task}-{seed:07d}-policy").
+    episode_id(seed) names each episode (default f"{task}-{seed:07d}-policy"). With `takeover` (a
+    sim/operator.py ScriptedOperator) a person drives some steps; the episodes carry those flags.
     """
     images: list[list] = [[] for _ in seeds]
     states: list[list] = [[] for _ in seeds]
@@ -27,7 +31,14 @@ def collect_policy_episodes(arms, policy: BatchPolicy, task, seeds: list[int], e
         states[i].append(observation.state)
         actions[i].append(action)
 
-    success, _lengths, _q, _frames = run_task(arms[:len(seeds)], policy, task, seeds, on_action=keep)
+    if takeover is not None:
+        takeover.reset(len(seeds), seeds)
+    success, _lengths, _q, _frames = run_task(arms[:len(seeds)], policy, task, seeds, on_action=keep,
+                                              takeover=takeover)
     name = episode_id or (lambda seed: f"{task.name}-{int(seed):07d}-policy")
-    return [sim_episode(task, images[i], states[i], actions[i], success[i], arms[i], name(seed))
-            for i, seed in enumerate(seeds)]
+    episodes = [sim_episode(task, images[i], states[i], actions[i], success[i], arms[i], name(seed))
+                for i, seed in enumerate(seeds)]
+    if takeover is not None:
+        episodes = [dataclasses.replace(ep, interventions=np.array(takeover.flags[i], bool))
+                    for i, ep in enumerate(episodes)]
+    return episodes

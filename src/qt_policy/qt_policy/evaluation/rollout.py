@@ -47,7 +47,7 @@ class BatchPolicy:
 
 
 def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bool = False, on_step=None,
-             command_lag: float = 0.0, on_action=None, max_steps: int | None = None):
+             command_lag: float = 0.0, on_action=None, max_steps: int | None = None, takeover=None):
     """Run len(seeds) episodes in lockstep; returns successes, lengths, Q traces and frames of episode 0.
 
     on_step(i, observation), if given, sees episode i's observation before each of its actions
@@ -59,6 +59,8 @@ def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bo
     step's (the previous command stays in force until the new one arrives, lag = latency / control
     period; robot/command_window.py); the gripper, a position command, is the new one. 0 = the
     decoded action. The velocity dimensions are all but the last (the gripper), on either arm.
+    takeover(i, observation, t), if given, may return an action a person executes instead of the
+    policy's (sim/operator.py; the policy node's mux on a robot).
     """
     n = len(seeds)
     obs = [arm.reset(task.name, s) for arm, s in zip(arms, seeds)]
@@ -80,6 +82,9 @@ def run_task(arms, policy: BatchPolicy, task, seeds: list[int], record_first: bo
             if on_step is not None:
                 on_step(i, obs[i])
             action = np.array(out.values[k], dtype=np.float32)
+            person = takeover(i, obs[i], t) if takeover is not None else None
+            if person is not None:
+                action = np.asarray(person, dtype=np.float32)
             if command_lag:
                 new = action[:-1].copy()
                 action[:-1] = (1.0 - command_lag) * new + (command_lag * previous[i] if t else 0.0)

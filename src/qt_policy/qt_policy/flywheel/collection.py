@@ -70,8 +70,9 @@ def collected_name(round_index: int, task: str, seed: int) -> str:
 
 
 def collect_in_harness(checkpoint: Path, bags: Path, round_index: int, tasks: list[str], seeds: list[int],
-                       batch: int, progress: bool = True) -> None:
-    """The policy's greedy episodes on `seeds` for every task, in lockstep batches, one bag each."""
+                       batch: int, progress: bool = True, takeover_after: int = 0) -> None:
+    """The policy's greedy episodes on `seeds` for every task, in lockstep batches, one bag each; with
+    takeover_after > 0 a scripted person takes over an episode after that many steps without success."""
     from tqdm import tqdm
 
     from ..core.text import shared_encoder
@@ -79,6 +80,7 @@ def collect_in_harness(checkpoint: Path, bags: Path, round_index: int, tasks: li
     from ..evaluation.rollout import BatchPolicy
     from ..inference import load_policy
     from ..sim.arms import make_arm, suite_of
+    from ..sim.operator import ScriptedOperator
     from ..sim.tasks import get_task
 
     model = load_policy([checkpoint], "torch")
@@ -91,7 +93,8 @@ def collect_in_harness(checkpoint: Path, bags: Path, round_index: int, tasks: li
             missing = [s for t, s in todo if t == task]
             for start in range(0, len(missing), len(arms)):
                 chunk = missing[start:start + len(arms)]
-                episodes = collect_policy_episodes(arms, policy, get_task(task), chunk,
+                person = ScriptedOperator(get_task(task), takeover_after, round_index) if takeover_after else None
+                episodes = collect_policy_episodes(arms, policy, get_task(task), chunk, takeover=person,
                                                    episode_id=lambda seed, t=task: collected_name(round_index, t, seed))
                 for episode in episodes:  # a batch is written when it is done: a crash loses that batch only
                     write_episode_bag(bags, episode, name=episode.episode_id)
@@ -119,13 +122,15 @@ def collect_through_ros(checkpoint: Path, bags: Path, round_index: int, tasks: l
 
 
 def collection_summary(bags: Path, round_index: int, tasks: list[str]) -> dict:
-    """Successes per task among the round's bags, read back from the bags themselves."""
+    """Successes, steps and the steps a person drove per task among the round's bags, read back from the bags."""
     from ..sim.tasks import task_for_instruction
 
-    rows: dict[str, list[bool]] = {t: [] for t in tasks}
+    rows: dict[str, list[tuple[bool, int, int]]] = {t: [] for t in tasks}
     for bag in list_episode_bags(bags):
         if bag.name.startswith(f"r{round_index}-"):
             episode = read_episode_bag(bag)  # the recorder's bags name the instruction, not always the task
             task = episode.task or task_for_instruction(episode.instruction).name
-            rows.setdefault(task, []).append(bool(episode.success))
-    return {t: {"episodes": len(v), "successes": int(sum(v))} for t, v in rows.items()}
+            person = int(episode.interventions.sum()) if episode.interventions is not None else 0
+            rows.setdefault(task, []).append((bool(episode.success), len(episode), person))
+    return {t: {"episodes": len(v), "successes": sum(r[0] for r in v), "steps": sum(r[1] for r in v),
+                "operator_steps": sum(r[2] for r in v)} for t, v in rows.items()}

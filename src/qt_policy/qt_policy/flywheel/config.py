@@ -11,6 +11,8 @@ METHODS: dict[str, dict] = {
     # flywheel of 2026-12-05 called it bc_all (results/flywheel/)
     "bc_all_qt_sampler": {"algo": "bc"},
     "bc_success": {"algo": "bc", "success_only": True},  # filtered BC: the successes only (self-imitation)
+    # HG-DAgger: BC on the successes and on the steps a person drove in the failures (with --takeover-after)
+    "hg_dagger": {"algo": "bc", "failure_steps": "interventions", "success_batch_fraction": 0.0},
 }
 
 #: placements a round collects on: COLLECT_SEED_START + ROUND_SEED_STRIDE x round + k, far from the
@@ -44,6 +46,9 @@ class FlywheelConfig:
     final_seeds: int = 1  # training seeds for the last round (train_seed, train_seed + 1, ...): the spread of the end result
     collect: str = "harness"  # harness (in-process, in lockstep) or ros (the sim, policy and recorder nodes)
     preset: str = "recommended"  # training preset (core.config.PRESETS) under the method's settings
+    # a scripted person takes over a collected episode after this many steps without success and drives it
+    # to its end, the steps flagged as interventions (sim/operator.py); 0 = the policy alone (harness only)
+    takeover_after: int = 0
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -52,6 +57,8 @@ class FlywheelConfig:
             raise ValueError(f"collect must be 'harness' or 'ros', got {self.collect!r}")
         if not 0 < self.episodes_per_round <= ROUND_SEED_STRIDE:
             raise ValueError(f"episodes_per_round must be in 1..{ROUND_SEED_STRIDE}")
+        if self.takeover_after < 0 or (self.takeover_after and self.collect != "harness"):
+            raise ValueError("takeover_after must be >= 0, and takeovers are scripted in the harness only")
         if self.rounds < 0 or self.final_seeds < 1 or self.steps < 1 or self.eval_episodes < 1:
             raise ValueError("rounds >= 0, final_seeds >= 1, steps >= 1 and eval_episodes >= 1 are required")
         from ..sim.tasks import get_task

@@ -100,7 +100,7 @@ class Flywheel:
     def _check_settings(self) -> None:
         path, wanted = self.out / SETTINGS, self.cfg.to_dict()
         if path.is_file():
-            old = json.loads(path.read_text())
+            old = {"takeover_after": 0, **json.loads(path.read_text())}  # runs from before takeovers had none
             if old != wanted:
                 changed = sorted(k for k in set(old) | set(wanted) if old.get(k) != wanted.get(k))
                 raise ValueError(f"{self.out} is a flywheel run with other settings ({', '.join(changed)}: "
@@ -125,11 +125,14 @@ class Flywheel:
         if cfg.collect == "ros":
             collect_through_ros(policy, self.bags, k, cfg.tasks, seeds, self.out / f"round_{k}" / "ros")
         else:
-            collect_in_harness(policy, self.bags, k, cfg.tasks, seeds, self.batch, progress=self.progress)
+            collect_in_harness(policy, self.bags, k, cfg.tasks, seeds, self.batch, progress=self.progress,
+                               takeover_after=cfg.takeover_after)
         per_task = collection_summary(self.bags, k, cfg.tasks)
         return {"round": k, "policy": str(policy), "path": cfg.collect, "seeds": [seeds[0], seeds[-1]],
                 "tasks": per_task, "episodes": sum(t["episodes"] for t in per_task.values()),
-                "successes": sum(t["successes"] for t in per_task.values())}
+                "successes": sum(t["successes"] for t in per_task.values()),
+                "operator_share": sum(t["operator_steps"] for t in per_task.values())
+                / max(1, sum(t["steps"] for t in per_task.values()))}
 
     def _train(self, k: int, seed: int) -> dict:
         from ..training import fit
