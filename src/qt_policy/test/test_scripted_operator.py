@@ -41,3 +41,14 @@ def test_a_person_rescues_what_the_untrained_policy_cannot(policy):
 def test_patience_must_not_be_negative():
     with pytest.raises(ValueError):
         ScriptedOperator(get_task("drawer-close"), patience=-1)
+
+
+def test_the_precheck_counts_the_persons_share(tmp_path):
+    from qt_policy.research.takeover_precheck import measure
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny")
+    alone = measure(ckpt, ["drawer-close"], -1, [3_000_000, 3_000_001], batch=2)
+    helped = measure(ckpt, ["drawer-close"], 10, [3_000_000, 3_000_001], batch=2)
+    assert (alone["success"], alone["operator_share"], alone["person_acted"], alone["rescued"]) == (0.0, 0.0, 0.0, None)
+    assert helped["success"] == 1.0 and helped["person_acted"] == 1.0 and helped["rescued"] == 1.0
+    assert helped["operator_share"] == pytest.approx((helped["steps"] - 2 * 10) / helped["steps"])
