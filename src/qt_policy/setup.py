@@ -65,6 +65,7 @@ setup(
             'recorder_node = qt_policy.nodes.recorder_node:main',
             'sim_arm_node = qt_policy.nodes.sim_arm_node:main',
             'scripted_teleop_node = qt_policy.nodes.scripted_teleop_node:main',
+            'scripted_operator_node = qt_policy.nodes.scripted_operator_node:main',
             # record -> train -> evaluate (qt_policy/tools)
             'qt-train = qt_policy.tools.train:main',
             'qt-evaluate = qt_policy.tools.evaluate:main',

@@ -11,10 +11,12 @@ from .stats import summarize
 
 def evaluate_through_ros(checkpoint: Path, tasks: list[str], episodes: int, seed_start: int, out_dir: Path,
                          episode_timeout_s: float = 30.0, verbose: bool = False, commands: bool = False,
-                         backend: str = "torch") -> dict:
+                         backend: str = "torch", takeover_after: int = 0, person_record: str = "") -> dict:
     """The same evaluation through the ROS graph: the sim arm, the policy and the recorder as separate
     processes from launch/sim_demo.launch.xml (the product path), the k-th episode of each task on
-    placement seed_start + k as in `evaluate`. Success is the recorder's EpisodeResult."""
+    placement seed_start + k as in `evaluate`. Success is the recorder's EpisodeResult. With takeover_after > 0
+    a scripted person (nodes/scripted_operator_node.py) takes over after that many frames without success
+    and writes what it drove to `person_record`."""
     from ..graph.episodes import GraphRun, find_checkpoint, run_in_ros_graph
     from ..sim.tasks import get_task
 
@@ -24,7 +26,8 @@ def evaluate_through_ros(checkpoint: Path, tasks: list[str], episodes: int, seed
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "nodes.log"
     run = GraphRun(episodes_per_task=episodes, seed=seed_start, episode_timeout_s=episode_timeout_s,
-                   verbose=verbose, commands=commands, backend=backend)
+                   verbose=verbose, commands=commands, backend=backend, takeover_after=takeover_after,
+                   person_record=person_record)
     t0 = time.time()
     rows, error = run_in_ros_graph(run, [get_task(n) for n in tasks], resolved, out_dir / "bags", log_path)
     if error:

@@ -19,6 +19,7 @@ from .processes import LaunchedProcesses
 LAUNCH_FILE = "sim_demo.launch.xml"
 #: the closed loop of each simulator (sim/arms.py): its arm, its embodiment, the policy, the recorder
 LAUNCH_FILES = {"metaworld": LAUNCH_FILE, "robosuite": "panda_demo.launch.xml"}
+TAKEOVER_LAUNCH_FILE = "sim_takeover.launch.xml"  # the Sawyer's loop with a scripted person in it
 STARTUP_TIMEOUT_S = 180.0
 RESULT_GRACE_S = 30.0  # beyond the recorder's episode timeout
 
@@ -42,6 +43,8 @@ class GraphRun:
     verbose: bool = False  # the nodes' output on the console instead of the log file
     commands: bool = False  # drive the arm through TwistStamped + gripper (a real arm's interface), not QAction
     backend: str = "torch"  # how the policy node acts: torch (a checkpoint) or onnxruntime (an export)
+    takeover_after: int = 0  # > 0: a scripted person takes over after this many frames without success
+    person_record: str = ""  # where the person writes what it drove (JSON lines)
 
 
 # ----- checks before anything starts ---------------------------------------------------------------
@@ -79,6 +82,8 @@ def node_overrides(run: GraphRun, checkpoint: Path, out: Path) -> dict[str, dict
         "policy_node": {"checkpoint": str(checkpoint), "dry_run": "false" if commands else "true",
                         "backend": run.backend},
         "recorder_node": {"output_dir": str(out), "episode_timeout_s": repr(float(run.episode_timeout_s))},
+        "scripted_operator_node": {"patience": str(run.takeover_after), "record_path": run.person_record,
+                                   "seed": str(run.seed)},
     }
 
 
@@ -96,7 +101,10 @@ def start_nodes(run: GraphRun, checkpoint: Path, out: Path, log, suite: str = "m
     description lines)."""
     overrides = node_overrides(run, checkpoint, out)
 
-    launch_file = find_pkg_share("qt_policy") / "launch" / LAUNCH_FILES[suite]
+    if run.takeover_after and suite != "metaworld":
+        raise ValueError("a scripted person in the loop runs on the Meta-World Sawyer only")
+    name = TAKEOVER_LAUNCH_FILE if run.takeover_after else LAUNCH_FILES[suite]
+    launch_file = find_pkg_share("qt_policy") / "launch" / name
     nodes = resolve_launch_file(launch_file, {"checkpoint": str(checkpoint)})
     for spec in nodes:
         for name, value in overrides.get(spec.exec, {}).items():

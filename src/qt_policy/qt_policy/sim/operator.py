@@ -8,6 +8,8 @@ operator's steps. Used by the evaluation harness (`run_task(takeover=...)`) and 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import scripted
@@ -33,3 +35,19 @@ class ScriptedOperator:
         person = t >= self.patience
         self.flags[i].append(person)
         return self._experts[i].act(observation.raw_obs) if person else None
+
+
+@dataclass
+class ScriptedOperatorConfig:
+    """Parameters of the scripted_operator node (nodes/scripted_operator_node.py): the person on the graph."""
+
+    patience: int = 60  # frames of an episode without success before the person takes over
+    seed: int = 0  # seeds the expert's small noise
+    embodiment: str = "config/embodiments/metaworld_sawyer.yaml"  # the command kinds and scales
+    instruction_topic: str = "instruction"  # each instruction is a new episode
+    raw_obs_topic: str = "sim/raw_obs"  # the simulator's state with each frame
+    success_topic: str = "success"  # ends the episode
+    operator_twist_topic: str = "operator/twist"  # the policy node's operator inputs (its mux)
+    operator_gripper_topic: str = "operator/gripper"
+    settle_s: float = 0.05  # simulator states that arrive sooner after the instruction are of the scene before
+    record_path: str = ""  # JSON lines, one per episode: what the person drove ('' = not written)

@@ -1,0 +1,38 @@
+"""A person in the loop through the ROS graph: the sim arm, the policy node, the recorder and a scripted
+person (launch/sim_takeover.launch.xml) as processes; the person takes over through the policy node's
+operator topics, and the recorded bag's intervention flags are what the person did."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
+from qt_test_helpers.models import tiny_checkpoint
+
+PATIENCE = 10
+
+
+def test_the_bag_flags_the_steps_the_person_drove(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "ckpt")  # random weights: the policy alone does not close the drawer
+    out, record = tmp_path / "ros", tmp_path / "person.jsonl"
+    code = ("from pathlib import Path\nfrom qt_policy.evaluation.through_ros import evaluate_through_ros\n"
+            f"evaluate_through_ros(Path({str(ckpt)!r}), ['drawer-close'], 1, 3000000, Path({str(out)!r}), "
+            f"takeover_after={PATIENCE}, person_record={str(record)!r})\n")
+    env = {**os.environ, "ROS_DOMAIN_ID": str(int(os.environ.get("ROS_DOMAIN_ID", "0")) % 100 + 141),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])}
+    run = subprocess.run([sys.executable, "-c", code], env=env, timeout=600, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + (out / "nodes.log").read_text()[-3000:]
+    (bag,) = list_episode_bags(out / "bags")
+    episode = read_episode_bag(bag)
+    (person,) = [json.loads(line) for line in record.read_text().splitlines()]
+    assert person["task"] == "drawer-close" and person["took_over_at"] == PATIENCE and person["commands"] > 0
+    flags = episode.interventions
+    first = int(np.argmax(flags))
+    assert flags.any() and not flags[:first].any() and flags[first:].all(), flags.astype(int).tolist()
+    # the mux hands over within a tick: the person's first command arrives with frame PATIENCE or just after it
+    assert PATIENCE <= first <= PATIENCE + 2, first
+    assert abs(int(flags.sum()) - person["commands"]) <= 2, (int(flags.sum()), person["commands"])
+    assert episode.success and person.get("success") is True  # the person closed the drawer
