@@ -6,11 +6,18 @@ a saturated action exact after a round trip. Round-trip error is at most half a 
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import torch
+
+
+def _is_tensor(x) -> bool:
+    """A torch tensor? Without importing torch: the policy runner bins an operator's actions with numpy in a
+    deployment that has no torch (ONNX Runtime); a tensor exists only where torch is imported already."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,8 @@ class Discretizer:
         return (np.asarray(self.high) - np.asarray(self.low)) / (self.num_bins - 1)
 
     def _bounds(self, like):
-        if isinstance(like, torch.Tensor):
+        if _is_tensor(like):
+            import torch
             lo = torch.as_tensor(self.low, dtype=torch.float64, device=like.device)
             hi = torch.as_tensor(self.high, dtype=torch.float64, device=like.device)
         else:
@@ -52,7 +60,8 @@ class Discretizer:
     def to_bins(self, actions):
         """Continuous actions (..., d) -> bin indices (..., d). Out-of-range values clip to edge bins."""
         lo, hi = self._bounds(actions)
-        if isinstance(actions, torch.Tensor):
+        if _is_tensor(actions):
+            import torch
             scaled = (actions.double() - lo) / (hi - lo) * (self.num_bins - 1)
             return torch.round(scaled).clamp(0, self.num_bins - 1).long()
         actions = np.asarray(actions, dtype=np.float64)
@@ -64,7 +73,7 @@ class Discretizer:
     def to_values(self, bins):
         """Bin indices (..., d) -> continuous bin centres (..., d)."""
         lo, hi = self._bounds(bins)
-        if isinstance(bins, torch.Tensor):
+        if _is_tensor(bins):
             return (lo + bins.double() / (self.num_bins - 1) * (hi - lo)).float()
         bins = np.asarray(bins)
         return (lo + bins / (self.num_bins - 1) * (hi - lo)).astype(np.float32)
