@@ -9,6 +9,7 @@ import torch
 
 from qt_policy.core.checkpoint import save_checkpoint
 from qt_policy.core.config import ModelConfig
+from qt_policy.core.discretizer import make_discretizer
 from qt_policy.core.model import QTransformer
 from qt_policy.runtime.decision import Action
 from qt_policy.runtime.takeover import Takeover
@@ -55,6 +56,9 @@ def test_the_hold_input_and_the_envelope_apply_to_the_operator(checkpoint):
     r.operator_command(*twist(r, (0.08, 0.0, 0.0)), now=0.1)  # 0.8 units, above the envelope's 0.2
     a = r.act(0.1)
     assert a.source == "operator" and a.values[0] == pytest.approx(0.2)
+    cfg = r.policy.cfg  # recorded in the model's bins (its action range), not the node's narrower envelope
+    model_bins = make_discretizer(cfg.action_low, cfg.action_high, cfg.num_bins).to_bins(a.values[None])[0]
+    assert a.bins.tolist() == model_bins.tolist() and a.bins[0] < cfg.num_bins - 1
     r.set_enabled(False)
     r.operator_command(*twist(r, (0.05, 0.0, 0.0)), now=0.15)
     r.add_image(frame(2), 0.2)

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..core.discretizer import Discretizer
+from ..core.discretizer import make_discretizer
 from ..core.text import normalize_instruction
 from ..codec.stamps import header_seconds
 from ..data.alignment import latest_at_or_before
@@ -87,7 +87,7 @@ class PolicyRunner:
         self.commands = CommandMap(embodiment)
         self.safety = SafetyFilter(embodiment)
         self.takeover = Takeover(self.commands, takeover_release_s)  # an operator's commands win (the mux)
-        self._bins = Discretizer(tuple(self.low), tuple(self.high), cfg.num_bins)  # an operator's action as bins
+        self._bins = make_discretizer(cfg.action_low, cfg.action_high, cfg.num_bins)  # operator actions as model bins
         self._last_sent: np.ndarray | None = None  # the action values the robot was last sent
         self.stale_timeout_s = float(stale_timeout_s)
         self.q_floor = float(q_floor)
