@@ -76,23 +76,15 @@ def cmd_convert(args) -> None:
 
 def cmd_synth(args) -> None:
     sys.path.insert(0, str(SRC))
-    from tqdm import tqdm
-
-    from qt_policy.data.convert import _finish, _merge
-    from qt_policy.data.shard_format import empty_manifest, summarize_manifest
-    from qt_policy.data.shard_writer import ShardSet
+    from qt_policy.data.convert import convert_episodes
+    from qt_policy.data.shard_format import summarize_manifest
 
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
-    out.mkdir(parents=True)
-    manifest = empty_manifest(None)
-    shards = ShardSet(out, "c0000-w0", None, 256 * 2**20)
     t0 = time.perf_counter()
-    for i in tqdm(range(args.episodes), desc="synthetic episodes -> shards", unit="ep", mininterval=5):
-        shards.add(synthetic_episode(i, args.image_size, args.cameras), i, f"synthetic-{i}")
-    _merge(manifest, shards.close(), shards.layouts)
-    _finish(out, manifest, args.episodes, args.episodes)
+    episodes = ((f"synthetic-{i}", synthetic_episode(i, args.image_size, args.cameras)) for i in range(args.episodes))
+    manifest = convert_episodes(episodes, out)  # the converter's own path, in one process
     wall = time.perf_counter() - t0
     s = summarize_manifest(manifest)
     print(json.dumps({"what": "synth", "episodes": s["episodes"], "image_size": args.image_size, "cameras": args.cameras,

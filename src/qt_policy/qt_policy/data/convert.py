@@ -12,7 +12,7 @@ import fcntl
 import hashlib
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -20,7 +20,8 @@ from .bag_io import bag_fingerprint, list_episode_bags, read_episode_bag
 from .bag_salvage import find_unfinished
 from .episode import EpisodeData
 from .lerobot import is_lerobot_dataset
-from .shard_format import (LOCK_FILE, SHARD_MB, STREAMS, empty_manifest, known_ids, load_manifest, save_manifest)
+from .shard_format import (LOCK_FILE, SHARD_MB, STREAMS, empty_manifest, is_shard_folder, known_ids, load_manifest,
+                           save_manifest)
 from .shard_jobs import run_parts
 from .shard_writer import ShardSet
 
@@ -45,12 +46,32 @@ def convert_bags(source: str | Path, out_dir: str | Path, image_size: int | None
                                int(shard_mb * 2**20))
 
 
-def _convert_locked(source: Path, out_dir: Path, size, workers: int, progress: bool, shard_bytes: int):
-    manifest = load_manifest(out_dir) if (out_dir / "manifest.json").exists() else empty_manifest(size)
+def convert_episodes(episodes: Iterable[tuple[str, EpisodeData]], out_dir: str | Path, image_size: int | None = None,
+                     progress: bool = True, shard_mb: float = SHARD_MB) -> dict[str, Any]:
+    """Write (content id, episode) pairs not yet in `out_dir` into its shards, in this process: episodes made in
+    memory (a benchmark's, a simulator's). The rest as `convert_bags`; returns the manifest (+ ``converted``)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    size = _norm_size(image_size)
+    with _lock(out_dir):
+        manifest = _open_manifest(out_dir, size)
+        known = known_ids(manifest)
+        return _convert_serial(((fp, ep) for fp, ep in episodes if fp not in known), out_dir, manifest, size,
+                               progress, int(shard_mb * 2**20))
+
+
+def _open_manifest(out_dir: Path, size) -> dict[str, Any]:
+    """The folder's manifest (a new one for a new folder), its image size checked, a killed run's leftovers gone."""
+    manifest = load_manifest(out_dir) if is_shard_folder(out_dir) else empty_manifest(size)
     if manifest["image_size"] != size:
         raise ValueError(f"{out_dir} holds images of image_size={manifest['image_size']}, not {size}: "
                          "use another output folder")
     _remove_orphans(out_dir, manifest)
+    return manifest
+
+
+def _convert_locked(source: Path, out_dir: Path, size, workers: int, progress: bool, shard_bytes: int):
+    manifest = _open_manifest(out_dir, size)
     known = known_ids(manifest)
     if is_lerobot_dataset(source) or (source / "index.json").is_file():
         episodes = _lerobot(source, known, size) if is_lerobot_dataset(source) else _legacy_cache(source, known)
@@ -113,7 +134,7 @@ def _merge(manifest: dict, shards: list[dict], layouts: dict) -> None:
 
 
 def _finish(out_dir: Path, manifest: dict, new: int, converted: int) -> dict[str, Any]:
-    if new or not (out_dir / "manifest.json").exists():
+    if new or not is_shard_folder(out_dir):
         manifest["next_seq"] += new
         manifest["conversions"] += 1
         save_manifest(out_dir, manifest)

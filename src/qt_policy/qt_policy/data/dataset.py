@@ -18,14 +18,14 @@ import numpy as np
 import torch
 
 from ..core.batch import Observation, TransitionBatch
-from ..core.config import LossConfig, ModelConfig
-from ..core.discretizer import Discretizer
+from ..core.config import LossConfig, ModelConfig, TrainConfig
+from ..core.discretizer import make_discretizer
 from ..core.returns import n_step_returns, returns_to_go
 from .observation import frame_window
 from .shard_format import STREAMS, count_kept, kept_groups, load_manifest
 from .shard_reader import endless_episodes, read_shard, slot_shards, stream_shards
 
-DEFAULT_BUFFER_MB = 1536
+DEFAULT_BUFFER_MB = TrainConfig.buffer_mb  # one default, the training config's
 
 
 @dataclass
@@ -74,8 +74,7 @@ class TransitionSampler:
         if not counts["episodes"]:
             raise ValueError(f"no episodes in {folder} pass the filter")
         self.num_episodes, self.num_steps, self.num_successes = counts["episodes"], counts["steps"], counts["successes"]
-        self.instructions = counts["instructions"]
-        self._disc = Discretizer(tuple(model_cfg.action_low), tuple(model_cfg.action_high), model_cfg.num_bins)
+        self._disc = make_discretizer(model_cfg.action_low, model_cfg.action_high, model_cfg.num_bins)
         shards = {s: slot_shards(v, slot, slots) if v else [] for s, v in stream_shards(manifest, episode_filter).items()}
         slot_groups = {s: kept_groups(manifest, episode_filter, shards[s]) for s in STREAMS}
         slot_steps = {s: sum(g["steps"] for g in slot_groups[s]) for s in STREAMS}

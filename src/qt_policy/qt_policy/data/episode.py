@@ -62,9 +62,14 @@ class EpisodeData:
         return self.images[:, k] if self.images.ndim == 5 else self.images
 
     @property
+    def operator_steps(self) -> int:
+        """The steps a person drove by taking over."""
+        return int(np.sum(self.interventions)) if self.interventions is not None else 0
+
+    @property
     def operator_share(self) -> float:
         """The share of the steps a person drove by taking over (EpisodeResult.operator_share)."""
-        return float(np.mean(self.interventions)) if self.interventions is not None and len(self) else 0.0
+        return self.operator_steps / len(self) if len(self) else 0.0
 
     @property
     def rewards(self) -> np.ndarray:

@@ -20,6 +20,16 @@ from .dataset import TransitionSampler
 PREFETCH_BATCHES = 4  # per worker
 
 
+def slot_batches(folder: Path, model_cfg: ModelConfig, loss_cfg: LossConfig, train_cfg: TrainConfig,
+                 texts: dict[str, np.ndarray], keep: Callable[[dict], bool] | None, *, slot: int, slots: int,
+                 buffer_mb: float, stream_seed: list[int], rng: np.random.Generator) -> Iterator[TransitionBatch]:
+    """Batches forever from loader slot `slot` of `slots`: its shards, its memory, its random streams."""
+    sampler = TransitionSampler(folder, model_cfg, loss_cfg, texts.__getitem__, keep, slot=slot, slots=slots,
+                                buffer_mb=buffer_mb, stream_seed=stream_seed, failure_steps=train_cfg.failure_steps)
+    while True:
+        yield sampler.sample(train_cfg.batch_size, rng, train_cfg.success_batch_fraction)
+
+
 class ShardBatches(torch.utils.data.IterableDataset):
     """Batches forever; each DataLoader worker builds its own sampler over its own shards."""
 
@@ -27,21 +37,16 @@ class ShardBatches(torch.utils.data.IterableDataset):
                  texts: dict[str, np.ndarray], keep: Callable[[dict], bool] | None, rank: int, world: int,
                  start_step: int):
         super().__init__()
-        self.folder, self.model_cfg, self.loss_cfg, self.train_cfg = folder, model_cfg, loss_cfg, train_cfg
-        self.texts, self.keep, self.rank, self.world, self.start_step = texts, keep, rank, world, start_step
+        self.data = (folder, model_cfg, loss_cfg, train_cfg, texts, keep)  # slot_batches' first arguments
+        self.train_cfg, self.rank, self.world, self.start_step = train_cfg, rank, world, start_step
 
     def __iter__(self) -> Iterator[TransitionBatch]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        cfg = self.train_cfg
-        seed = [cfg.seed, self.rank, self.start_step, worker]
-        sampler = TransitionSampler(self.folder, self.model_cfg, self.loss_cfg, self.texts.__getitem__, self.keep,
-                                    slot=self.rank * workers + worker, slots=self.world * workers,
-                                    buffer_mb=cfg.buffer_mb / workers, stream_seed=seed + [1],
-                                    failure_steps=cfg.failure_steps)
-        rng = np.random.default_rng(seed)
-        while True:
-            yield sampler.sample(cfg.batch_size, rng, cfg.success_batch_fraction)
+        seed = [self.train_cfg.seed, self.rank, self.start_step, worker]
+        return slot_batches(*self.data, slot=self.rank * workers + worker, slots=self.world * workers,
+                            buffer_mb=self.train_cfg.buffer_mb / workers, stream_seed=seed + [1],
+                            rng=np.random.default_rng(seed))
 
 
 def training_batches(folder: Path, model_cfg: ModelConfig, loss_cfg: LossConfig, train_cfg: TrainConfig,
@@ -49,13 +54,10 @@ def training_batches(folder: Path, model_cfg: ModelConfig, loss_cfg: LossConfig,
                      rng: np.random.Generator, start_step: int, pin_memory: bool) -> Iterator[TransitionBatch]:
     """The run's batches: `rng` draws them in this process (0 loader workers), else the workers do."""
     if train_cfg.loader_workers == 0:
-        sampler = TransitionSampler(folder, model_cfg, loss_cfg, texts.__getitem__, keep, slot=rank, slots=world,
-                                    buffer_mb=train_cfg.buffer_mb, stream_seed=[train_cfg.seed, rank, start_step, 1],
-                                    failure_steps=train_cfg.failure_steps)
-        while True:
-            yield sampler.sample(train_cfg.batch_size, rng, train_cfg.success_batch_fraction)
+        return slot_batches(folder, model_cfg, loss_cfg, train_cfg, texts, keep, slot=rank, slots=world,
+                            buffer_mb=train_cfg.buffer_mb, stream_seed=[train_cfg.seed, rank, start_step, 1], rng=rng)
     loader = torch.utils.data.DataLoader(
         ShardBatches(folder, model_cfg, loss_cfg, train_cfg, texts, keep, rank, world, start_step),
         batch_size=None, num_workers=train_cfg.loader_workers, pin_memory=pin_memory,
         prefetch_factor=PREFETCH_BATCHES, persistent_workers=True)
-    yield from loader
+    return (batch for batch in loader)

@@ -107,12 +107,6 @@ def count_kept(manifest: dict[str, Any], keep: Callable[[dict], bool] | None,
             "instructions": sorted({g["instruction"] for g in groups})}
 
 
-def kept_layouts(manifest: dict[str, Any], keep: Callable[[dict], bool] | None = None) -> list[dict[str, Any]]:
-    """The layouts (action/state names, image shape, cameras, embodiment) of the kept episodes."""
-    used = sorted({g["layout"] for g in kept_groups(manifest, keep)})
-    return [manifest["layouts"][key] for key in used]
-
-
 def layout_key(layout: dict[str, Any]) -> str:
     """A layout's name in the manifest: the hash of its content (workers name layouts alike unaided)."""
     import hashlib

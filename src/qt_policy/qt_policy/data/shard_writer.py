@@ -43,21 +43,21 @@ class ShardSet:
         self.layouts[key] = layout
         stream = STREAMS[0] if ep.success else STREAMS[1]
         shard = self._open.get(stream) or self._start(stream)
+        person = ep.operator_steps
         meta = {"id": ep.episode_id, "fingerprint": fingerprint, "seq": int(seq), "instruction": ep.instruction,
                 "task": ep.task, "success": bool(ep.success), "end_reason": ep.end_reason, "length": len(ep),
-                "layout": key, "operator_steps": int(np.sum(ep.interventions)) if ep.interventions is not None else 0}
+                "layout": key, "operator_steps": person}
         sample = {"__key__": f"{seq:010d}", "meta.json": meta,
                   "images.npy": np.ascontiguousarray(images, dtype=np.uint8),
                   "actions.npy": np.ascontiguousarray(ep.actions, dtype=np.float32),
                   "rewards.npy": ep.rewards.astype(np.float32)}
         if ep.states is not None:
             sample["states.npy"] = np.ascontiguousarray(ep.states, dtype=np.float32)
-        if ep.interventions is not None and ep.interventions.any():  # the steps a person drove
+        if person:  # the steps a person drove
             sample["interventions.npy"] = np.asarray(ep.interventions, dtype=bool)
         shard["writer"].write(sample)
         summary = shard["summary"]
         summary["ids"].append(fingerprint)
-        person = int(np.sum(ep.interventions)) if ep.interventions is not None else 0  # steps a person drove
         group = (ep.task, ep.instruction, bool(ep.success), key, person > 0)
         counts = summary["groups"].setdefault(group, [0, 0, 0])
         counts[0] += 1

@@ -15,11 +15,6 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _one_task(kwargs: dict) -> dict:
-    from .rollout import evaluate
-    return evaluate(**kwargs)
-
-
 def evaluate_in_processes(kwargs: dict, tasks: list[str], workers: int, progress: bool = True) -> dict:
     """`rollout.evaluate(**kwargs)` for each task in its own process (at most `workers` at once), merged in
     the order of `tasks`; one process or one task: evaluate() itself."""
@@ -33,14 +28,14 @@ def evaluate_in_processes(kwargs: dict, tasks: list[str], workers: int, progress
     per_task = {}
     with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=mp.get_context("spawn"),
                              initializer=_one_thread) as pool:
-        futures = {pool.submit(_one_task, {**kwargs, "tasks": [t], "progress": False}): t for t in tasks}
+        futures = {pool.submit(evaluate, **kwargs, tasks=[t], progress=False): t for t in tasks}
         with tqdm(total=len(tasks), desc="tasks", unit="task", disable=not progress) as bar:
             for future in as_completed(futures):
                 per_task[futures[future]] = future.result()
                 bar.update()
     first = per_task[tasks[0]]
     results = {k: v for k, v in first.items() if k not in ("tasks", "overall", "mean_success", "wall_time_s")}
-    results["tasks"] = {t: {k: v for k, v in per_task[t]["tasks"][t].items()} for t in tasks}
+    results["tasks"] = {t: per_task[t]["tasks"][t] for t in tasks}
     results["workers"] = workers
     results = summarize(results)
     results["wall_time_s"] = time.time() - t0

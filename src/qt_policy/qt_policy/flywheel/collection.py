@@ -130,7 +130,6 @@ def collection_summary(bags: Path, round_index: int, tasks: list[str]) -> dict:
         if bag.name.startswith(f"r{round_index}-"):
             episode = read_episode_bag(bag)  # the recorder's bags name the instruction, not always the task
             task = episode.task or task_for_instruction(episode.instruction).name
-            person = int(episode.interventions.sum()) if episode.interventions is not None else 0
-            rows.setdefault(task, []).append((bool(episode.success), len(episode), person))
+            rows.setdefault(task, []).append((bool(episode.success), len(episode), episode.operator_steps))
     return {t: {"episodes": len(v), "successes": sum(r[0] for r in v), "steps": sum(r[1] for r in v),
                 "operator_steps": sum(r[2] for r in v)} for t, v in rows.items()}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .beyond_demos_precheck import measure
+from .beyond_demos_precheck import BENCHMARK_TASKS, measure
 
 FACTOR = 1.5
 
@@ -22,7 +22,7 @@ FACTOR = 1.5
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="beyond_demos_k", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", nargs="+", default=["drawer-open", "window-open", "button-press-topdown"],
+    p.add_argument("--tasks", nargs="+", default=BENCHMARK_TASKS,
                    help="Meta-World task names (default: the benchmark's three)")
     p.add_argument("--seed-start", type=int, default=1_000_000, help="first placement seed (default: evaluation's)")
     p.add_argument("--episodes", type=int, default=50, help="placements per task (default 50)")

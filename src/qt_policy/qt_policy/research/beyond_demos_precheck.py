@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+#: the benchmark's three Meta-World tasks (docs/experiments/beyond-demos.md)
+BENCHMARK_TASKS = ["drawer-open", "window-open", "button-press-topdown"]
 KINDS = {"fast": ("expert", "expert"), "slow": ("expert", "slow_expert"), "interrupted": ("noisy", "interrupted_expert")}
 
 
@@ -61,7 +63,7 @@ def verdict(runs: dict) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="beyond_demos_precheck", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", nargs="+", default=["drawer-open", "window-open", "button-press-topdown"],
+    p.add_argument("--tasks", nargs="+", default=BENCHMARK_TASKS,
                    help="Meta-World task names (default: the benchmark's three)")
     p.add_argument("--seeds", type=int, default=20, help="placement seeds 0..N-1 per task (default 20)")
     p.add_argument("--max-steps", type=int, default=400, help="step budget of every episode (default 400)")

@@ -40,7 +40,7 @@ def measure(checkpoint: Path, tasks: list[str], patience: int, seeds: list[int],
         for arm in arms:
             arm.close()
     steps = sum(len(e) for e in episodes)
-    person = [int(e.interventions.sum()) if e.interventions is not None else 0 for e in episodes]
+    person = [e.operator_steps for e in episodes]
     acted = [p > 0 for p in person]
     return {"patience": patience, "episodes": len(episodes), "success": float(np.mean([e.success for e in episodes])),
             "operator_share": sum(person) / max(1, steps), "person_acted": float(np.mean(acted)),
