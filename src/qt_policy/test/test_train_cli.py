@@ -354,3 +354,26 @@ def test_a_run_saved_with_retired_fields_resumes():
     cfg = from_dict(TrainConfig, upgrade_train_dict(saved))
     assert cfg.act_with == saved.get("act_with", "online") and cfg.steps == saved["steps"]
     assert from_dict(TrainConfig, upgrade_train_dict({"steps": 5})).act_with == "online"  # before act_with existed
+
+
+def test_a_run_killed_between_saves_resumes_from_its_last_save(bags, tmp_path, monkeypatch):
+    """save_every saves what a resume needs more often than the snapshots; the curves drop what the killed
+    run logged after its last save, so every step appears once."""
+    from qt_policy.core.learner import Learner
+    out, calls, update = tmp_path / "run", [], Learner.update
+
+    def dies_at_step_4(self, batch):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # as a kill between two saves
+        return update(self, batch)
+
+    monkeypatch.setattr(Learner, "update", dies_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        run_train("--data", bags, "--out", out, "--steps", 6, "--save-every", 2, "--checkpoint-every", 100)
+    assert read_config(out / "checkpoint_online")["step"] == 2 and not list(out.glob("step_*"))
+    monkeypatch.setattr(Learner, "update", update)
+    assert run_train("--data", bags, "--out", out, "--steps", 6, "--resume") == 0
+    assert read_config(out / "checkpoint")["step"] == 6
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]

@@ -144,7 +144,9 @@ class TrainConfig:
     loader_workers: int = 0
     amp: bool = False  # bfloat16 autocast of the forward passes on CUDA (mixed precision); CPU runs refuse it
     log_every: int = 100  # steps between metrics.jsonl / tensorboard rows
-    checkpoint_every: int = 2000  # steps between OUT/step_N/ snapshots (and checkpoint/ saves)
+    checkpoint_every: int = 2000  # steps between OUT/step_N/ snapshots
+    # steps between saves of checkpoint_online/ and checkpoint/: what a resume continues from after a kill
+    save_every: int = 500
 
     def __post_init__(self):
         if self.lr_schedule not in ("constant", "cosine"):
@@ -159,6 +161,8 @@ class TrainConfig:
             raise ValueError(f"act_with must be 'averaged' or 'online', got {self.act_with!r}")
         if self.buffer_mb <= 0 or self.loader_workers < 0:
             raise ValueError(f"buffer_mb must be > 0 and loader_workers >= 0, got {self.buffer_mb}, {self.loader_workers}")
+        if min(self.save_every, self.checkpoint_every, self.log_every) < 1:
+            raise ValueError("save_every, checkpoint_every and log_every must be >= 1 step")
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {list(ALGOS)}, got {self.algo!r}")
 

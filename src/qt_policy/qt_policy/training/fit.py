@@ -74,7 +74,7 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
 
     curves = None
     if ranks.is_main:
-        curves = Curves(out)
+        curves = Curves(out, plan.start_step)
         log(f"{train_cfg.algo} ({plan.preset_name}): {count_parameters(model):,} parameters; {counts['episodes']} "
             f"episodes, {counts['steps']} steps, {counts['successes']} successes; steps {plan.start_step}->"
             f"{train_cfg.steps}; world {ranks.world}")
@@ -90,7 +90,8 @@ def fit(data: Path, out: Path, *, preset_name: str = "recommended", success_only
             if ranks.is_main and (done % train_cfg.log_every == 0 or done == train_cfg.steps):
                 curves.add(done, prior_wall + time.time() - t0, info)
                 bar.set_postfix(loss=f"{info['loss']:.4f}")
-            if ranks.is_main and (done % train_cfg.checkpoint_every == 0 or done == train_cfg.steps):
+            if ranks.is_main and (done % train_cfg.save_every == 0 or done % train_cfg.checkpoint_every == 0
+                                  or done == train_cfg.steps):
                 save_weights(out, model, learner, train_cfg, metadata(done, prior_wall + time.time() - t0), done)
     finally:
         bar.close()

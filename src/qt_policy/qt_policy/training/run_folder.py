@@ -46,13 +46,20 @@ def save_weights(out: Path, model, learner, train_cfg, meta: dict, done: int) ->
 
 
 class Curves:
-    """metrics.jsonl (appended: a resume continues it) and tensorboard scalars under train/."""
+    """metrics.jsonl (appended: a resume continues it) and tensorboard scalars under train/. Rows past
+    `start_step` were logged after the last save by a run that was killed: dropped, the resume redoes them."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, start_step: int = 0):
         from torch.utils.tensorboard import SummaryWriter
 
         out.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(str(out / "tb"))
+        metrics = out / "metrics.jsonl"
+        if metrics.is_file():
+            rows = metrics.read_text().splitlines(keepends=True)
+            kept = [r for r in rows if r.strip() and json.loads(r)["step"] <= start_step]
+            if len(kept) != len(rows):
+                metrics.write_text("".join(kept))
+        self.writer = SummaryWriter(str(out / "tb"), purge_step=start_step + 1 if start_step else None)
         self.file = open(out / "metrics.jsonl", "a")
 
     def add(self, step: int, wall_time_s: float, info: dict) -> None:
