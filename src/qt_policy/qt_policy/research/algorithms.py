@@ -174,6 +174,8 @@ def main(argv=None) -> int:
                    help="also report success within K steps and the median steps to success (issue 37)")
     p.add_argument("--buffer-mb", type=float, default=None,
                    help="the sampler's memory of every run (default: TrainConfig's); data that fits is held whole")
+    p.add_argument("--file", default=None,
+                   help="name of the results JSON/table in OUT (default: summary for evaluation, validation)")
     p.add_argument("--workers", type=int, default=1, help="evaluation processes, one task each (the same results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -185,7 +187,7 @@ def main(argv=None) -> int:
     from ..training import fit
 
     split = SPLITS[args.split]
-    results_file = args.out / f"{split['file']}.json"
+    results_file = args.out / f"{args.file or split['file']}.json"
     header = {"data": str(args.data), "split": args.split, "seed_start": split["seed_start"],
               "episodes_per_task": split["episodes"], "commands": []}
     command = "qt-algorithms " + " ".join(argv if argv is not None else sys.argv[1:])
