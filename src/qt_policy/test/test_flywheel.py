@@ -165,3 +165,18 @@ def test_a_round_collected_through_the_ros_graph_trains_the_next(tmp_path, monke
     assert episode.instruction == "close the drawer" and len(episode) > 0
     assert summary["rounds"][1]["collected"]["tasks"]["drawer-close"]["successes"] == int(episode.success)
     assert summary["rounds"][1]["trained_on"]["episodes"] == 2
+
+
+def test_a_round_through_the_ros_graph_with_a_person_checks_the_bags_flags(tmp_path, monkeypatch):
+    """--collect ros --takeover-after: the scripted person's node takes over the untrained policy's episode
+    through the policy node's operator topics; the round's collect.json says the recorder's flags agree with
+    what the person drove, and counts the person's steps."""
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(int(os.environ["ROS_DOMAIN_ID"]) % 100 + 151))
+    out = tmp_path / "ros"
+    cfg = {**TINY, "tasks": ["drawer-close"], "collect": "ros", "episodes_per_round": 1, "eval_episodes": 1,
+           "takeover_after": 10}
+    _in_child(RUN.format(cfg=cfg) + f"Flywheel(Path({str(out)!r}), cfg, progress=False).run()\n")
+    collected = json.loads((out / "round_1" / "collect.json").read_text())
+    check = collected["flags_check"]
+    assert check["episodes"] == check["person_lines"] == check["takeovers"] == check["agree"] == 1
+    assert check["all_agree"] and 0 < collected["operator_share"] < 1

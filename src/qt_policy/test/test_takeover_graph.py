@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
+from qt_policy.evaluation.takeover_flags import check_takeover_record, flags_agree
 from qt_test_helpers.models import tiny_checkpoint
 
 PATIENCE = 10
@@ -36,3 +37,16 @@ def test_the_bag_flags_the_steps_the_person_drove(tmp_path):
     assert PATIENCE <= first <= PATIENCE + 2, first
     assert abs(int(flags.sum()) - person["commands"]) <= 2, (int(flags.sum()), person["commands"])
     assert episode.success and person.get("success") is True  # the person closed the drawer
+    assert check_takeover_record(out / "bags", record)["all_agree"]
+
+
+def test_flags_agree_only_with_what_the_person_did():
+    person = {"took_over_at": 3, "commands": 5}
+    assert flags_agree([0, 0, 0, 1, 1, 1, 1, 1], person)
+    assert flags_agree([0, 0, 0, 0, 1, 1, 1, 1], person)  # a tick late, a command short: within the slack
+    assert not flags_agree([0, 1, 0, 1, 1, 1, 1, 1], person)  # a flag before the person took over
+    assert not flags_agree([0, 0, 0, 1, 1, 0, 1, 1], person)  # a gap: the policy drove in between
+    assert not flags_agree([0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1], person)  # 9 flags for 5 commands
+    assert not flags_agree([0, 0, 0, 0, 0, 0, 1, 1], person)  # 3 ticks late
+    assert flags_agree([0, 0, 0], {"took_over_at": None, "commands": 0})
+    assert not flags_agree([0, 1, 0], {"took_over_at": None, "commands": 0})

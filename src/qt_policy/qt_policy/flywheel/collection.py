@@ -5,6 +5,7 @@ already there, so a collection interrupted at any point continues where it stopp
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -106,10 +107,12 @@ def collect_in_harness(checkpoint: Path, bags: Path, round_index: int, tasks: li
 
 
 def collect_through_ros(checkpoint: Path, bags: Path, round_index: int, tasks: list[str], seeds: list[int],
-                        work: Path) -> None:
+                        work: Path, takeover_after: int = 0) -> dict:
     """The same episodes through the ROS graph (sim arm, policy node and recorder as processes): the
     recorder's bags are linked into `bags` as r{round}-<recorder name>. An interrupted graph run is
-    redone whole (its bags are not added until it has finished)."""
+    redone whole (its bags are not added until it has finished). With takeover_after > 0 a scripted
+    person's node takes over, and the bags' intervention flags are checked against what it drove (returned)."""
+    from ..evaluation.takeover_flags import check_takeover_record
     from ..evaluation.through_ros import evaluate_through_ros
 
     if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
@@ -117,8 +120,15 @@ def collect_through_ros(checkpoint: Path, bags: Path, round_index: int, tasks: l
     for stale in [*bags.glob(f"r{round_index}-*")]:
         shutil.rmtree(stale)
     shutil.rmtree(work, ignore_errors=True)
-    evaluate_through_ros(checkpoint, tasks, len(seeds), seeds[0], work)
+    record = work / "person.jsonl"
+    evaluate_through_ros(checkpoint, tasks, len(seeds), seeds[0], work, takeover_after=takeover_after,
+                         person_record=str(record) if takeover_after else "")
     link_bags(work / "bags", bags, prefix=f"r{round_index}-")
+    if not takeover_after:
+        return {}
+    check = check_takeover_record(work / "bags", record)
+    (work / "flags_check.json").write_text(json.dumps(check, indent=1))
+    return {"flags_check": {k: v for k, v in check.items() if k != "rows"}}
 
 
 def collection_summary(bags: Path, round_index: int, tasks: list[str]) -> dict:

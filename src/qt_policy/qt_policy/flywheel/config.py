@@ -47,7 +47,8 @@ class FlywheelConfig:
     collect: str = "harness"  # harness (in-process, in lockstep) or ros (the sim, policy and recorder nodes)
     preset: str = "recommended"  # training preset (core.config.PRESETS) under the method's settings
     # a scripted person takes over a collected episode after this many steps without success and drives it
-    # to its end, the steps flagged as interventions (sim/operator.py); 0 = the policy alone (harness only)
+    # to its end, the steps flagged as interventions (sim/operator.py; through ROS the scripted person's node);
+    # 0 = the policy alone
     takeover_after: int = 0
 
     def __post_init__(self):
@@ -57,8 +58,8 @@ class FlywheelConfig:
             raise ValueError(f"collect must be 'harness' or 'ros', got {self.collect!r}")
         if not 0 < self.episodes_per_round <= ROUND_SEED_STRIDE:
             raise ValueError(f"episodes_per_round must be in 1..{ROUND_SEED_STRIDE}")
-        if self.takeover_after < 0 or (self.takeover_after and self.collect != "harness"):
-            raise ValueError("takeover_after must be >= 0, and takeovers are scripted in the harness only")
+        if self.takeover_after < 0:
+            raise ValueError(f"takeover_after must be >= 0 steps, got {self.takeover_after}")
         if self.rounds < 0 or self.final_seeds < 1 or self.steps < 1 or self.eval_episodes < 1:
             raise ValueError("rounds >= 0, final_seeds >= 1, steps >= 1 and eval_episodes >= 1 are required")
         from ..sim.tasks import get_task

@@ -122,8 +122,10 @@ class Flywheel:
         cfg = self.cfg
         policy = self.run_folder(k - 1, cfg.train_seed) / "checkpoint"
         seeds = cfg.collect_seeds(k)
+        checked = {}
         if cfg.collect == "ros":
-            collect_through_ros(policy, self.bags, k, cfg.tasks, seeds, self.out / f"round_{k}" / "ros")
+            checked = collect_through_ros(policy, self.bags, k, cfg.tasks, seeds, self.out / f"round_{k}" / "ros",
+                                          takeover_after=cfg.takeover_after)
         else:
             collect_in_harness(policy, self.bags, k, cfg.tasks, seeds, self.batch, progress=self.progress,
                                takeover_after=cfg.takeover_after)
@@ -132,7 +134,7 @@ class Flywheel:
                 "tasks": per_task, "episodes": sum(t["episodes"] for t in per_task.values()),
                 "successes": sum(t["successes"] for t in per_task.values()),
                 "operator_share": sum(t["operator_steps"] for t in per_task.values())
-                / max(1, sum(t["steps"] for t in per_task.values()))}
+                / max(1, sum(t["steps"] for t in per_task.values())), **checked}
 
     def _train(self, k: int, seed: int) -> dict:
         from ..training import fit

@@ -1,0 +1,44 @@
+"""Do the recorder's intervention flags say what the person did? The scripted person (through the ROS
+graph) writes, per episode, the frame it took over at and how many commands it sent; the recorder's bag
+flags the steps. They agree when the flags start within a tick or two of the takeover, run to the end of
+the episode, and count the person's commands (message timing may shift either by a tick or two)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+SLACK = 2  # ticks the operator's topic and the recorder's clock may disagree by
+
+
+def flags_agree(flags: np.ndarray, person: dict, slack: int = SLACK) -> bool:
+    """One episode: no flag when the person never took over; else none before its first command, every
+    step from there to the end, starting at most `slack` ticks after the frame it took over at."""
+    flags = np.asarray(flags, dtype=bool)
+    if person.get("took_over_at") is None:
+        return not flags.any()
+    if not flags.any():
+        return False
+    first = int(np.argmax(flags))
+    return bool(flags[first:].all() and person["took_over_at"] <= first <= person["took_over_at"] + slack
+                and abs(int(flags.sum()) - int(person["commands"])) <= slack)
+
+
+def check_takeover_record(bags: Path, record: Path) -> dict:
+    """Pair the person's lines with the recorded bags (both in episode order) and count the agreements."""
+    from ..data.bag_io import list_episode_bags, read_episode_bag
+
+    people = [json.loads(line) for line in record.read_text().splitlines() if line.strip()] if record.is_file() else []
+    episodes = [read_episode_bag(b) for b in list_episode_bags(bags)]
+    rows = []
+    for episode, person in zip(episodes, people):
+        rows.append({"task": person["task"], "took_over_at": person["took_over_at"], "commands": person["commands"],
+                     "flagged": int(episode.interventions.sum()),
+                     "first_flag": int(np.argmax(episode.interventions)) if episode.interventions.any() else None,
+                     "same_instruction": episode.instruction == person["instruction"],
+                     "agree": episode.instruction == person["instruction"] and flags_agree(episode.interventions, person)})
+    return {"episodes": len(episodes), "person_lines": len(people),
+            "takeovers": sum(p["took_over_at"] is not None for p in people),
+            "agree": sum(r["agree"] for r in rows),
+            "all_agree": len(episodes) == len(people) and all(r["agree"] for r in rows), "rows": rows}
