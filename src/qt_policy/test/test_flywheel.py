@@ -130,6 +130,9 @@ def test_with_takeovers_the_round_records_the_persons_steps_and_hg_dagger_trains
     failures = sum(int(e.interventions.sum()) for e in episodes if not e.success)
     seed = flywheel_summary(out)["rounds"][0]["trained_on"]["transitions"]
     assert flywheel_summary(out)["rounds"][1]["trained_on"]["transitions"] == seed + successes + failures
+    summary = flywheel_summary(out)  # the report names the arm and counts the person's share of every collected step
+    assert summary["label"] == "hg_dagger + person after 10 steps"
+    assert summary["person_share"] == pytest.approx(person / sum(len(e) for e in episodes))
 
 
 def test_the_cli_and_the_report(tmp_path):

@@ -23,7 +23,7 @@ def flywheel_summary(out: Path) -> dict:
         row = {"round": k}
         if collect:
             row["collected"] = {"episodes": collect["episodes"], "successes": collect["successes"],
-                                "tasks": collect["tasks"]}
+                                "tasks": collect["tasks"], "operator_share": collect.get("operator_share", 0.0)}
         if train:
             row["trained_on"] = {key: train[key] for key in ("episodes", "successes", "transitions", "steps",
                                                              "train_wall_time_s")}
@@ -37,7 +37,12 @@ def flywheel_summary(out: Path) -> dict:
         ev = _read(last / name)
         if ev:
             finals.append({"seed": seed, **_eval_row(ev)})
-    summary = {"method": settings["method"], "settings": settings, "rounds": rounds, "final_seeds": finals}
+    collected = [r["collected"]["tasks"][t] for r in rounds if "collected" in r for t in r["collected"]["tasks"]]
+    takeover = settings.get("takeover_after", 0)
+    summary = {"method": settings["method"], "settings": settings, "rounds": rounds, "final_seeds": finals,
+               "label": settings["method"] + (f" + person after {takeover} steps" if takeover else ""),
+               # the person's share of every step the rounds collected (issue 40's budget: <= 20%)
+               "person_share": sum(c.get("operator_steps", 0) for c in collected) / max(1, sum(c["steps"] for c in collected))}
     if finals:
         pooled_s, pooled_n = sum(f["successes"] for f in finals), sum(f["episodes"] for f in finals)
         summary["final"] = {"seeds": len(finals), "mean_success": sum(f["success_rate"] for f in finals) / len(finals),
@@ -69,21 +74,23 @@ def write_table(summaries: list[dict], path: Path, command: str) -> str:
             e, t = row["eval"], row.get("trained_on", {})
             cells.append(f"{e['success_rate']:.1%} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}] "
                          f"({t.get('episodes', '?')} eps, {t.get('successes', '?')} succ.)")
-        lines.append(f"| {s['method']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {s['label']} | " + " | ".join(cells) + " |")
     lines += ["", "Last round, every training seed:", "", "| method | seeds | mean success | pooled 95% interval |",
               "|---|---|---|---|"]
     for s in summaries:
         if s.get("final"):
             per = ", ".join(f"{f['seed']}: {f['success_rate']:.1%}" for f in s["final_seeds"])
             f = s["final"]
-            lines.append(f"| {s['method']} | {per} | {f['mean_success']:.1%} | "
+            lines.append(f"| {s['label']} | {per} | {f['mean_success']:.1%} | "
                          f"[{f['pooled_ci95'][0]:.2f}, {f['pooled_ci95'][1]:.2f}] |")
     lines += ["", "Deployment (the collecting policy's own episodes on the round's fresh placements):", "",
-              "| method | " + " | ".join(f"round {k}" for k in range(1, rounds)) + " |", "|---|" + "---|" * (rounds - 1)]
+              "| method | " + " | ".join(f"round {k}" for k in range(1, rounds)) + " | person's share, all rounds |",
+              "|---|" + "---|" * rounds]
     for s in summaries:
-        cells = [f"{r['collected']['successes']}/{r['collected']['episodes']}" if "collected" in r else "—"
-                 for r in s["rounds"][1:]]
-        lines.append(f"| {s['method']} | " + " | ".join(cells) + " |")
+        cells = [f"{r['collected']['successes']}/{r['collected']['episodes']}"
+                 + (f" (person {r['collected']['operator_share']:.0%} of steps)" if r["collected"]["operator_share"] else "")
+                 if "collected" in r else "—" for r in s["rounds"][1:]]
+        lines.append(f"| {s['label']} | " + " | ".join(cells) + f" | {s['person_share']:.1%} |")
     text = "\n".join(lines) + "\n"
     Path(path).write_text(text)
     return text
@@ -101,7 +108,7 @@ def plot_rounds(summaries: list[dict], path: Path) -> None:
         x = [r["round"] + (i - 1) * 0.06 for r in rows]
         y = [r["eval"]["success_rate"] for r in rows]
         err = [[v - r["eval"]["ci95"][0] for v, r in zip(y, rows)], [r["eval"]["ci95"][1] - v for v, r in zip(y, rows)]]
-        line = ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=s["method"])
+        line = ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=s["label"])
         extra = [f for f in s.get("final_seeds", []) if f["seed"] != s["settings"]["train_seed"]]
         if extra and rows:
             ax.scatter([rows[-1]["round"] + (i - 1) * 0.06 + 0.12] * len(extra), [f["success_rate"] for f in extra],
