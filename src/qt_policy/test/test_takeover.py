@@ -95,6 +95,21 @@ def test_a_new_takeover_starts_from_the_robots_last_command(checkpoint):
         Takeover(r.commands, release_after_s=-1)
 
 
+def test_a_takeover_ends_with_its_episode(checkpoint):
+    """A new instruction is a new episode: the previous episode's person does not drive its first ticks
+    (through the ROS graph the person's last command was within takeover_release_s of the next episode)."""
+    r = driving(checkpoint)
+    r.add_image(frame(1), 0.1)
+    r.operator_command(*twist(r, (0.05, 0.0, 0.0)), now=0.1)
+    assert r.act(0.1).source == "operator"
+    r.set_instruction("open the drawer", 0.2)
+    r.add_image(frame(2), 0.3)
+    assert r.act(0.3).source == "policy"  # within 0.5 s of the person's command, but another episode
+    r.operator_command(*twist(r, (0.05, 0.0, 0.0)), now=0.35)  # the person takes the new episode over
+    r.add_image(frame(3), 0.4)
+    assert r.act(0.4).source == "operator"
+
+
 def test_the_operator_topics_are_in_the_shipped_parameters():
     import yaml
     root = Path(__file__).resolve().parents[3]

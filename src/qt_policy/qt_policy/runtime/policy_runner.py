@@ -164,11 +164,11 @@ class PolicyRunner:
         starts again, from frames that arrive after the settle time and were taken after `sent_s`, when the
         instruction was sent (never later than `now`: a sender's clock ahead cannot hold the robot)."""
         text = normalize_instruction(text or "")[:MAX_INSTRUCTION_CHARS]
-        if not text:
-            with self._lock:
-                self.instruction, self._embedding = "", None
-            return
         with self._lock:
+            self.takeover.release()  # a takeover ends with its episode: the next one starts with the policy
+            if not text:
+                self.instruction, self._embedding = "", None
+                return
             emb = self._embedding if text == self.instruction else None
         if emb is None:
             emb = np.asarray(self.encoder(text), dtype=np.float32).reshape(-1)
