@@ -49,4 +49,8 @@ def test_flags_agree_only_with_what_the_person_did():
     assert not flags_agree([0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1], person)  # 9 flags for 5 commands
     assert not flags_agree([0, 0, 0, 0, 0, 0, 1, 1], person)  # 3 ticks late
     assert flags_agree([0, 0, 0], {"took_over_at": None, "commands": 0})
+    # the episode ended at the tick the person took over: its one command came after the last step
+    assert flags_agree([0, 0, 0, 0], {"took_over_at": 3, "commands": 1})
+    assert not flags_agree([0, 0, 0, 0, 0, 0, 0, 0], {"took_over_at": 3, "commands": 1})  # it should have driven
+    assert not flags_agree([0, 0, 0, 0], {"took_over_at": 3, "commands": 5})
     assert not flags_agree([0, 1, 0], {"took_over_at": None, "commands": 0})

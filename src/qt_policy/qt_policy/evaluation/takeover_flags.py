@@ -13,13 +13,15 @@ SLACK = 2  # ticks the operator's topic and the recorder's clock may disagree by
 
 
 def flags_agree(flags: np.ndarray, person: dict, slack: int = SLACK) -> bool:
-    """One episode: no flag when the person never took over; else none before its first command, every
-    step from there to the end, starting at most `slack` ticks after the frame it took over at."""
+    """One episode: no flag when the person never took over (or took over within `slack` ticks of the
+    episode's end, its few commands arriving after the last recorded step: they drove nothing); else none
+    before its first command, every step from there to the end, starting at most `slack` ticks after the
+    frame it took over at."""
     flags = np.asarray(flags, dtype=bool)
     if person.get("took_over_at") is None:
         return not flags.any()
     if not flags.any():
-        return False
+        return person["took_over_at"] >= len(flags) - slack and int(person["commands"]) <= slack
     first = int(np.argmax(flags))
     return bool(flags[first:].all() and person["took_over_at"] <= first <= person["took_over_at"] + slack
                 and abs(int(flags.sum()) - int(person["commands"])) <= slack)
