@@ -44,3 +44,23 @@ def check_takeover_record(bags: Path, record: Path) -> dict:
             "takeovers": sum(p["took_over_at"] is not None for p in people),
             "agree": sum(r["agree"] for r in rows),
             "all_agree": len(episodes) == len(people) and all(r["agree"] for r in rows), "rows": rows}
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="takeover_flags", description="Check a graph run's bags against the scripted "
+                                "person's record: python -m qt_policy.evaluation.takeover_flags BAGS PERSON.jsonl")
+    p.add_argument("bags", type=Path, help="the recorder's bag folder")
+    p.add_argument("record", type=Path, help="the scripted person's JSON lines (record_path)")
+    p.add_argument("--out", type=Path, default=None, help="write the check, every episode's row, as JSON")
+    args = p.parse_args(argv)
+    check = check_takeover_record(args.bags, args.record)
+    print(f"{check['agree']} of {check['episodes']} bags agree with the person ({check['takeovers']} takeovers)")
+    if args.out:
+        args.out.write_text(json.dumps(check, indent=1))
+    return 0 if check["all_agree"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
