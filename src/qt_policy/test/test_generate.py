@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from qt_policy.tools.generate import bag_name, check_settings, episode_plan
+from qt_policy.sim.episode_plan import episode_plan
+from qt_policy.tools.generate import bag_name, check_settings
 
 
 def test_one_attempt_per_placement_keeps_the_seed_per_episode_plan():

@@ -28,7 +28,7 @@ ARM_DIMS = slice(0, 3)  # the Sawyer's xyz; the gripper (last) is not scaled
 
 def demonstration_ids(data: Path) -> set[tuple[str, int]]:
     """(task, placement seed) of every demonstration, from the generation settings (qt-generate's plan)."""
-    from ..tools.generate import episode_plan
+    from ..sim.episode_plan import episode_plan
 
     settings = json.loads((data / "generation.json").read_text())
     tasks = sorted({p.name.rsplit("-", 2)[0] for p in data.iterdir() if p.is_dir() and p.name[0] != "_"})
