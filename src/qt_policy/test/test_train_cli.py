@@ -223,8 +223,8 @@ def test_the_defaults_are_the_shipped_models_recipe_but_for_the_conservatism():
     defaults = {k: v for k, v in to_dict(LossConfig()).items() if k not in ("conservatism", "conservative_weight")}
     assert {k: v for k, v in defaults.items() if k in shipped_loss} == shipped_loss
     # the data path's settings came later and change nothing on that data (it fits the buffer: the batches are
-    # the same, research/fit_fingerprint.py)
-    later = ("seed", "act_with", "buffer_mb", "loader_workers", "amp", "failure_steps")
+    # the same, research/fit_fingerprint.py); how often a run saves changes no weight
+    later = ("seed", "act_with", "buffer_mb", "loader_workers", "amp", "failure_steps", "save_every")
     defaults = {k: v for k, v in to_dict(TrainConfig()).items() if k not in later}
     shipped_train = upgrade_train_dict(shipped["train"])  # without the retired num_workers
     assert defaults == {k: v for k, v in shipped_train.items() if k not in later}
