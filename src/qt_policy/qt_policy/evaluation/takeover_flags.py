@@ -34,12 +34,11 @@ def check_takeover_record(bags: Path, record: Path) -> dict:
     people = [json.loads(line) for line in record.read_text().splitlines() if line.strip()] if record.is_file() else []
     episodes = [read_episode_bag(b) for b in list_episode_bags(bags)]
     rows = []
-    for episode, person in zip(episodes, people):
+    for episode, person in zip(episodes, people):  # a recorded bag always holds the flags
+        flags, same = episode.interventions, episode.instruction == person["instruction"]
         rows.append({"task": person["task"], "took_over_at": person["took_over_at"], "commands": person["commands"],
-                     "flagged": int(episode.interventions.sum()),
-                     "first_flag": int(np.argmax(episode.interventions)) if episode.interventions.any() else None,
-                     "same_instruction": episode.instruction == person["instruction"],
-                     "agree": episode.instruction == person["instruction"] and flags_agree(episode.interventions, person)})
+                     "flagged": episode.operator_steps, "first_flag": int(np.argmax(flags)) if flags.any() else None,
+                     "same_instruction": same, "agree": same and flags_agree(flags, person)})
     return {"episodes": len(episodes), "person_lines": len(people),
             "takeovers": sum(p["took_over_at"] is not None for p in people),
             "agree": sum(r["agree"] for r in rows),

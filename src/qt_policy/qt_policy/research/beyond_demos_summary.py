@@ -50,7 +50,8 @@ def paired_ratios(row: dict, demo: dict[str, list[int | None]]) -> list[float]:
 def summarize(per_seed: dict, k: int, demo: dict) -> dict:
     methods = {}
     for name, entry in per_seed["methods"].items():
-        rows = [entry["seeds"][s] for s in sorted(entry["seeds"], key=int)]
+        seeds = sorted(entry["seeds"], key=int)
+        rows = [entry["seeds"][s] for s in seeds]
         successes = [n for r in rows for t, ls in r["lengths"].items() for n, ok in zip(ls, r["per_episode"][t]) if ok]
         ratios = [x for r in rows for x in paired_ratios(r, demo)]
         methods[name] = {
@@ -59,9 +60,8 @@ def summarize(per_seed: dict, k: int, demo: dict) -> dict:
             "median_steps": float(np.median(successes)) if successes else None,
             "seeds": len(rows), "sampler": entry["sampler"], "algo": entry["algo"], "steps": entry["steps"],
             "length_ratio_vs_demonstrator": float(np.median(ratios)) if ratios else None,
-            "per_seed": [{"seed": int(s), "success": entry["seeds"][s]["mean_success"],
-                          "success_at_k": entry["seeds"][s]["success_at_k"],
-                          "median_steps": entry["seeds"][s]["median_steps"]} for s in sorted(entry["seeds"], key=int)]}
+            "per_seed": [{"seed": int(s), "success": r["mean_success"], "success_at_k": r["success_at_k"],
+                          "median_steps": r["median_steps"]} for s, r in zip(seeds, rows)]}
     return {"k": k, "methods": methods, "targets": targets(methods),
             "evaluation": {"seed_start": per_seed["seed_start"], "episodes_per_task": per_seed["episodes_per_task"]},
             "commands": per_seed["commands"] + ["python -m qt_policy.research.beyond_demos_summary"]}
