@@ -82,11 +82,11 @@ def test_evaluate_through_ros_writes_the_harness_format(tmp_path, monkeypatch):
     """tools.evaluate --through-ros: sim arm, policy node and recorder as processes (the launch file),
     one episode of the shipped model; the JSON has the harness's fields and the episode's bag."""
     import json
-    import os
 
     from qt_policy.tools import evaluate
+    from qt_test_helpers.nodes import lane_domain_id
 
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(int(os.environ["ROS_DOMAIN_ID"]) % 100 + 121))  # a graph of its own
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(lane_domain_id(5)))  # a graph of its own
     out = tmp_path / "ros.json"
     rc = evaluate.main(["--checkpoint", "models/qt_metaworld", "--through-ros", "--tasks", "drawer-close",
                         "--episodes", "1", "--seed-start", "2000000", "--ros-out", str(tmp_path / "ros"),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from qt_test_helpers.nodes import lane_domain_id
 
 TINY = dict(tasks=["drawer-open"], seed_demos=1, rounds=1, episodes_per_round=2, eval_episodes=2, steps=2)
 
@@ -157,7 +158,7 @@ def test_a_round_collected_through_the_ros_graph_trains_the_next(tmp_path, monke
     from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
     from qt_policy.flywheel import flywheel_summary
 
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(int(os.environ["ROS_DOMAIN_ID"]) % 100 + 131))  # a graph of its own
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(lane_domain_id(4)))  # a graph of its own
     out = tmp_path / "ros"
     cfg = {**TINY, "tasks": ["drawer-close"], "collect": "ros", "episodes_per_round": 1, "eval_episodes": 1}
     _in_child(RUN.format(cfg=cfg) + f"Flywheel(Path({str(out)!r}), cfg, progress=False).run()\n")
@@ -174,7 +175,7 @@ def test_a_round_through_the_ros_graph_with_a_person_checks_the_bags_flags(tmp_p
     """--collect ros --takeover-after: the scripted person's node takes over the untrained policy's episode
     through the policy node's operator topics; the round's collect.json says the recorder's flags agree with
     what the person drove, and counts the person's steps."""
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(int(os.environ["ROS_DOMAIN_ID"]) % 100 + 151))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(lane_domain_id(3)))
     out = tmp_path / "ros"
     cfg = {**TINY, "tasks": ["drawer-close"], "collect": "ros", "episodes_per_round": 1, "eval_episodes": 1,
            "takeover_after": 10}

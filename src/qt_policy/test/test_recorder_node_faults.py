@@ -23,6 +23,7 @@ from qt_policy.data import bag_format as bf
 from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
 from qt_policy.data.bag_salvage import find_unfinished
 from qt_policy.dev.topic_pub import publish_once
+from qt_test_helpers.nodes import lane_domain_id
 from qt_test_helpers.recording import mcap_counts, mount_tmpfs
 
 STARTUP_TIMEOUT_S = 60.0
@@ -228,7 +229,7 @@ def test_recorder_process_through_a_full_disk_and_a_sigkill(tmp_path):
     mid-episode; a restart salvages it. Nothing recorded is lost beyond the flush window."""
     mnt = tmp_path / "small"
     mount_tmpfs(mnt, 2048)
-    domain = str(int(os.environ["ROS_DOMAIN_ID"]) % 100 + 101)  # its own graph: nothing else on it
+    domain = str(lane_domain_id(1))  # its own graph: nothing else on it
     old_domain = os.environ["ROS_DOMAIN_ID"]
     os.environ["ROS_DOMAIN_ID"] = domain
     context = rclpy.context.Context()

@@ -12,6 +12,7 @@ import numpy as np
 from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
 from qt_policy.evaluation.takeover_flags import check_takeover_record, flags_agree
 from qt_test_helpers.models import tiny_checkpoint
+from qt_test_helpers.nodes import lane_domain_id
 
 PATIENCE = 10
 
@@ -22,7 +23,7 @@ def test_the_bag_flags_the_steps_the_person_drove(tmp_path):
     code = ("from pathlib import Path\nfrom qt_policy.evaluation.through_ros import evaluate_through_ros\n"
             f"evaluate_through_ros(Path({str(ckpt)!r}), ['drawer-close'], 1, 3000000, Path({str(out)!r}), "
             f"takeover_after={PATIENCE}, person_record={str(record)!r})\n")
-    env = {**os.environ, "ROS_DOMAIN_ID": str(int(os.environ.get("ROS_DOMAIN_ID", "0")) % 100 + 141),
+    env = {**os.environ, "ROS_DOMAIN_ID": str(lane_domain_id(2)),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])}
     run = subprocess.run([sys.executable, "-c", code], env=env, timeout=600, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + (out / "nodes.log").read_text()[-3000:]

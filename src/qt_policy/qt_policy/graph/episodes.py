@@ -72,6 +72,14 @@ def check_ros() -> str | None:
     return None
 
 
+def domain_problem() -> str | None:
+    """DDS derives its ports from ROS_DOMAIN_ID and has none above 232: say so before any node starts."""
+    value = os.environ.get("ROS_DOMAIN_ID", "0")
+    if not value.isdigit() or int(value) > 232:
+        return f"ROS_DOMAIN_ID={value!r} is not a domain DDS can use: set a whole number from 0 to 232 (0-101 is safest)"
+    return None
+
+
 # ----- the three node processes ----------------------------------------------------------------------
 
 def node_overrides(run: GraphRun, checkpoint: Path, out: Path) -> dict[str, dict[str, str]]:
@@ -238,6 +246,8 @@ def run_in_ros_graph(run: GraphRun, tasks, checkpoint: Path, out: Path, log_path
 
     Returns (one row per episode, error or None).
     """
+    if domain_problem():
+        return [], domain_problem()
     log = sys.stdout if run.verbose else open(log_path, "w", buffering=1)
     started = time.time()
     handle = driver = None
