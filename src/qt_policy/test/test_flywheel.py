@@ -136,6 +136,27 @@ def test_with_takeovers_the_round_records_the_persons_steps_and_hg_dagger_trains
     assert summary["person_share"] == pytest.approx(person / sum(len(e) for e in episodes))
 
 
+def test_a_step_budget_bounds_every_collected_and_evaluated_episode_and_the_report_gives_success_at_k(tmp_path):
+    """max_steps (issue 37's longer episodes) reaches the collection and the evaluation; success_within adds
+    success@K to the report, counted from the evaluation's per-episode lengths."""
+    from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
+    from qt_policy.flywheel import flywheel_summary
+
+    out = tmp_path / "budget"
+    cfg = {**TINY, "max_steps": 20, "success_within": 12}
+    _in_child(RUN.format(cfg=cfg) + f"Flywheel(Path({str(out)!r}), cfg, progress=False).run()\n")
+    collected = [read_episode_bag(b) for b in list_episode_bags(out / "bags") if b.name.startswith("r1-")]
+    assert collected and all(len(e) == 20 for e in collected if not e.success)  # 150 without the budget
+    assert all(len(e) <= 20 for e in collected)
+    summary = flywheel_summary(out)
+    for k, row in enumerate(summary["rounds"]):
+        ev = json.loads((out / f"round_{k}" / "eval.json").read_text())
+        lengths = [n for t in ev["tasks"].values() for n in t["lengths"]]
+        ok = [x for t in ev["tasks"].values() for x in t["per_episode"]]
+        assert all(n == 20 for n, y in zip(lengths, ok) if not y) and ev["max_steps"] == 20
+        assert row["eval"]["success_at_k"] == sum(y and n <= 12 for n, y in zip(lengths, ok)) / len(ok)
+
+
 def test_the_cli_and_the_report(tmp_path):
     from qt_policy.research import flywheel_report
 

@@ -13,9 +13,10 @@ from .rollout import BatchPolicy, run_task
 
 
 def collect_policy_episodes(arms, policy: BatchPolicy, task, seeds: list[int], episode_id=None,
-                            takeover=None) -> list[EpisodeData]:
+                            takeover=None, max_steps: int | None = None) -> list[EpisodeData]:
     """len(seeds) greedy episodes of `task` (placement seeds[i] on arms[i]); each ends at its first
-    success (reward 1 on that step) or at the task's step limit, as a generated or recorded one does.
+    success (reward 1 on that step) or at the step limit (max_steps, default the task's), as a generated
+    or recorded one does.
 
     images[t]/states[t] are the observation the action was decided on; actions are as executed.
     episode_id(seed) names each episode (default f"{task}-{seed:07d}-policy"). With `takeover` (a
@@ -34,7 +35,7 @@ def collect_policy_episodes(arms, policy: BatchPolicy, task, seeds: list[int], e
     if takeover is not None:
         takeover.reset(len(seeds), seeds)
     success, _lengths, _q, _frames = run_task(arms[:len(seeds)], policy, task, seeds, on_action=keep,
-                                              takeover=takeover)
+                                              takeover=takeover, max_steps=max_steps)
     name = episode_id or (lambda seed: f"{task.name}-{int(seed):07d}-policy")
     episodes = [sim_episode(task, images[i], states[i], actions[i], success[i], arms[i], name(seed))
                 for i, seed in enumerate(seeds)]

@@ -30,12 +30,12 @@ def summarize(results: dict) -> dict:
 
 def success_within(results: dict, k: int) -> dict:
     """success@K (issue 37): per task and overall, the share of episodes that succeeded within `k` steps
-    (needs the per-episode `lengths` the harness writes), with Wilson intervals; stored under
+    (needs the per-episode `lengths` both evaluations write), with Wilson intervals; stored under
     results["success_at_k"] and returned."""
     per_task = {}
     for name, r in results["tasks"].items():
         if "lengths" not in r:
-            raise ValueError(f"task {name!r} has no per-episode lengths (a harness evaluation writes them)")
+            raise ValueError(f"task {name!r} has no per-episode lengths (evaluations write them)")
         hits = sum(bool(ok) and n <= k for ok, n in zip(r["per_episode"], r["lengths"]))
         per_task[name] = {"successes": hits, "episodes": len(r["lengths"]),
                           "rate": hits / len(r["lengths"]) if r["lengths"] else 0.0,

@@ -71,9 +71,10 @@ def collected_name(round_index: int, task: str, seed: int) -> str:
 
 
 def collect_in_harness(checkpoint: Path, bags: Path, round_index: int, tasks: list[str], seeds: list[int],
-                       batch: int, progress: bool = True, takeover_after: int = 0) -> None:
+                       batch: int, progress: bool = True, takeover_after: int = 0, max_steps: int | None = None) -> None:
     """The policy's greedy episodes on `seeds` for every task, in lockstep batches, one bag each; with
-    takeover_after > 0 a scripted person takes over an episode after that many steps without success."""
+    takeover_after > 0 a scripted person takes over an episode after that many steps without success;
+    max_steps: the episodes' step budget (default: the task's)."""
     from tqdm import tqdm
 
     from ..core.text import shared_encoder
@@ -95,7 +96,7 @@ def collect_in_harness(checkpoint: Path, bags: Path, round_index: int, tasks: li
             for start in range(0, len(missing), len(arms)):
                 chunk = missing[start:start + len(arms)]
                 person = ScriptedOperator(get_task(task), takeover_after, round_index) if takeover_after else None
-                episodes = collect_policy_episodes(arms, policy, get_task(task), chunk, takeover=person,
+                episodes = collect_policy_episodes(arms, policy, get_task(task), chunk, takeover=person, max_steps=max_steps,
                                                    episode_id=lambda seed, t=task: collected_name(round_index, t, seed))
                 for episode in episodes:  # a batch is written when it is done: a crash loses that batch only
                     write_episode_bag(bags, episode, name=episode.episode_id)
@@ -107,7 +108,7 @@ def collect_in_harness(checkpoint: Path, bags: Path, round_index: int, tasks: li
 
 
 def collect_through_ros(checkpoint: Path, bags: Path, round_index: int, tasks: list[str], seeds: list[int],
-                        work: Path, takeover_after: int = 0) -> dict:
+                        work: Path, takeover_after: int = 0, max_steps: int | None = None) -> dict:
     """The same episodes through the ROS graph (sim arm, policy node and recorder as processes): the
     recorder's bags are linked into `bags` as r{round}-<recorder name>. An interrupted graph run is
     redone whole (its bags are not added until it has finished). With takeover_after > 0 a scripted
@@ -122,7 +123,7 @@ def collect_through_ros(checkpoint: Path, bags: Path, round_index: int, tasks: l
     shutil.rmtree(work, ignore_errors=True)
     record = work / "person.jsonl"
     evaluate_through_ros(checkpoint, tasks, len(seeds), seeds[0], work, takeover_after=takeover_after,
-                         person_record=str(record) if takeover_after else "")
+                         person_record=str(record) if takeover_after else "", max_steps=max_steps)
     link_bags(work / "bags", bags, prefix=f"r{round_index}-")
     if not takeover_after:
         return {}

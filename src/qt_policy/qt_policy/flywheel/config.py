@@ -50,6 +50,10 @@ class FlywheelConfig:
     # to its end, the steps flagged as interventions (sim/operator.py; through ROS the scripted person's node);
     # 0 = the policy alone
     takeover_after: int = 0
+    max_steps: int = 0  # step budget of every collected and evaluation episode; 0 = the task's (Meta-World: 150)
+    # > 0: the report gives success@K too, the share of evaluation episodes that succeeded within K steps
+    # (issue 37's benchmark: K = 1.5x the fast expert's median length)
+    success_within: int = 0
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -58,8 +62,9 @@ class FlywheelConfig:
             raise ValueError(f"collect must be 'harness' or 'ros', got {self.collect!r}")
         if not 0 < self.episodes_per_round <= ROUND_SEED_STRIDE:
             raise ValueError(f"episodes_per_round must be in 1..{ROUND_SEED_STRIDE}")
-        if self.takeover_after < 0:
-            raise ValueError(f"takeover_after must be >= 0 steps, got {self.takeover_after}")
+        if min(self.takeover_after, self.max_steps, self.success_within) < 0:
+            raise ValueError("takeover_after, max_steps and success_within must be >= 0 steps, got "
+                             f"{self.takeover_after}, {self.max_steps}, {self.success_within}")
         if self.rounds < 0 or self.final_seeds < 1 or self.steps < 1 or self.eval_episodes < 1:
             raise ValueError("rounds >= 0, final_seeds >= 1, steps >= 1 and eval_episodes >= 1 are required")
         from ..sim.tasks import get_task

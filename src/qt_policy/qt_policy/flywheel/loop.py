@@ -100,7 +100,8 @@ class Flywheel:
     def _check_settings(self) -> None:
         path, wanted = self.out / SETTINGS, self.cfg.to_dict()
         if path.is_file():
-            old = {"takeover_after": 0, **json.loads(path.read_text())}  # runs from before takeovers had none
+            # runs from before takeovers and step budgets had neither
+            old = {"takeover_after": 0, "max_steps": 0, "success_within": 0, **json.loads(path.read_text())}
             if old != wanted:
                 changed = sorted(k for k in set(old) | set(wanted) if old.get(k) != wanted.get(k))
                 raise ValueError(f"{self.out} is a flywheel run with other settings ({', '.join(changed)}: "
@@ -125,10 +126,10 @@ class Flywheel:
         checked = {}
         if cfg.collect == "ros":
             checked = collect_through_ros(policy, self.bags, k, cfg.tasks, seeds, self.out / f"round_{k}" / "ros",
-                                          takeover_after=cfg.takeover_after)
+                                          takeover_after=cfg.takeover_after, max_steps=cfg.max_steps or None)
         else:
             collect_in_harness(policy, self.bags, k, cfg.tasks, seeds, self.batch, progress=self.progress,
-                               takeover_after=cfg.takeover_after)
+                               takeover_after=cfg.takeover_after, max_steps=cfg.max_steps or None)
         per_task = collection_summary(self.bags, k, cfg.tasks)
         return {"round": k, "policy": str(policy), "path": cfg.collect, "seeds": [seeds[0], seeds[-1]],
                 "tasks": per_task, "episodes": sum(t["episodes"] for t in per_task.values()),
@@ -160,7 +161,8 @@ class Flywheel:
             torch.set_num_threads(self.threads)
         checkpoint = self.run_folder(k, seed) / "checkpoint"
         result = evaluate(checkpoint, self.cfg.tasks, self.cfg.eval_episodes, EVAL_SEED_START,
-                          min(self.batch, self.cfg.eval_episodes), progress=self.progress)
+                          min(self.batch, self.cfg.eval_episodes), progress=self.progress,
+                          max_steps=self.cfg.max_steps or None)
         return {"round": k, "seed": seed, **result}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..evaluation.stats import wilson_interval
+from ..evaluation.stats import success_within, wilson_interval
 
 
 def _read(path: Path):
@@ -16,6 +16,7 @@ def flywheel_summary(out: Path) -> dict:
     """{method, settings, rounds: [{round, trained_on, eval, collected}], final_seeds: [...]}."""
     out = Path(out)
     settings = json.loads((out / "flywheel.json").read_text())
+    within = settings.get("success_within", 0)  # K of success@K; 0: none
     rounds = []
     for k in range(settings["rounds"] + 1):
         folder = out / f"round_{k}"
@@ -28,7 +29,7 @@ def flywheel_summary(out: Path) -> dict:
             row["trained_on"] = {key: train[key] for key in ("episodes", "successes", "transitions", "steps",
                                                              "train_wall_time_s")}
         if ev:
-            row["eval"] = _eval_row(ev)
+            row["eval"] = _eval_row(ev, within)
         rounds.append(row)
     last = out / f"round_{settings['rounds']}"
     finals = []
@@ -36,7 +37,7 @@ def flywheel_summary(out: Path) -> dict:
         name = "eval.json" if seed == settings["train_seed"] else f"eval_seed{seed}.json"
         ev = _read(last / name)
         if ev:
-            finals.append({"seed": seed, **_eval_row(ev)})
+            finals.append({"seed": seed, **_eval_row(ev, within)})
     collected = [r["collected"]["tasks"][t] for r in rounds if "collected" in r for t in r["collected"]["tasks"]]
     takeover = settings.get("takeover_after", 0)
     summary = {"method": settings["method"], "settings": settings, "rounds": rounds, "final_seeds": finals,
@@ -47,14 +48,21 @@ def flywheel_summary(out: Path) -> dict:
         pooled_s, pooled_n = sum(f["successes"] for f in finals), sum(f["episodes"] for f in finals)
         summary["final"] = {"seeds": len(finals), "mean_success": sum(f["success_rate"] for f in finals) / len(finals),
                             "pooled_ci95": list(wilson_interval(pooled_s, pooled_n))}
+        if within:
+            summary["final"]["mean_success_at_k"] = sum(f["success_at_k"] for f in finals) / len(finals)
     return summary
 
 
-def _eval_row(ev: dict) -> dict:
+def _eval_row(ev: dict, k: int = 0) -> dict:
+    """One evaluation's counts; with k > 0 also success@K (the share of episodes that succeeded within k steps)."""
     o = ev["overall"]
-    return {"successes": o["successes"], "episodes": o["episodes"], "success_rate": o["successes"] / o["episodes"],
-            "ci95": o["ci95"], "tasks": {t: v["successes"] for t, v in ev["tasks"].items()},
-            "wall_time_s": round(ev.get("wall_time_s", 0.0), 1)}
+    row = {"successes": o["successes"], "episodes": o["episodes"], "success_rate": o["successes"] / o["episodes"],
+           "ci95": o["ci95"], "tasks": {t: v["successes"] for t, v in ev["tasks"].items()},
+           "wall_time_s": round(ev.get("wall_time_s", 0.0), 1)}
+    if k:
+        at_k = success_within(dict(ev), k)["overall"]
+        row.update(k=k, success_at_k=at_k["successes"] / at_k["episodes"], success_at_k_ci95=at_k["ci95"])
+    return row
 
 
 def write_table(summaries: list[dict], path: Path, command: str) -> str:
@@ -72,7 +80,8 @@ def write_table(summaries: list[dict], path: Path, command: str) -> str:
                 cells.append("—")
                 continue
             e, t = row["eval"], row.get("trained_on", {})
-            cells.append(f"{e['success_rate']:.1%} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}] "
+            at_k = f", success@{e['k']} {e['success_at_k']:.1%}" if "k" in e else ""
+            cells.append(f"{e['success_rate']:.1%} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]{at_k} "
                          f"({t.get('episodes', '?')} eps, {t.get('successes', '?')} succ.)")
         lines.append(f"| {s['label']} | " + " | ".join(cells) + " |")
     lines += ["", "Last round, every training seed:", "", "| method | seeds | mean success | pooled 95% interval |",
@@ -81,7 +90,8 @@ def write_table(summaries: list[dict], path: Path, command: str) -> str:
         if s.get("final"):
             per = ", ".join(f"{f['seed']}: {f['success_rate']:.1%}" for f in s["final_seeds"])
             f = s["final"]
-            lines.append(f"| {s['label']} | {per} | {f['mean_success']:.1%} | "
+            at_k = f" (success@K {f['mean_success_at_k']:.1%})" if "mean_success_at_k" in f else ""
+            lines.append(f"| {s['label']} | {per} | {f['mean_success']:.1%}{at_k} | "
                          f"[{f['pooled_ci95'][0]:.2f}, {f['pooled_ci95'][1]:.2f}] |")
     lines += ["", "Deployment (the collecting policy's own episodes on the round's fresh placements):", "",
               "| method | " + " | ".join(f"round {k}" for k in range(1, rounds)) + " | person's share, all rounds |",

@@ -45,6 +45,7 @@ class GraphRun:
     backend: str = "torch"  # how the policy node acts: torch (a checkpoint) or onnxruntime (an export)
     takeover_after: int = 0  # > 0: a scripted person takes over after this many frames without success
     person_record: str = ""  # where the person writes what it drove (JSON lines)
+    max_steps: int = 0  # actions the sim arm applies before it ends an episode as a failure; 0 = the task's
 
 
 # ----- checks before anything starts ---------------------------------------------------------------
@@ -86,7 +87,8 @@ def node_overrides(run: GraphRun, checkpoint: Path, out: Path) -> dict[str, dict
     """Per-executable parameter overrides on top of the launch file's params files."""
     commands = run.commands  # the robot's interface: TwistStamped + gripper, not QAction
     return {
-        "sim_arm_node": {"seed": str(run.seed), **({"action_input": "commands"} if commands else {})},
+        "sim_arm_node": {"seed": str(run.seed), **({"action_input": "commands"} if commands else {}),
+                         **({"max_steps": str(run.max_steps)} if run.max_steps else {})},
         "policy_node": {"checkpoint": str(checkpoint), "dry_run": "false" if commands else "true",
                         "backend": run.backend},
         "recorder_node": {"output_dir": str(out), "episode_timeout_s": repr(float(run.episode_timeout_s))},

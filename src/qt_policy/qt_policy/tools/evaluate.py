@@ -50,10 +50,10 @@ def main(argv=None) -> int:
     p.add_argument("--ros-out", type=Path, default=Path("data/eval_ros"),
                    help="with --through-ros: folder for the episode bags and the nodes' log (default data/eval_ros)")
     p.add_argument("--max-steps", type=int, default=None,
-                   help="harness only: step budget of every episode (default: the task's); the JSON lists every "
-                        "episode's length")
+                   help="step budget of every episode (default: the task's; through ROS the sim arm's max_steps); "
+                        "the JSON lists every episode's length")
     p.add_argument("--success-within", type=int, default=None, metavar="K",
-                   help="harness only: also success@K, the share of episodes that succeeded within K steps "
+                   help="also success@K, the share of episodes that succeeded within K steps "
                         "(issue 37's benchmark: K = 1.5x the fast expert's median length)")
     p.add_argument("--command-lag", type=float, default=0.0,
                    help="harness only: execute (1 - LAG) x the new dx, dy, dz + LAG x the previous step's, as a velocity "
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         if len(args.checkpoint) != 1 or args.video or args.q_plot:
             p.error("--through-ros takes one checkpoint and no --video/--q-plot")
         res = evaluate_through_ros(args.checkpoint[0], args.tasks, args.episodes, args.seed_start, args.ros_out,
-                                   commands=args.commands, backend=args.backend)
+                                   commands=args.commands, backend=args.backend, max_steps=args.max_steps)
     else:
         kwargs = dict(checkpoint=args.checkpoint, episodes=args.episodes, seed_start=args.seed_start,
                       batch=args.batch, video_dir=args.video, q_dir=args.q_plot, command_lag=args.command_lag,
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     for name, r in res["tasks"].items():
         print(f"{name:<22} {r['success_rate']:6.1%}  [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
               f"({r['successes']}/{r['episodes']}, mean length {r['mean_length']:.0f})")
-    if args.success_within is not None and not args.through_ros:
+    if args.success_within is not None:
         at_k = success_within(res, args.success_within)
         print(f"{'success@' + str(at_k['k']):<22} {at_k['mean']:6.1%}  (mean over tasks)")
     print(f"{'mean':<22} {res['mean_success']:6.1%}  overall CI [{res['overall']['ci95'][0]:.2f}, {res['overall']['ci95'][1]:.2f}]"
