@@ -8,13 +8,14 @@ A policy succeeding within K steps is faster than the demonstrations (they take 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from .beyond_demos_precheck import BENCHMARK_TASKS, measure
+from .results_file import write_json
+
 
 FACTOR = 1.5
 
@@ -43,8 +44,7 @@ def main(argv=None) -> int:
               "episodes": runs}
     print(f"fast expert: success {result['fast_expert_success']:.1%}, median length {median:.1f} -> K = {k}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        write_json(args.out, result)
     return 0
 
 

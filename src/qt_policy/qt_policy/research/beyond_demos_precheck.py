@@ -13,11 +13,12 @@ episodes succeed <= 5%. Exit status 0 only when all three hold.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from .results_file import write_json
 
 #: the benchmark's three Meta-World tasks (docs/experiments/beyond-demos.md)
 BENCHMARK_TASKS = ["drawer-open", "window-open", "button-press-topdown"]
@@ -77,8 +78,7 @@ def main(argv=None) -> int:
     for check, ok in result["checks"].items():
         print(f"{'HOLDS' if ok else 'FAILS':<6} {check}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        write_json(args.out, result)
     return 0 if result["all_hold"] else 1
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .results_file import write_json
+
 SLOW_SCALE = 0.4  # sim/scripted.py SlowExpert: arm dimensions scaled by 0.4
 ARM_DIMS = slice(0, 3)  # the Sawyer's xyz; the gripper (last) is not scaled
 
@@ -106,8 +108,7 @@ def main(argv=None) -> int:
               f"{r['faster_ranked_higher']:.0%} of {r['steps']} steps); greedy speed / demonstrated, median "
               f"{r['greedy_speed_over_demonstrated_median']:.2f}", flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1))
+        write_json(args.out, report)
     return 0
 
 

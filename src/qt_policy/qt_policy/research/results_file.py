@@ -1,4 +1,4 @@
-"""A results JSON that several processes add to: read, change and replace it under one lock."""
+"""Results JSON files: one written whole by a command, or one several processes add to under a lock."""
 from __future__ import annotations
 
 import json
@@ -20,3 +20,9 @@ def update_json(path: Path, change: Callable[[dict], None], empty: Callable[[], 
         tmp.write_text(json.dumps(results, indent=indent))
         tmp.replace(path)
     return results
+
+
+def write_json(path: Path, value, indent: int = 1) -> None:
+    """Write a command's result to `path` (its folder made if missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=indent))

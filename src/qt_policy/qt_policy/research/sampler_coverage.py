@@ -11,9 +11,10 @@ gets a Bellman update, and the run behaves as imitation of the successes, whatev
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from .results_file import write_json
 
 
 def expected_draws(success_steps: int, failure_steps: int, success_fraction: float, batch_size: int,
@@ -64,8 +65,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['checkpoint'][-48:]:48s} {r['sampler']:>26s} {r['per_success_step']:19.2f} {r['per_failure_step']:19.3f}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rows, indent=1))
+        write_json(args.out, rows)
     return 0
 
 
