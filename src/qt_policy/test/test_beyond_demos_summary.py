@@ -36,4 +36,7 @@ def test_means_over_seeds_pooled_median_and_targets():
     assert t["success@K >= filtered BC + 20 points"] and t["success >= filtered BC - 5 points"] is False
     assert t["median steps <= 0.75x filtered BC's"]  # 80 <= 0.75 * 210
     assert t["success@K >= BC on all data + 20 points"]  # 0.75 >= 0.5 + 0.2
-    assert s["k"] == 128
+    assert s["k"] == 128 and s["complete"] is False  # two seeds and one, not the protocol's three
+    full = per_seed({name: {str(i): row(1.0, 1.0, {"a": [60, 80]}, {"a": [True, True]}) for i in range(3)}
+                     for name in ("qt", "bc_success")})
+    assert summarize(full, 128, DEMO)["complete"] is True
