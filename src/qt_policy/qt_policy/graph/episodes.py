@@ -248,8 +248,9 @@ def run_in_ros_graph(run: GraphRun, tasks, checkpoint: Path, out: Path, log_path
 
     Returns (one row per episode, error or None).
     """
-    if domain_problem():
-        return [], domain_problem()
+    problem = domain_problem()
+    if problem:
+        return [], problem
     log = sys.stdout if run.verbose else open(log_path, "w", buffering=1)
     started = time.time()
     handle = driver = None
