@@ -143,8 +143,11 @@ def test_a_step_budget_bounds_every_collected_and_evaluated_episode_and_the_repo
     from qt_policy.flywheel import flywheel_summary
 
     out = tmp_path / "budget"
-    cfg = {**TINY, "max_steps": 20, "success_within": 12}
+    cfg = {**TINY, "max_steps": 20, "success_within": 12, "buffer_mb": 64.0}
     _in_child(RUN.format(cfg=cfg) + f"Flywheel(Path({str(out)!r}), cfg, progress=False).run()\n")
+    for k in (0, 1):  # every round's sampler got the memory asked for (the default is TrainConfig's, 1,536)
+        config = json.loads((out / f"round_{k}" / "train" / "checkpoint" / "config.json").read_text())
+        assert config["train"]["buffer_mb"] == 64.0
     collected = [read_episode_bag(b) for b in list_episode_bags(out / "bags") if b.name.startswith("r1-")]
     assert collected and all(len(e) == 20 for e in collected if not e.success)  # 150 without the budget
     assert all(len(e) <= 20 for e in collected)

@@ -54,6 +54,9 @@ class FlywheelConfig:
     # > 0: the report gives success@K too, the share of evaluation episodes that succeeded within K steps
     # (issue 37's benchmark: K = 1.5x the fast expert's median length)
     success_within: int = 0
+    # memory (MB) of every round's sampler (TrainConfig.buffer_mb); 0 = the training config's. Data larger than
+    # it streams through it: give it room to hold the data whole, as the runs the loop is compared with did
+    buffer_mb: float = 0.0
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -62,7 +65,7 @@ class FlywheelConfig:
             raise ValueError(f"collect must be 'harness' or 'ros', got {self.collect!r}")
         if not 0 < self.episodes_per_round <= ROUND_SEED_STRIDE:
             raise ValueError(f"episodes_per_round must be in 1..{ROUND_SEED_STRIDE}")
-        if min(self.takeover_after, self.max_steps, self.success_within) < 0:
+        if min(self.takeover_after, self.max_steps, self.success_within, self.buffer_mb) < 0:
             raise ValueError("takeover_after, max_steps and success_within must be >= 0 steps, got "
                              f"{self.takeover_after}, {self.max_steps}, {self.success_within}")
         if self.rounds < 0 or self.final_seeds < 1 or self.steps < 1 or self.eval_episodes < 1:

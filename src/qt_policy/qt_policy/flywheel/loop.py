@@ -100,8 +100,9 @@ class Flywheel:
     def _check_settings(self) -> None:
         path, wanted = self.out / SETTINGS, self.cfg.to_dict()
         if path.is_file():
-            # runs from before takeovers and step budgets had neither
-            old = {"takeover_after": 0, "max_steps": 0, "success_within": 0, **json.loads(path.read_text())}
+            # runs from before takeovers, step budgets and the sampler's memory had none of them
+            old = {"takeover_after": 0, "max_steps": 0, "success_within": 0, "buffer_mb": 0.0,
+                   **json.loads(path.read_text())}
             if old != wanted:
                 changed = sorted(k for k in set(old) | set(wanted) if old.get(k) != wanted.get(k))
                 raise ValueError(f"{self.out} is a flywheel run with other settings ({', '.join(changed)}: "
@@ -143,6 +144,8 @@ class Flywheel:
         cfg = self.cfg
         settings = dict(METHODS[cfg.method])
         success_only = settings.pop("success_only", False)
+        if cfg.buffer_mb:
+            settings["buffer_mb"] = cfg.buffer_mb
         result = fit(self.bags, self.run_folder(k, seed), preset_name=cfg.preset, success_only=success_only,
                      resume=True, threads=self.threads, progress=self.progress, log=self.log,
                      steps=cfg.steps, checkpoint_every=cfg.steps, seed=seed, **settings)
