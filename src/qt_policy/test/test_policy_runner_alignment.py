@@ -100,3 +100,38 @@ def test_a_two_camera_model_refuses_a_one_camera_robot(tmp_path):
     path = two_camera_checkpoint(tmp_path)
     with pytest.raises(ValueError, match=r'2 camera\(s\) \(model\) vs 1 \(robot\)'):
         make_runner(path, embodiment=str(REPO_ROOT / 'config/embodiments/panda_moveit_servo.yaml'))
+
+
+def test_the_very_first_frame_waits_for_its_wrist_frame_and_state(tmp_path):
+    """The first scene frame since start has no wrist frame or state beside it yet: the wait must not end at
+    once (it did: the deployed Panda then lost its first step, 11 of 12 recorded under load), and once they
+    arrive the decision is made on that frame. A partner that never comes still ends the wait, and holds."""
+    import threading
+
+    path = two_camera_checkpoint(tmp_path)
+    r = make_runner(path)
+    r.set_instruction('lift the cube', 0.0)
+    r.add_image(frame(1), 1.0, stamp_s=1.0)
+    assert r.wait_for_state(0.0) is False  # no wrist frame at all yet: not caught up
+    threading.Timer(0.05, lambda: r.add_image(frame(3, (40, 40, 3)), 1.002, stamp_s=1.0, camera=1)).start()
+    assert r.wait_for_state(2.0) is True
+    assert isinstance(r.act(1.01), Action)
+
+    lost = make_runner(path)  # the wrist camera never sends: the bounded wait ends, the robot holds
+    lost.set_instruction('lift the cube', 0.0)
+    lost.add_image(frame(1), 1.0, stamp_s=1.0)
+    assert lost.wait_for_state(0.05) is False
+    assert lost.act(1.01) == Hold('no_image', "no image yet from camera 1 ('wrist')")
+
+    cfg = ModelConfig(**{**SMALL, 'state_dim': 4})  # the same for the first state
+    first = make_runner(save_checkpoint(tmp_path / 's', QTransformer(cfg)))
+    first.set_instruction('open the drawer', 0.0)
+    first.add_image(frame(3), 1.0, stamp_s=1.0)
+    assert first.wait_for_state(0.0) is False
+    first.set_state([0.1] * 4, 1.001, stamp_s=1.0)
+    assert first.wait_for_state(0.0) is True and isinstance(first.act(1.01), Action)
+    unstamped = make_runner(tmp_path / 's')  # a state without stamps counts once there is one
+    unstamped.set_instruction('open the drawer', 0.0)
+    unstamped.set_state([0.1] * 4, 0.9)
+    unstamped.add_image(frame(3), 1.0, stamp_s=1.0)
+    assert unstamped.wait_for_state(0.0) is True

@@ -109,8 +109,7 @@ class PolicyRunner:
         self._used_seq = 0  # the frame of the last decision
         self._schedule = StepSchedule(embodiment.control_rate_hz)
         self._history = FrameHistory(cfg.frames)
-        self._state: np.ndarray | None = None
-        self._state_time = 0.0
+        self._state, self._state_time = None, 0.0  # the newest state (np.ndarray) and when it arrived
         self._states: deque[tuple[float, np.ndarray]] = deque(maxlen=64)  # (capture stamp, state), by stamp
         self._state_cv = threading.Condition(self._lock)
         self._pose: np.ndarray | None = None  # end-effector position, for the workspace box
@@ -245,21 +244,22 @@ class PolicyRunner:
 
     def wait_for_state(self, timeout: float) -> bool:
         """Until a state (and a frame of every other camera) stamped at or after the newest frame has
-        arrived (then what goes with that frame is known for sure), at most `timeout` s; True if it
-        did. Immediately True when the model has no state and one camera, or the stamps are unknown."""
+        arrived (then what goes with that frame is known for sure), at most `timeout` s; True if it did. Also
+        waits when none has come yet (the very first frame's). Immediately True without state and a second
+        camera, or when the stamps are unknown (an unstamped state counts once there is one)."""
         with self._lock:
             return self._state_cv.wait_for(lambda: self._state_caught_up() and self._cameras_caught_up(),
                                            timeout=timeout)
 
     def _state_caught_up(self) -> bool:
-        if not self.needs_state or self._latest_stamp_s is None or not self._states:
+        if not self.needs_state or self._latest_stamp_s is None:
             return True
-        return self._states[-1][0] >= self._latest_stamp_s
+        return self._states[-1][0] >= self._latest_stamp_s if self._states else self._state is not None
 
     def _cameras_caught_up(self) -> bool:
         if self._latest_stamp_s is None:
             return True
-        return all(not frames or frames[-1][0] is None or frames[-1][0] >= self._latest_stamp_s - 1e-9
+        return all(frames and (frames[-1][0] is None or frames[-1][0] >= self._latest_stamp_s - 1e-9)
                    for frames in self._other_cameras)
 
     def _other_frame(self, k: int) -> np.ndarray:
