@@ -1,0 +1,133 @@
+"""Value maps on issue 37's slow demonstrations: what a checkpoint believes each state is worth.
+
+    python -m qt_policy.research.value_map --data data/beyond_demos runs/beyond_demos/qt_s0/checkpoint \
+        --out results/beyond_demos/value_map_s0.json --plot results/beyond_demos/value_map_s0.png
+
+Along every step of every demonstration, per checkpoint:
+  - V(s_t): the Q of the greedy action (decoded dimension by dimension, as the robot acts);
+  - Q(s_t, demonstrated action);
+  - the data's Monte-Carlo return (gamma^(T-1-t) on a success), the slow demonstrator's, which Q-T's lower
+    bound lifts the demonstrated action to;
+  - a reference for what is possible: gamma^(0.4 (T-1-t)), the same remaining path at the expert's speed.
+A value near the slow return says the model believes nothing better is possible from there; a value above
+it with a greedy action no faster than the demonstrations would say it believes and does not act. The action
+gap, V - Q(demonstrated), is how much better than the demonstration the model thinks its own choice is.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .faster_actions import SLOW_SCALE, demonstration_ids
+from .results_file import write_json
+
+
+@torch.no_grad()
+def values_along(model, obs: dict, demo_bins: np.ndarray, chunk: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """(V, Q of the demonstrated action) per step; V is the greedy decoded action's Q."""
+    from ..core.decoding import decode_from_context
+
+    v, q = [], []
+    bins = torch.from_numpy(demo_bins)
+    for i in range(0, len(demo_bins), chunk):
+        part = slice(i, i + chunk)
+        context = model.encode_context(*(None if obs[k] is None else obs[k][part] for k in ("images", "text", "state")))
+        v.append(decode_from_context(model, context).q_value)
+        q.append(model.q_values(context, bins[part])[:, -1].gather(-1, bins[part, -1:])[:, 0])
+    return torch.cat(v).numpy(), torch.cat(q).numpy()
+
+
+def summarize(v: np.ndarray, q_demo: np.ndarray, mc: np.ndarray, fast: np.ndarray) -> dict:
+    """The numbers a value map is read by, over all steps."""
+    return {"steps": int(len(v)), "value": float(v.mean()), "q_demonstrated": float(q_demo.mean()),
+            "mc_return_slow": float(mc.mean()), "return_at_expert_speed": float(fast.mean()),
+            "value_minus_slow_return_mean": float(np.mean(v - mc)),
+            "value_above_slow_return_share": float(np.mean(v > mc + 0.05)),
+            "value_at_least_fast_return_share": float(np.mean(v >= fast - 0.05)),
+            "action_gap_mean": float(np.mean(v - q_demo))}
+
+
+def plot(path: Path, maps: dict, names: list[str]) -> None:
+    """One panel per demonstration drawn: the two returns and every checkpoint's V along it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(maps), figsize=(4.2 * len(maps), 3.4), squeeze=False)
+    for ax, (episode, m) in zip(axes[0], maps.items()):
+        t = np.arange(len(m["mc"]))
+        ax.plot(t, m["mc"], "k-", label="return, slow demonstrator (data)")
+        ax.plot(t, m["fast"], "k:", label="return at the expert's speed")
+        for name in names:
+            ax.plot(t, m["v"][name], label=f"V, {name}")
+        ax.set_title(episode, fontsize=9)
+        ax.set_xlabel("step of the demonstration")
+        ax.set_ylim(0, 1.05)
+    axes[0][0].set_ylabel("value")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="value_map", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoints", nargs="+", type=Path, help="Q-function checkpoints (the same image size)")
+    p.add_argument("--data", type=Path, required=True, help="issue 37's bags (with generation.json)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--out", type=Path, default=None, help="write the numbers as JSON")
+    p.add_argument("--plot", type=Path, default=None, help="PNG: the first demonstration of each task")
+    args = p.parse_args(argv)
+    from ..core.checkpoint import load_model, read_config
+    from ..core.config import LossConfig
+    from ..core.discretizer import make_discretizer
+    from ..core.text import shared_encoder
+    from ..data.dataset import TransitionSampler
+    from ..training import resolve_shards
+
+    torch.set_num_threads(args.threads)
+    names = [str(c) for c in args.checkpoints]
+    models = {name: load_model(c).eval() for name, c in zip(names, args.checkpoints)}
+    first = models[names[0]]
+    gamma = float(read_config(args.checkpoints[0])["loss"]["gamma"])
+    sampler = TransitionSampler(resolve_shards(args.data, None, progress=False), first.cfg, LossConfig(gamma=gamma),
+                                shared_encoder(), episode_filter=lambda meta: bool(meta["success"]))
+    demos = demonstration_ids(args.data)
+    chosen = [i for i, ep in enumerate(sampler.episodes) if (ep.meta["task"], int(ep.meta["id"].rsplit("-", 2)[1])) in demos]
+    disc = make_discretizer(first.cfg.action_low, first.cfg.action_high, first.cfg.num_bins)
+    ep_ids = np.concatenate([np.full(len(sampler.episodes[i].arrays["actions"]), i) for i in chosen])
+    steps = np.concatenate([np.arange(len(sampler.episodes[i].arrays["actions"])) for i in chosen])
+    lengths = np.asarray([len(sampler.episodes[i].arrays["actions"]) for i in chosen])[np.searchsorted(chosen, ep_ids)]
+    mc = np.concatenate([sampler.episodes[i].mc for i in chosen]).astype(np.float64)  # the data's returns
+    fast = np.asarray(gamma, np.float64) ** (SLOW_SCALE * (lengths - 1 - steps))
+    obs = sampler.observation(ep_ids, steps)
+    obs = {"images": obs.images, "text": obs.text, "state": obs.state}
+    demo_bins = disc.to_bins(np.stack([sampler.episodes[i].arrays["actions"][t] for i, t in zip(ep_ids, steps)]))
+    print(f"{len(chosen)} demonstrations, {len(steps)} steps, gamma {gamma}", flush=True)
+    report = {"data": str(args.data), "gamma": gamma, "demonstrations": len(chosen), "checkpoints": {}}
+    drawn = {}
+    for task in sorted({sampler.episodes[i].meta["task"] for i in chosen}):
+        i = next(i for i in chosen if sampler.episodes[i].meta["task"] == task)
+        drawn[sampler.episodes[i].meta["id"]] = {"rows": ep_ids == i, "v": {}}
+    for name, model in models.items():
+        v, q = values_along(model, obs, demo_bins)
+        report["checkpoints"][name] = r = summarize(v, q, mc, fast)
+        for m in drawn.values():
+            m["v"][name] = v[m["rows"]]
+        print(f"{name}: V {r['value']:.3f} (slow return {r['mc_return_slow']:.3f}, at the expert's speed "
+              f"{r['return_at_expert_speed']:.3f}); V above the slow return in {r['value_above_slow_return_share']:.0%} "
+              f"of the steps; action gap {r['action_gap_mean']:+.3f}", flush=True)
+    if args.out:
+        write_json(args.out, report)
+    if args.plot:
+        plot(args.plot, {k: {**m, "mc": mc[m["rows"]], "fast": fast[m["rows"]]} for k, m in drawn.items()}, names)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
