@@ -33,9 +33,13 @@ def test_the_summary_reads_the_map():
     q = np.array([0.8, 0.5, 0.1, 0.8])
     mc = np.array([0.5, 0.5, 0.5, 0.7])
     fast = np.array([0.9, 0.8, 0.8, 0.9])
-    r = summarize(v, q, mc, fast)
+    ahead = np.array([2, 3, -1, -1])  # two steps on, inside the episode for the first two rows
+    r = summarize(v, q, mc, fast, ahead, 0.9)
     assert r["steps"] == 4 and r["value"] == pytest.approx(0.6)
     assert r["value_above_slow_return_share"] == pytest.approx(0.5)  # 0.9 and 0.8 lie over their returns + 0.05
     assert r["value_at_least_fast_return_share"] == pytest.approx(0.25)  # only 0.9 reaches its 0.9 - 0.05
     assert r["action_gap_mean"] == pytest.approx(0.05)
     assert r["value_minus_slow_return_mean"] == pytest.approx(np.mean(v - mc))
+    assert r["q_demonstrated_where_bootstrapped"] == pytest.approx(0.65)  # rows 0 and 1
+    assert r["discounted_value_n_ahead"] == pytest.approx(0.9 * (0.2 + 0.8) / 2)
+    assert r["gap_fixed_point"] == pytest.approx(0.05 / 0.1)

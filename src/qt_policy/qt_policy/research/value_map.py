@@ -41,14 +41,24 @@ def values_along(model, obs: dict, demo_bins: np.ndarray, chunk: int = 128) -> t
     return torch.cat(v).numpy(), torch.cat(q).numpy()
 
 
-def summarize(v: np.ndarray, q_demo: np.ndarray, mc: np.ndarray, fast: np.ndarray) -> dict:
-    """The numbers a value map is read by, over all steps."""
+def summarize(v: np.ndarray, q_demo: np.ndarray, mc: np.ndarray, fast: np.ndarray, ahead: np.ndarray,
+              discount_n: float) -> dict:
+    """The numbers a value map is read by, over all steps. `ahead[i]`: the row n steps later in the same
+    episode (-1 past its end); `discount_n` = gamma^n. Where the rewards in between are 0 the n-step target of
+    the demonstrated action is gamma^n V(s_t+n); if the greedy value exceeds the demonstrated action's Q by a
+    gap g everywhere, V = Q + g and Q = gamma^n V settle at V = g / (1 - gamma^n) whatever the distance to
+    the goal: the fixed point reported here."""
+    gap = float(np.mean(v - q_demo))
+    inside = ahead >= 0
     return {"steps": int(len(v)), "value": float(v.mean()), "q_demonstrated": float(q_demo.mean()),
             "mc_return_slow": float(mc.mean()), "return_at_expert_speed": float(fast.mean()),
             "value_minus_slow_return_mean": float(np.mean(v - mc)),
             "value_above_slow_return_share": float(np.mean(v > mc + 0.05)),
             "value_at_least_fast_return_share": float(np.mean(v >= fast - 0.05)),
-            "action_gap_mean": float(np.mean(v - q_demo))}
+            "action_gap_mean": gap,
+            "q_demonstrated_where_bootstrapped": float(q_demo[inside].mean()) if inside.any() else float("nan"),
+            "discounted_value_n_ahead": float(discount_n * v[ahead[inside]].mean()) if inside.any() else float("nan"),
+            "gap_fixed_point": gap / (1.0 - discount_n)}
 
 
 def plot(path: Path, maps: dict, names: list[str]) -> None:
@@ -94,7 +104,8 @@ def main(argv=None) -> int:
     names = [str(c) for c in args.checkpoints]
     models = {name: load_model(c).eval() for name, c in zip(names, args.checkpoints)}
     first = models[names[0]]
-    gamma = float(read_config(args.checkpoints[0])["loss"]["gamma"])
+    loss = read_config(args.checkpoints[0])["loss"]
+    gamma, n_step = float(loss["gamma"]), int(loss["n_step"])
     sampler = TransitionSampler(resolve_shards(args.data, None, progress=False), first.cfg, LossConfig(gamma=gamma),
                                 shared_encoder(), episode_filter=lambda meta: bool(meta["success"]))
     demos = demonstration_ids(args.data)
@@ -105,23 +116,26 @@ def main(argv=None) -> int:
     lengths = np.asarray([len(sampler.episodes[i].arrays["actions"]) for i in chosen])[np.searchsorted(chosen, ep_ids)]
     mc = np.concatenate([sampler.episodes[i].mc for i in chosen]).astype(np.float64)  # the data's returns
     fast = np.asarray(gamma, np.float64) ** (SLOW_SCALE * (lengths - 1 - steps))
+    ahead = np.where(steps + n_step < lengths, np.arange(len(steps)) + n_step, -1)  # rows are episode by episode
     obs = sampler.observation(ep_ids, steps)
     obs = {"images": obs.images, "text": obs.text, "state": obs.state}
     demo_bins = disc.to_bins(np.stack([sampler.episodes[i].arrays["actions"][t] for i, t in zip(ep_ids, steps)]))
     print(f"{len(chosen)} demonstrations, {len(steps)} steps, gamma {gamma}", flush=True)
-    report = {"data": str(args.data), "gamma": gamma, "demonstrations": len(chosen), "checkpoints": {}}
+    report = {"data": str(args.data), "gamma": gamma, "n_step": n_step, "demonstrations": len(chosen), "checkpoints": {}}
     drawn = {}
     for task in sorted({sampler.episodes[i].meta["task"] for i in chosen}):
         i = next(i for i in chosen if sampler.episodes[i].meta["task"] == task)
         drawn[sampler.episodes[i].meta["id"]] = {"rows": ep_ids == i, "v": {}}
     for name, model in models.items():
         v, q = values_along(model, obs, demo_bins)
-        report["checkpoints"][name] = r = summarize(v, q, mc, fast)
+        report["checkpoints"][name] = r = summarize(v, q, mc, fast, ahead, gamma ** n_step)
         for m in drawn.values():
             m["v"][name] = v[m["rows"]]
         print(f"{name}: V {r['value']:.3f} (slow return {r['mc_return_slow']:.3f}, at the expert's speed "
               f"{r['return_at_expert_speed']:.3f}); V above the slow return in {r['value_above_slow_return_share']:.0%} "
-              f"of the steps; action gap {r['action_gap_mean']:+.3f}", flush=True)
+              f"of the steps; action gap {r['action_gap_mean']:+.3f} (its fixed point {r['gap_fixed_point']:.3f}); "
+              f"Q demonstrated {r['q_demonstrated_where_bootstrapped']:.3f} against gamma^n V n steps on "
+              f"{r['discounted_value_n_ahead']:.3f}", flush=True)
     if args.out:
         write_json(args.out, report)
     if args.plot:
