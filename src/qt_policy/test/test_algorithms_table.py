@@ -73,3 +73,13 @@ def test_speed_of_a_result_counts_successes_within_k_and_their_median_steps():
     assert speed["success_at_k"] == pytest.approx(0.25) and speed["k"] == 130
     assert speed["median_steps"] == 125.0  # successes 100, 150, 90, 200
     assert speed["lengths"]["b"] == [200, 120] and speed["max_steps"] == 400
+
+
+def test_each_results_file_keeps_its_own_curves(tmp_path):
+    """Two files of one split (the loop's budget check: budget_3000, budget_6000) keep their curves apart;
+    the default files keep the committed layout (runs/evaluation, runs/validation)."""
+    from qt_policy.research.algorithms import curves_folder
+
+    assert curves_folder(tmp_path, "validation", None) == tmp_path / "runs" / "validation"
+    assert curves_folder(tmp_path, "validation", "budget_3000") != curves_folder(tmp_path, "validation", "budget_6000")
+    assert curves_folder(tmp_path, "validation", "budget_6000") == tmp_path / "runs" / "budget_6000"

@@ -153,6 +153,12 @@ def write_table(results: dict, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def curves_folder(out: Path, split: str, file: str | None) -> Path:
+    """Where a row's training curves are kept beside its result: OUT/runs/<split>, or OUT/runs/<file> for a
+    named results file, so that two files of one split (e.g. two budgets) do not overwrite each other's."""
+    return out / "runs" / (file or split)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="qt-algorithms", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -223,7 +229,7 @@ def main(argv=None) -> int:
                     row.update(speed_of(res, args.success_within, success_within))
                 results = merge_seed(results_file, method, seed, row, header, command)
                 write_table(results, results_file.with_suffix(".md"))
-                run_copy = args.out / "runs" / args.split / f"{method}_s{seed}"  # the curves, kept with the result
+                run_copy = curves_folder(args.out, args.split, args.file) / f"{method}_s{seed}"
                 run_copy.mkdir(parents=True, exist_ok=True)
                 (run_copy / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text())
                 print(f"== {method} seed {seed}: {res['mean_success']:.1%}", flush=True)
