@@ -66,8 +66,8 @@ class FlywheelConfig:
         if not 0 < self.episodes_per_round <= ROUND_SEED_STRIDE:
             raise ValueError(f"episodes_per_round must be in 1..{ROUND_SEED_STRIDE}")
         if min(self.takeover_after, self.max_steps, self.success_within, self.buffer_mb) < 0:
-            raise ValueError("takeover_after, max_steps and success_within must be >= 0 steps, got "
-                             f"{self.takeover_after}, {self.max_steps}, {self.success_within}")
+            raise ValueError("takeover_after, max_steps, success_within (steps) and buffer_mb must be >= 0, got "
+                             f"{self.takeover_after}, {self.max_steps}, {self.success_within}, {self.buffer_mb}")
         if self.rounds < 0 or self.final_seeds < 1 or self.steps < 1 or self.eval_episodes < 1:
             raise ValueError("rounds >= 0, final_seeds >= 1, steps >= 1 and eval_episodes >= 1 are required")
         from ..sim.tasks import get_task
