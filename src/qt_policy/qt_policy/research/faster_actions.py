@@ -41,6 +41,20 @@ def demonstration_ids(data: Path) -> set[tuple[str, int]]:
             if mode == "expert"}
 
 
+def demonstration_episodes(data: Path, model_cfg, loss_cfg=None):
+    """(a sampler holding the successful episodes of `data`, the indices of the demonstrations among them)."""
+    from ..core.config import LossConfig
+    from ..core.text import shared_encoder
+    from ..data.dataset import TransitionSampler
+    from ..training import resolve_shards
+
+    sampler = TransitionSampler(resolve_shards(data, None, progress=False), model_cfg, loss_cfg or LossConfig(),
+                                shared_encoder(), episode_filter=lambda meta: bool(meta["success"]))
+    demos = demonstration_ids(data)
+    return sampler, [i for i, ep in enumerate(sampler.episodes)
+                     if (ep.meta["task"], int(ep.meta["id"].rsplit("-", 2)[1])) in demos]
+
+
 @torch.no_grad()
 def compare(model, batch_obs, demo_actions: np.ndarray, disc, chunk: int = 128) -> dict:
     """Per step: Q of the demonstrated and of the faster action, and the greedy action's speed ratio."""
@@ -75,25 +89,17 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None, help="write the numbers as JSON")
     args = p.parse_args(argv)
     from ..core.checkpoint import load_model
-    from ..core.config import LossConfig
     from ..core.discretizer import make_discretizer
-    from ..core.text import shared_encoder
-    from ..data.dataset import TransitionSampler
-    from ..training import resolve_shards
 
     torch.set_num_threads(args.threads)
     models = {str(c): load_model(c).eval() for c in args.checkpoints}
     first = next(iter(models.values()))
-    # the demonstrations all succeeded: hold the successful episodes only, then pick them by placement
-    sampler = TransitionSampler(resolve_shards(args.data, None, progress=False), first.cfg, LossConfig(), shared_encoder(),
-                                episode_filter=lambda meta: bool(meta["success"]))
-    demos = demonstration_ids(args.data)
+    sampler, chosen = demonstration_episodes(args.data, first.cfg)
     ep_ids, steps = [], []
-    for i, ep in enumerate(sampler.episodes):
-        if (ep.meta["task"], int(ep.meta["id"].rsplit("-", 2)[1])) in demos:
-            moving = np.flatnonzero(np.linalg.norm(ep.arrays["actions"][:, ARM_DIMS], axis=1) > 1e-3)
-            ep_ids += [i] * len(moving)
-            steps += moving.tolist()
+    for i in chosen:
+        moving = np.flatnonzero(np.linalg.norm(sampler.episodes[i].arrays["actions"][:, ARM_DIMS], axis=1) > 1e-3)
+        ep_ids += [i] * len(moving)
+        steps += moving.tolist()
     keep = np.linspace(0, len(steps) - 1, min(args.max_steps, len(steps))).astype(int)
     ep_ids, steps = np.asarray(ep_ids)[keep], np.asarray(steps)[keep]
     obs = sampler.observation(ep_ids, steps)

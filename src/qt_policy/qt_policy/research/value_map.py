@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .faster_actions import SLOW_SCALE, demonstration_ids
+from .faster_actions import SLOW_SCALE, demonstration_episodes
 from .results_file import write_json
 
 
@@ -96,9 +96,6 @@ def main(argv=None) -> int:
     from ..core.checkpoint import load_model, read_config
     from ..core.config import LossConfig
     from ..core.discretizer import make_discretizer
-    from ..core.text import shared_encoder
-    from ..data.dataset import TransitionSampler
-    from ..training import resolve_shards
 
     torch.set_num_threads(args.threads)
     names = [str(c) for c in args.checkpoints]
@@ -106,14 +103,11 @@ def main(argv=None) -> int:
     first = models[names[0]]
     loss = read_config(args.checkpoints[0])["loss"]
     gamma, n_step = float(loss["gamma"]), int(loss["n_step"])
-    sampler = TransitionSampler(resolve_shards(args.data, None, progress=False), first.cfg, LossConfig(gamma=gamma),
-                                shared_encoder(), episode_filter=lambda meta: bool(meta["success"]))
-    demos = demonstration_ids(args.data)
-    chosen = [i for i, ep in enumerate(sampler.episodes) if (ep.meta["task"], int(ep.meta["id"].rsplit("-", 2)[1])) in demos]
+    sampler, chosen = demonstration_episodes(args.data, first.cfg, LossConfig(gamma=gamma))
     disc = make_discretizer(first.cfg.action_low, first.cfg.action_high, first.cfg.num_bins)
-    ep_ids = np.concatenate([np.full(len(sampler.episodes[i].arrays["actions"]), i) for i in chosen])
-    steps = np.concatenate([np.arange(len(sampler.episodes[i].arrays["actions"])) for i in chosen])
-    lengths = np.asarray([len(sampler.episodes[i].arrays["actions"]) for i in chosen])[np.searchsorted(chosen, ep_ids)]
+    sizes = [len(sampler.episodes[i].arrays["actions"]) for i in chosen]
+    ep_ids, lengths = np.repeat(chosen, sizes), np.repeat(sizes, sizes)  # every step, episode by episode
+    steps = np.concatenate([np.arange(n) for n in sizes])
     mc = np.concatenate([sampler.episodes[i].mc for i in chosen]).astype(np.float64)  # the data's returns
     fast = np.asarray(gamma, np.float64) ** (SLOW_SCALE * (lengths - 1 - steps))
     ahead = np.where(steps + n_step < lengths, np.arange(len(steps)) + n_step, -1)  # rows are episode by episode
