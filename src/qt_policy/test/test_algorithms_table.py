@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from qt_policy.research.algorithms import (METHODS, TABLE, claim, merge_seed, pooled_interval, run_settings,
+from qt_policy.training.claims import claim, release
+from qt_policy.research.algorithms import (METHODS, TABLE, merge_seed, pooled_interval, run_settings,
                                            sampler_name, write_table)
 
 
@@ -54,11 +55,16 @@ def test_the_table_sets_each_method_as_the_issue_names_it():
 def test_a_claim_is_exclusive_while_its_process_lives(tmp_path):
     path = tmp_path / "qt_s0.claim"
     assert claim(path)
-    other = subprocess.run([sys.executable, "-c", "import sys; from qt_policy.research.algorithms import claim; "
+    other = subprocess.run([sys.executable, "-c", "import sys; from qt_policy.training.claims import claim; "
                             f"sys.exit(0 if claim(__import__('pathlib').Path({str(path)!r})) else 3)"])
     assert other.returncode == 3  # this process holds it
     path.write_text("999999999")  # a claim left by a process that is gone
     assert claim(path) and path.read_text() == str(os.getpid())
+    release(path)
+    assert not path.exists()
+    path.write_text("1")  # another live process's claim (pid 1): release leaves it
+    release(path)
+    assert path.read_text() == "1"
 
 
 def test_speed_of_a_result_counts_successes_within_k_and_their_median_steps():

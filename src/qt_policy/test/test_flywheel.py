@@ -100,6 +100,30 @@ def test_a_tiny_flywheel_runs_end_to_end_and_resumes_without_redoing(tmp_path):
     _in_child(other, expect=3)
 
 
+def test_two_processes_with_the_same_command_share_the_stages_and_do_each_once(tmp_path):
+    """A second process takes the stages whose inputs are done and that nobody holds (the evaluation beside
+    the next collection, the last round's seeds side by side); every stage is done once, no claim is left."""
+    import subprocess
+    import sys
+
+    from qt_policy.flywheel import Flywheel, FlywheelConfig, flywheel_summary
+
+    out, cfg = tmp_path / "shared", {**TINY, "final_seeds": 2}
+    code = RUN.format(cfg=cfg) + (f"fw = Flywheel(Path({str(out)!r}), cfg, progress=False)\n"
+                                  "fw.poll_s = 0.2\nfw.run()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])}
+    children = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True) for _ in range(2)]
+    logs = [child.communicate(timeout=600)[0] for child in children]
+    assert [child.returncode for child in children] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    plan = [name for name, *_ in Flywheel(out, FlywheelConfig(**cfg)).stages()]
+    assert sorted(_stage_lines(out)) == sorted(plan) and len(plan) == 8  # each stage once, none left out
+    ran = [[name for name in plan if f"\n{name}: " in "\n" + log] for log in logs]
+    assert all(ran) and sorted(ran[0] + ran[1]) == sorted(plan)  # both worked; no stage twice
+    assert not list(out.rglob("*.claim"))
+    assert [f["seed"] for f in flywheel_summary(out)["final_seeds"]] == [0, 1]
+
+
 def test_filtered_bc_trains_on_the_successes_only(tmp_path):
     from qt_policy.flywheel import flywheel_summary
 
@@ -141,6 +165,7 @@ def test_a_step_budget_bounds_every_collected_and_evaluated_episode_and_the_repo
     success@K to the report, counted from the evaluation's per-episode lengths."""
     from qt_policy.data.bag_io import list_episode_bags, read_episode_bag
     from qt_policy.flywheel import flywheel_summary
+    from qt_policy.flywheel.report import plot_rounds
 
     out = tmp_path / "budget"
     cfg = {**TINY, "max_steps": 20, "success_within": 12, "buffer_mb": 64.0}
@@ -158,6 +183,10 @@ def test_a_step_budget_bounds_every_collected_and_evaluated_episode_and_the_repo
         ok = [x for t in ev["tasks"].values() for x in t["per_episode"]]
         assert all(n == 20 for n, y in zip(lengths, ok) if not y) and ev["max_steps"] == 20
         assert row["eval"]["success_at_k"] == sum(y and n <= 12 for n, y in zip(lengths, ok)) / len(ok)
+        won = [n for n, y in zip(lengths, ok) if y]  # how fast the successes were, when there were any
+        assert row["eval"].get("median_steps") == (float(np.median(won)) if won else None)
+    plot_rounds([summary], tmp_path / "rounds.png")  # a second panel for success@K
+    assert (tmp_path / "rounds.png").stat().st_size > 0
 
 
 def test_the_cli_and_the_report(tmp_path):

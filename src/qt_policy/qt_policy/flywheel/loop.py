@@ -11,6 +11,8 @@ The run folder:
 
 A stage is done when its JSON file exists (written last, atomically); training and collection also
 continue from where a crash left them, so an interrupted run loses at most one batch of episodes.
+A stage being run holds <marker>.claim (its process id), so processes running the same command share
+the stages (Flywheel.run).
 """
 from __future__ import annotations
 
@@ -20,12 +22,17 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ..training.claims import claim, release
 from .collection import (collect_in_harness, collect_through_ros, collection_summary, link_bags,
                          seed_demonstrations)
 from .config import METHODS, FlywheelConfig
 
 SETTINGS = "flywheel.json"
 LOG = "log.jsonl"
+
+
+def _claim_file(marker: Path) -> Path:
+    return marker.with_name(marker.stem + ".claim")
 
 
 def _write_json(path: Path, value) -> None:
@@ -42,24 +49,31 @@ class Flywheel:
         self.out, self.cfg = Path(out), config
         self.threads, self.batch, self.progress, self.log = threads, batch, progress, log
         self.bags = self.out / "bags"
+        self.poll_s = 10.0  # how often a process with nothing to take looks again
 
     # ------------------------------------------------------------------ the plan
-    def stages(self) -> list[tuple[str, Path, Callable[[], dict]]]:
-        """(name, the file that marks it done, the work) of every stage, in order."""
+    def stages(self) -> list[tuple[str, Path, Callable[[], dict], tuple[Path, ...]]]:
+        """(name, the file that marks it done, the work, the files it waits for) of every stage, in order."""
         cfg, plan = self.cfg, []
-        plan.append(("seed data", self.out / "seed.json", self._seed))
+        seed = self.out / "seed.json"
+        plan.append(("seed data", seed, self._seed, ()))
         for k in range(cfg.rounds + 1):
             folder = self.out / f"round_{k}"
-            if k:
-                plan.append((f"round {k}: collect", folder / "collect.json", lambda k=k: self._collect(k)))
-            plan.append((f"round {k}: train", folder / "train.json", lambda k=k: self._train(k, cfg.train_seed)))
-            plan.append((f"round {k}: evaluate", folder / "eval.json", lambda k=k: self._evaluate(k, cfg.train_seed)))
+            data = seed
+            if k:  # deploy the previous round's policy; train on what it recorded
+                data = folder / "collect.json"
+                plan.append((f"round {k}: collect", data, lambda k=k: self._collect(k),
+                             (self.out / f"round_{k - 1}" / "train.json",)))
+            plan.append((f"round {k}: train", folder / "train.json", lambda k=k: self._train(k, cfg.train_seed), (data,)))
+            plan.append((f"round {k}: evaluate", folder / "eval.json", lambda k=k: self._evaluate(k, cfg.train_seed),
+                         (folder / "train.json",)))
         last = self.out / f"round_{cfg.rounds}"
-        for seed in range(cfg.train_seed + 1, cfg.train_seed + cfg.final_seeds):
-            plan.append((f"round {cfg.rounds}: train seed {seed}", last / f"train_seed{seed}.json",
-                         lambda s=seed: self._train(cfg.rounds, s)))
-            plan.append((f"round {cfg.rounds}: evaluate seed {seed}", last / f"eval_seed{seed}.json",
-                         lambda s=seed: self._evaluate(cfg.rounds, s)))
+        for seed_k in range(cfg.train_seed + 1, cfg.train_seed + cfg.final_seeds):
+            trained = last / f"train_seed{seed_k}.json"
+            plan.append((f"round {cfg.rounds}: train seed {seed_k}", trained,
+                         lambda s=seed_k: self._train(cfg.rounds, s), (data,)))
+            plan.append((f"round {cfg.rounds}: evaluate seed {seed_k}", last / f"eval_seed{seed_k}.json",
+                         lambda s=seed_k: self._evaluate(cfg.rounds, s), (trained,)))
         return plan
 
     def run_folder(self, round_index: int, seed: int) -> Path:
@@ -68,7 +82,13 @@ class Flywheel:
 
     # ------------------------------------------------------------------ running
     def run(self) -> dict:
-        """Run every stage not yet done; returns the summary (flywheel.report)."""
+        """Run every stage not yet done; returns the summary (flywheel.report).
+
+        Processes started with the same command share the run: each takes the first stage, in plan
+        order, whose inputs are done and that no live process has claimed (round_k/<stage>.claim), and
+        waits while every ready stage is taken. So a second process runs a round's evaluation beside
+        the next round's collection and the last round's training seeds side by side; alone, a process
+        runs the stages in plan order."""
         from tqdm import tqdm
 
         from .report import flywheel_summary
@@ -77,18 +97,28 @@ class Flywheel:
         self.bags.mkdir(exist_ok=True)
         self._check_settings()
         plan = self.stages()
-        todo = [s for s in plan if not s[1].is_file()]
-        self.log(f"flywheel {self.cfg.method} in {self.out}: {len(plan) - len(todo)} of {len(plan)} stages done")
-        bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=f"flywheel {self.cfg.method}",
+        done = sum(marker.is_file() for _, marker, _, _ in plan)
+        self.log(f"flywheel {self.cfg.method} in {self.out}: {done} of {len(plan)} stages done")
+        bar = tqdm(total=len(plan), initial=done, desc=f"flywheel {self.cfg.method}",
                    disable=not self.progress, dynamic_ncols=True, position=0)
         try:
-            for name, marker, work in todo:
-                t0 = time.time()
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                result = {**work(), "stage": name, "wall_time_s": round(time.time() - t0, 1)}
-                _write_json(marker, result)
-                with open(self.out / LOG, "a") as f:
-                    f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **result}) + "\n")
+            while True:
+                todo = [stage for stage in plan if not stage[1].is_file()]
+                if not todo:
+                    break
+                stage = self._take([s for s in todo if all(p.is_file() for p in s[3])])
+                if stage is None:  # another process holds every stage that can run now
+                    time.sleep(self.poll_s)
+                    continue
+                name, marker, work, _ = stage
+                try:
+                    t0 = time.time()
+                    result = {**work(), "stage": name, "wall_time_s": round(time.time() - t0, 1)}
+                    _write_json(marker, result)
+                    with open(self.out / LOG, "a") as f:
+                        f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **result}) + "\n")
+                finally:
+                    release(_claim_file(marker))
                 self.log(f"{name}: {_describe(result)} ({result['wall_time_s']:.0f} s)")
                 bar.update(1)
         finally:
@@ -96,6 +126,17 @@ class Flywheel:
         summary = flywheel_summary(self.out)
         _write_json(self.out / "summary.json", summary)
         return summary
+
+    def _take(self, ready: list):
+        """The first ready stage this process could claim (None: all are taken)."""
+        for stage in ready:
+            marker = stage[1]
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            if claim(_claim_file(marker)):
+                if not marker.is_file():  # not finished by another process since the listing
+                    return stage
+                release(_claim_file(marker))
+        return None
 
     def _check_settings(self) -> None:
         path, wanted = self.out / SETTINGS, self.cfg.to_dict()

@@ -3,6 +3,7 @@ success of the round's policy on the evaluation seeds (95% Wilson interval) and 
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from ..evaluation.stats import success_within, wilson_interval
@@ -62,6 +63,9 @@ def _eval_row(ev: dict, k: int = 0) -> dict:
     if k:
         at_k = success_within(dict(ev), k)["overall"]
         row.update(k=k, success_at_k=at_k["successes"] / at_k["episodes"], success_at_k_ci95=at_k["ci95"])
+    lengths = [n for t in ev["tasks"].values() for n, ok in zip(t.get("lengths", []), t["per_episode"]) if ok]
+    if lengths:  # how fast the successes were (evaluations before per-episode lengths have none)
+        row["median_steps"] = float(statistics.median(lengths))
     return row
 
 
@@ -81,6 +85,7 @@ def write_table(summaries: list[dict], path: Path, command: str) -> str:
                 continue
             e, t = row["eval"], row.get("trained_on", {})
             at_k = f", success@{e['k']} {e['success_at_k']:.1%}" if "k" in e else ""
+            at_k += f", median {e['median_steps']:.0f} steps" if "k" in e and "median_steps" in e else ""
             cells.append(f"{e['success_rate']:.1%} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]{at_k} "
                          f"({t.get('episodes', '?')} eps, {t.get('successes', '?')} succ.)")
         lines.append(f"| {s['label']} | " + " | ".join(cells) + " |")
@@ -107,29 +112,36 @@ def write_table(summaries: list[dict], path: Path, command: str) -> str:
 
 
 def plot_rounds(summaries: list[dict], path: Path) -> None:
-    """Success against round per method, with the 95% intervals, and the last round's other seeds."""
+    """Success against round per method, with the 95% intervals, and the last round's other seeds; beside it
+    success@K when the runs had a step budget (issue 37: reachable only by doing better than the data)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    for i, s in enumerate(summaries):
-        rows = [r for r in s["rounds"] if "eval" in r]
-        x = [r["round"] + (i - 1) * 0.06 for r in rows]
-        y = [r["eval"]["success_rate"] for r in rows]
-        err = [[v - r["eval"]["ci95"][0] for v, r in zip(y, rows)], [r["eval"]["ci95"][1] - v for v, r in zip(y, rows)]]
-        line = ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=s["label"])
-        extra = [f for f in s.get("final_seeds", []) if f["seed"] != s["settings"]["train_seed"]]
-        if extra and rows:
-            ax.scatter([rows[-1]["round"] + (i - 1) * 0.06 + 0.12] * len(extra), [f["success_rate"] for f in extra],
-                       marker="x", color=line[0].get_color())
-    ax.set_xlabel("round (0 = seed demonstrations only)")
-    ax.set_ylabel("success, evaluation seeds")
-    ax.set_ylim(0, 1)
-    ax.set_xticks(range(max(len(s["rounds"]) for s in summaries)))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("deploy -> record -> retrain (x: other training seeds)", fontsize=9)
+    panels = [("success_rate", "ci95", "success")]
+    k = next((r["eval"]["k"] for s in summaries for r in s["rounds"] if "k" in r.get("eval", {})), 0)
+    if k:
+        panels.append(("success_at_k", "success_at_k_ci95", f"success within {k} steps"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.4), squeeze=False)
+    for ax, (key, interval, label) in zip(axes[0], panels):
+        for i, s in enumerate(summaries):
+            rows = [r for r in s["rounds"] if "eval" in r]
+            x = [r["round"] + (i - 1) * 0.06 for r in rows]
+            y = [r["eval"][key] for r in rows]
+            err = [[v - r["eval"][interval][0] for v, r in zip(y, rows)],
+                   [r["eval"][interval][1] - v for v, r in zip(y, rows)]]
+            line = ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=s["label"])
+            extra = [f for f in s.get("final_seeds", []) if f["seed"] != s["settings"]["train_seed"]]
+            if extra and rows:
+                ax.scatter([rows[-1]["round"] + (i - 1) * 0.06 + 0.12] * len(extra), [f[key] for f in extra],
+                           marker="x", color=line[0].get_color())
+        ax.set_xlabel("round (0 = seed data only)")
+        ax.set_ylabel(f"{label}, evaluation seeds")
+        ax.set_ylim(0, 1)
+        ax.set_xticks(range(max(len(s["rounds"]) for s in summaries)))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title(f"deploy -> record -> retrain: {label} (x: other training seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..training.claims import claim
 from .results_file import update_json
 
 #: method -> (preset, config fields by name; success_only filters the episodes). "Q-T's sampler" is the
@@ -78,24 +79,6 @@ def speed_of(res: dict, k: int, success_within) -> dict:
             "median_steps": float(np.median(lengths)) if lengths else None,
             "lengths": {t: r["lengths"] for t, r in res["tasks"].items()},
             "per_episode": {t: r["per_episode"] for t, r in res["tasks"].items()}}
-
-
-def claim(path: Path) -> bool:
-    """Take the (method, seed) pair for this process; a claim whose process is gone is taken over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        try:
-            pid = int(path.read_text().strip() or 0)
-            os.kill(pid, 0)
-            return pid == os.getpid()
-        except (ValueError, ProcessLookupError, PermissionError):
-            path.unlink(missing_ok=True)
-            return claim(path)
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
-    return True
 
 
 def merge_seed(results_file: Path, method: str, seed: int, row: dict, header: dict, command: str) -> dict:

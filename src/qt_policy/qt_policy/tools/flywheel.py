@@ -12,6 +12,8 @@ budget, and evaluates on the evaluation seeds (1,000,000+, never collected on). 
 each deployment through the ROS graph (sim arm, policy node, recorder as processes); harness (the
 default) runs the same episodes in-process, in lockstep (results/ros_loop: the same successes).
 Rerun the same command after a crash: finished stages are kept (OUT/log.jsonl says what each did).
+Start the same command in a second terminal to share the run: it takes the stages that need not wait
+(a round's evaluation beside the next round's collection, the last round's training seeds side by side).
 Compare methods with qt-flywheel-report.
 """
 from __future__ import annotations
