@@ -6,7 +6,7 @@ import torch
 
 from qt_policy.core.decoding import greedy_decode
 from qt_policy.core.discretizer import make_discretizer
-from qt_policy.research.value_map import summarize, values_along
+from qt_policy.research.value_map import cross_values, double_q_summary, summarize, values_along
 from qt_test_helpers.models import random_context, state_model
 
 
@@ -43,3 +43,21 @@ def test_the_summary_reads_the_map():
     assert r["q_demonstrated_where_bootstrapped"] == pytest.approx(0.65)  # rows 0 and 1
     assert r["discounted_value_n_ahead"] == pytest.approx(0.9 * (0.2 + 0.8) / 2)
     assert r["gap_fixed_point"] == pytest.approx(0.05 / 0.1)
+
+
+def test_the_online_weights_choice_is_scored_by_the_acting_weights():
+    """cross_values: the scorer's Q of the chooser's greedy action (chooser = scorer gives V), the target a
+    double-Q update would bootstrap from; and the summary's gaps on hand-made numbers."""
+    scorer, chooser = state_model(action_dim=3, num_bins=9, seed=0), state_model(action_dim=3, num_bins=9, seed=1)
+    images, text, state = random_context(scorer, batch=6)
+    obs = {"images": images, "text": text, "state": state}
+    v, _ = values_along(scorer, obs, np.zeros((6, 3), dtype=np.int64))
+    np.testing.assert_allclose(cross_values(scorer, scorer, obs, chunk=4), v, atol=1e-6)
+    cross = cross_values(scorer, chooser, obs, chunk=4)
+    with torch.no_grad():
+        bins = greedy_decode(chooser, images, text, state).bins
+        want = scorer.q_values(scorer.encode_context(images, text, state), bins)[:, -1].gather(-1, bins[:, -1:])[:, 0]
+    np.testing.assert_allclose(cross, want.numpy(), atol=1e-6)
+    r = double_q_summary(np.array([0.9, 0.8]), np.array([0.7, 0.8]), np.array([0.8, 0.8]), 0.9)
+    assert r["selection_gap_mean"] == pytest.approx(0.05) and r["double_q_action_gap_mean"] == pytest.approx(0.05)
+    assert r["double_q_gap_fixed_point"] == pytest.approx(0.5) and r["online_choice_is_greedy_share"] == 0.5

@@ -12,6 +12,8 @@ Along every step of every demonstration, per checkpoint:
 A value near the slow return says the model believes nothing better is possible from there; a value above
 it with a greedy action no faster than the demonstrations would say it believes and does not act. The action
 gap, V - Q(demonstrated), is how much better than the demonstration the model thinks its own choice is.
+With --online, the acting weights also score the online weights' greedy action: V minus that is the
+max's selection bias, which a double-Q target (online weights choose, target weights score) would not carry.
 """
 from __future__ import annotations
 
@@ -39,6 +41,30 @@ def values_along(model, obs: dict, demo_bins: np.ndarray, chunk: int = 128) -> t
         v.append(decode_from_context(model, context).q_value)
         q.append(model.q_values(context, bins[part])[:, -1].gather(-1, bins[part, -1:])[:, 0])
     return torch.cat(v).numpy(), torch.cat(q).numpy()
+
+
+@torch.no_grad()
+def cross_values(scorer, chooser, obs: dict, chunk: int = 128) -> np.ndarray:
+    """Per step, `scorer`'s Q of the action `chooser` decodes greedily: with the averaged (target) weights as
+    scorer and the online weights as chooser, the target double Q-learning would bootstrap from."""
+    from ..core.decoding import decode_from_context
+
+    out, n = [], len(next(v for v in obs.values() if v is not None))
+    for i in range(0, n, chunk):
+        part = {k: None if v is None else v[i:i + chunk] for k, v in obs.items()}
+        args = [part[k] for k in ("images", "text", "state")]
+        bins = decode_from_context(chooser, chooser.encode_context(*args)).bins
+        out.append(scorer.q_values(scorer.encode_context(*args), bins)[:, -1].gather(-1, bins[:, -1:])[:, 0])
+    return torch.cat(out).numpy()
+
+
+def double_q_summary(v: np.ndarray, q_demo: np.ndarray, q_cross: np.ndarray, discount_n: float) -> dict:
+    """How much of the action gap is the max's selection: V - Q(online's choice) would leave a double-Q
+    target; what remains, Q(online's choice) - Q(demonstrated), sets that target's fixed point."""
+    gap = float(np.mean(q_cross - q_demo))
+    return {"q_of_online_choice": float(q_cross.mean()), "selection_gap_mean": float(np.mean(v - q_cross)),
+            "double_q_action_gap_mean": gap, "double_q_gap_fixed_point": gap / (1.0 - discount_n),
+            "online_choice_is_greedy_share": float(np.mean(np.isclose(q_cross, v, atol=1e-6)))}
 
 
 def summarize(v: np.ndarray, q_demo: np.ndarray, mc: np.ndarray, fast: np.ndarray, ahead: np.ndarray,
@@ -92,10 +118,14 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", type=Path, default=None, help="write the numbers as JSON")
     p.add_argument("--plot", type=Path, default=None, help="PNG: the first demonstration of each task")
+    p.add_argument("--online", action="store_true",
+                   help="also score the action the online weights (checkpoint_online/ beside each checkpoint) choose: "
+                        "the part of the action gap a double-Q target would remove")
     args = p.parse_args(argv)
     from ..core.checkpoint import load_model, read_config
     from ..core.config import LossConfig
     from ..core.discretizer import make_discretizer
+    from ..training.run_folder import ONLINE
 
     torch.set_num_threads(args.threads)
     names = [str(c) for c in args.checkpoints]
@@ -123,6 +153,12 @@ def main(argv=None) -> int:
     for name, model in models.items():
         v, q = values_along(model, obs, demo_bins)
         report["checkpoints"][name] = r = summarize(v, q, mc, fast, ahead, gamma ** n_step)
+        if args.online:
+            online = load_model(Path(name).parent / ONLINE).eval()
+            r.update(double_q_summary(v, q, cross_values(model, online, obs), gamma ** n_step))
+            print(f"{name}: Q of the online weights' choice {r['q_of_online_choice']:.3f} (V {r['value']:.3f}, "
+                  f"Q demonstrated {r['q_demonstrated']:.3f}): a double-Q gap of {r['double_q_action_gap_mean']:+.3f}, "
+                  f"fixed point {r['double_q_gap_fixed_point']:.3f}", flush=True)
         for m in drawn.values():
             m["v"][name] = v[m["rows"]]
         print(f"{name}: V {r['value']:.3f} (slow return {r['mc_return_slow']:.3f}, at the expert's speed "
