@@ -37,10 +37,20 @@ def values_along(model, obs: dict, demo_bins: np.ndarray, chunk: int = 128) -> t
     bins = torch.from_numpy(demo_bins)
     for i in range(0, len(demo_bins), chunk):
         part = slice(i, i + chunk)
-        context = model.encode_context(*(None if obs[k] is None else obs[k][part] for k in ("images", "text", "state")))
+        context = model.encode_context(*_rows(obs, part))
         v.append(decode_from_context(model, context).q_value)
-        q.append(model.q_values(context, bins[part])[:, -1].gather(-1, bins[part, -1:])[:, 0])
+        q.append(_q_of(model, context, bins[part]))
     return torch.cat(v).numpy(), torch.cat(q).numpy()
+
+
+def _rows(obs: dict, part: slice) -> list:
+    """(images, text, state) of the rows `part`, as encode_context takes them."""
+    return [None if obs[k] is None else obs[k][part] for k in ("images", "text", "state")]
+
+
+def _q_of(model, context: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """The Q of whole actions (B, d) in their last dimension: the action's value once every bin is chosen."""
+    return model.q_values(context, bins)[:, -1].gather(-1, bins[:, -1:])[:, 0]
 
 
 @torch.no_grad()
@@ -51,10 +61,9 @@ def cross_values(scorer, chooser, obs: dict, chunk: int = 128) -> np.ndarray:
 
     out, n = [], len(next(v for v in obs.values() if v is not None))
     for i in range(0, n, chunk):
-        part = {k: None if v is None else v[i:i + chunk] for k, v in obs.items()}
-        args = [part[k] for k in ("images", "text", "state")]
-        bins = decode_from_context(chooser, chooser.encode_context(*args)).bins
-        out.append(scorer.q_values(scorer.encode_context(*args), bins)[:, -1].gather(-1, bins[:, -1:])[:, 0])
+        rows = _rows(obs, slice(i, i + chunk))
+        bins = decode_from_context(chooser, chooser.encode_context(*rows)).bins
+        out.append(_q_of(scorer, scorer.encode_context(*rows), bins))
     return torch.cat(out).numpy()
 
 
